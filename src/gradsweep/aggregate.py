@@ -1,0 +1,111 @@
+"""Gather every run's files into ``results/``: one row per run, all traces, all metrics."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from gradsweep.io import METRICS_SCHEMA, TRACES_SCHEMA, atomic_path, write_parquet
+
+
+class AggregationError(RuntimeError):
+    """A run's file is missing or unreadable: aggregation names it instead of dropping it."""
+
+
+def _read_table(path: str | Path, schema: pa.Schema) -> pa.Table:
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException) as err:
+        raise AggregationError(f"{path}: cannot be read as Parquet ({err}); rerun its job") from err
+    missing = set(schema.names) - set(table.column_names)
+    if missing:
+        raise AggregationError(f"{path}: missing columns {sorted(missing)}; rerun its job")
+    return table.select(schema.names).cast(schema)
+
+
+def _read_info(path: str | Path) -> dict[str, Any]:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise AggregationError(f"{path}: cannot be read as JSON ({err}); rerun its job") from err
+
+
+def gradient_ratio(traces: pd.DataFrame, epoch: int) -> float:
+    """Probe bias-gradient norm of the last hidden layer ÷ that of the first, at ``epoch``."""
+    probe = traces[(traces["source"] == "probe") & (traces["param"] == "bias")]
+    at = probe[probe["epoch"] == epoch].set_index("layer")["grad_norm"]
+    hidden = at.drop(at.index.max()) if len(at) > 1 else at  # the last layer is the output
+    if hidden.empty:
+        return float("nan")
+    return float(hidden.iloc[-1] / hidden.iloc[0]) if hidden.iloc[0] else float("inf")
+
+
+def run_summary(info: dict[str, Any], traces: pd.DataFrame, metrics: pd.DataFrame) -> dict:
+    cfg = info["config"]
+    trained = metrics[metrics["epoch"] > 0]
+    valid = trained.dropna(subset=["val_acc"])
+    best = valid.loc[valid["val_acc"].idxmax()] if not valid.empty else None
+    last_epoch = int(metrics["epoch"].max())
+    return {
+        "run_id": info["run_id"],
+        "experiment": info["experiment"],
+        "run": info["run"],
+        "dataset": cfg["dataset"],
+        "depth": len(cfg["widths"]),
+        "widths": "-".join(map(str, cfg["widths"])),
+        "activation": cfg["activation"],
+        "init": cfg["init"],
+        "seed": cfg["seed"],
+        "epochs": cfg["epochs"],
+        "learning_rate": cfg["learning_rate"],
+        "batch_size": cfg["batch_size"],
+        "status": info["status"],
+        "best_val_acc": float(best["val_acc"]) if best is not None else np.nan,
+        "best_epoch": int(best["epoch"]) if best is not None else -1,
+        "test_acc": float(best["test_acc"]) if best is not None else np.nan,
+        "final_test_acc": float(trained["test_acc"].iloc[-1]) if len(trained) else np.nan,
+        "wall_s": float(info["wall_s"]),
+        "grad_ratio_init": gradient_ratio(traces, 0),
+        "grad_ratio_final": gradient_ratio(traces, last_epoch),
+    }
+
+
+def _with_experiment(table: pa.Table, experiment: str) -> pa.Table:
+    return table.append_column("experiment", pa.array([experiment] * table.num_rows, pa.string()))
+
+
+def aggregate(
+    infos: Sequence[str],
+    traces: Sequence[str],
+    metrics: Sequence[str],
+    out_runs: str | Path,
+    out_traces: str | Path,
+    out_metrics: str | Path,
+) -> pd.DataFrame:
+    """Write the three aggregate tables; traces are streamed run by run (they can be large)."""
+    if not (len(infos) == len(traces) == len(metrics)):
+        raise AggregationError("infos, traces and metrics must list the same runs")
+    rows, metric_tables = [], []
+    schema = TRACES_SCHEMA.append(pa.field("experiment", pa.string()))
+    with atomic_path(out_traces) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+        for info_path, trace_path, metric_path in zip(infos, traces, metrics, strict=True):
+            info = _read_info(info_path)
+            trace_table = _read_table(trace_path, TRACES_SCHEMA)
+            metric_table = _read_table(metric_path, METRICS_SCHEMA)
+            writer.write_table(_with_experiment(trace_table, info["experiment"]))
+            metric_tables.append(_with_experiment(metric_table, info["experiment"]))
+            probe = trace_table.filter(pc.equal(trace_table["source"], "probe"))
+            rows.append(run_summary(info, probe.to_pandas(), metric_table.to_pandas()))
+    with atomic_path(out_metrics) as tmp:
+        pq.write_table(pa.concat_tables(metric_tables), tmp)
+    runs = pd.DataFrame(rows)
+    write_parquet(runs, out_runs)
+    return runs

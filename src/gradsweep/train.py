@@ -1,0 +1,104 @@
+"""Mini-batch SGD whose every step records each layer's gradient norm.
+
+One epoch is one compiled TensorFlow function: batches are gathered from tensors already in
+memory, the per-step norms go into an in-graph ``TensorArray`` and reach the host once, when
+the epoch ends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from gradsweep.model import DenseNet, loss_function
+
+
+@dataclass(frozen=True)
+class SGD:
+    learning_rate: float
+    batch_size: int
+    l2: float = 0.0  # lambda; the penalty is lambda / (2 n) * sum of squared weights
+    l2_n: int = 1
+    trace_every: int = 1  # 0: no step traces
+    jit_compile: bool = True
+
+
+class Trainer:
+    def __init__(self, net: DenseNet, loss: str, sgd: SGD) -> None:
+        self.net, self.sgd, self.loss = net, sgd, loss_function(loss)
+        weight_decay = sgd.l2 / sgd.l2_n
+        self.decays = [weight_decay, 0.0] * len(net.kernels)  # L2 on weights (W), not biases
+        self.train_epoch = tf.function(self._train_epoch, jit_compile=sgd.jit_compile)
+        self.probe = tf.function(self.gradient_norms)
+        self.evaluate = tf.function(self._evaluate)
+
+    def gradients(self, x: tf.Tensor, y: tf.Tensor) -> list[tf.Tensor]:
+        """∂C0/∂W^l and ∂C0/∂b^l for every layer l: backpropagation, i.e. the chain rule."""
+        with tf.GradientTape() as tape:
+            cost = self.loss(y, self.net(x))
+        return tape.gradient(cost, self.net.params)
+
+    def gradient_norms(self, x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+        """‖∂C0/∂θ‖ per parameter tensor θ, for the mean cost over (x, y)."""
+        return tf.stack([tf.norm(g) for g in self.gradients(x, y)])
+
+    def sgd_step(self, x: tf.Tensor, y: tf.Tensor) -> list[tf.Tensor]:
+        """θ ← θ − η (∂C0/∂θ + (λ/n) θ) for every layer, weight decay on W only."""
+        grads = self.gradients(x, y)
+        for p, g, decay in zip(self.net.params, grads, self.decays, strict=True):
+            p.assign_sub(self.sgd.learning_rate * (g + decay * p))
+        return grads
+
+    def _train_epoch(self, x: tf.Tensor, y: tf.Tensor, batches: tf.Tensor) -> tf.Tensor:
+        """SGD over ``batches`` (steps × batch_size indices).
+
+        Returns the gradient norms of every ``trace_every``-th step (rows) for each parameter
+        tensor (columns), kept in an in-graph TensorArray until the epoch ends.
+        """
+        steps = tf.shape(batches)[0]
+        every = self.sgd.trace_every or steps + 1  # untraced: one block, never recorded
+        n_blocks = (steps + every - 1) // every
+        norms = tf.TensorArray(tf.float32, size=n_blocks if self.sgd.trace_every else 0)
+        for block in tf.range(n_blocks):
+            first = block * every
+            grads = self.sgd_step(tf.gather(x, batches[first]), tf.gather(y, batches[first]))
+            if self.sgd.trace_every:
+                norms = norms.write(block, tf.stack([tf.norm(g) for g in grads]))
+            step = first + 1
+            while step < tf.minimum(first + every, steps):  # the block's untraced steps
+                self.sgd_step(tf.gather(x, batches[step]), tf.gather(y, batches[step]))
+                step += 1
+        return norms.stack() if self.sgd.trace_every else tf.zeros((0, len(self.decays)))
+
+    def _evaluate(self, x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """Summed cost and number of correct predictions over (x, y)."""
+        logits = self.net(x)
+        n = tf.cast(tf.shape(x)[0], tf.float32)
+        correct = tf.reduce_sum(
+            tf.cast(tf.argmax(logits, axis=1) == tf.argmax(y, axis=1), tf.float32)
+        )
+        return self.loss(y, logits) * n, correct
+
+    def accuracy_and_loss(self, x: tf.Tensor, y: tf.Tensor, chunk: int = 10_000) -> tuple:
+        total_loss = total_correct = 0.0
+        for start in range(0, int(x.shape[0]), chunk):
+            loss, correct = self.evaluate(x[start : start + chunk], y[start : start + chunk])
+            total_loss += float(loss)
+            total_correct += float(correct)
+        n = int(x.shape[0])
+        return total_loss / n, total_correct / n
+
+
+def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> np.ndarray:
+    """The epoch's shuffled mini-batches, a pure function of (seed, epoch): no RNG state."""
+    steps = n // batch_size
+    order = np.random.default_rng([seed, epoch]).permutation(n)[: steps * batch_size]
+    return order.reshape(steps, batch_size).astype(np.int32)
+
+
+def configure_threads(threads: int) -> None:
+    """Size TensorFlow's thread pools before it starts (one job must not oversubscribe)."""
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
