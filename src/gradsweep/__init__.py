@@ -1,0 +1,1 @@
+"""gradsweep: sweep dense nets and trace per-layer gradients (vanishing/exploding)."""
