@@ -4,15 +4,24 @@ from gradsweep.config import TRAINER_VERSION, ConfigError, expand_runs, run_name
 
 
 def config(**experiment):
-    base = {"dataset": "digits", "grid": {"depth": [1], "width": [8], "activation": ["relu"],
-                                          "init": ["he_normal"]}}
+    base = {
+        "dataset": "digits",
+        "grid": {"depth": [1], "width": [8], "activation": ["relu"], "init": ["he_normal"]},
+    }
     return {"experiments": {"exp": {**base, **experiment}}}
 
 
 def test_grid_is_the_cartesian_product_with_readable_names():
     runs = expand_runs(
-        config(grid={"depth": [1, 4], "width": [16], "activation": ["sigmoid", "relu"],
-                     "init": ["scaled_normal", "he_normal"], "seed": [0, 1]})
+        config(
+            grid={
+                "depth": [1, 4],
+                "width": [16],
+                "activation": ["sigmoid", "relu"],
+                "init": ["scaled_normal", "he_normal"],
+                "seed": [0, 1],
+            }
+        )
     )
     assert len(runs) == 2 * 2 * 2 * 2
     names = {r["run"] for r in runs}
@@ -24,14 +33,24 @@ def test_grid_is_the_cartesian_product_with_readable_names():
 
 
 def test_explicit_width_lists_and_union_of_grid_entries():
-    runs = expand_runs(config(grid=[
-        {"depth": [1], "width": [100], "activation": ["relu"], "init": ["he_normal"]},
-        {"widths": [[500, 300, 150, 50]], "activation": ["relu"], "init": ["he_normal"],
-         "epochs": [60]},
-    ]))
+    runs = expand_runs(
+        config(
+            grid=[
+                {"depth": [1], "width": [100], "activation": ["relu"], "init": ["he_normal"]},
+                {
+                    "widths": [[500, 300, 150, 50]],
+                    "activation": ["relu"],
+                    "init": ["he_normal"],
+                    "epochs": [60],
+                },
+            ]
+        )
+    )
     by_name = {r["run"]: r for r in runs}
-    assert set(by_name) == {"d1-w100-relu-he_normal-s0-epochs30",
-                            "d4-w500x300x150x50-relu-he_normal-s0-epochs60"}
+    assert set(by_name) == {
+        "d1-w100-relu-he_normal-s0-epochs30",
+        "d4-w500x300x150x50-relu-he_normal-s0-epochs60",
+    }
     assert by_name["d4-w500x300x150x50-relu-he_normal-s0-epochs60"]["epochs"] == 60
 
 
@@ -53,15 +72,32 @@ def test_params_are_plain_python_in_sorted_order():
 @pytest.mark.parametrize(
     ("grid", "message"),
     [
-        ({"depth": [2], "widths": [[8, 8, 8]], "activation": ["relu"], "init": ["he_normal"]},
-         "has 3 hidden layers but depth is 2"),
-        ({"depth": [1, 1], "width": [8], "activation": ["relu"], "init": ["he_normal"]},
-         "twice"),
+        (
+            {"depth": [2], "widths": [[8, 8, 8]], "activation": ["relu"], "init": ["he_normal"]},
+            "has 3 hidden layers but depth is 2",
+        ),
+        ({"depth": [1, 1], "width": [8], "activation": ["relu"], "init": ["he_normal"]}, "twice"),
         ({"width": [8], "activation": ["relu"], "init": ["he_normal"]}, "needs 'depth'"),
-        ({"depth": [1], "width": [8], "activation": ["relu"], "init": ["he_normal"],
-          "batch_size": [5000]}, "batch_size = 5000 is larger than the 1077"),
-        ({"depth": [1], "width": [8], "activation": ["relu"], "init": ["he_normal"],
-          "learning_rate": ["fast"]}, "learning_rate = 'fast' is not a number"),
+        (
+            {
+                "depth": [1],
+                "width": [8],
+                "activation": ["relu"],
+                "init": ["he_normal"],
+                "batch_size": [5000],
+            },
+            "batch_size = 5000 is larger than the 1077",
+        ),
+        (
+            {
+                "depth": [1],
+                "width": [8],
+                "activation": ["relu"],
+                "init": ["he_normal"],
+                "learning_rate": ["fast"],
+            },
+            "learning_rate = 'fast' is not a number",
+        ),
     ],
 )
 def test_semantic_errors_name_experiment_key_and_value(grid, message):
@@ -71,6 +107,11 @@ def test_semantic_errors_name_experiment_key_and_value(grid, message):
 
 
 def test_run_name_lists_varied_training_keys():
-    run = {"widths": [3, 2], "activation": "tanh", "init": "normal", "seed": 2,
-           "learning_rate": 0.1}
+    run = {
+        "widths": [3, 2],
+        "activation": "tanh",
+        "init": "normal",
+        "seed": 2,
+        "learning_rate": 0.1,
+    }
     assert run_name(run, ["learning_rate"]) == "d2-w3x2-tanh-normal-s2-learning_rate0.1"

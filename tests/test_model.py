@@ -75,8 +75,9 @@ def test_gradient_norms_and_sgd_step_match_numpy_backprop():
     steps = trainer.train_epoch(tf.constant(x), tf.constant(y), tf.constant([np.arange(8)]))
     np.testing.assert_allclose(steps.numpy()[0], probe, rtol=1e-5)
     for i, (w, g) in enumerate(zip(ws, expected[::2], strict=True)):
-        np.testing.assert_allclose(net.kernels[i].numpy(), w - 0.3 * (g + 2.0 / 100 * w),
-                                   rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(
+            net.kernels[i].numpy(), w - 0.3 * (g + 2.0 / 100 * w), rtol=1e-4, atol=1e-6
+        )
     for i, (b, g) in enumerate(zip(bs, expected[1::2], strict=True)):
         np.testing.assert_allclose(net.biases[i].numpy(), b - 0.3 * g, rtol=1e-4, atol=1e-6)
 
@@ -89,8 +90,9 @@ def test_compiled_epoch_equals_step_by_step_loop(trace_every):
     y = tf.one_hot(rng.integers(0, 10, 200), 10)
     batches = epoch_batches(200, 10, seed=0, epoch=1)
     sgd = SGD(0.5, 10, l2=5.0, l2_n=200, trace_every=trace_every)
-    fast_net, slow_net = (DenseNet([12, 9, 9, 10], "tanh", "glorot_normal", seed=4)
-                          for _ in range(2))
+    fast_net, slow_net = (
+        DenseNet([12, 9, 9, 10], "tanh", "glorot_normal", seed=4) for _ in range(2)
+    )
     fast = Trainer(fast_net, "softmax_cross_entropy", sgd)
     norms = fast.train_epoch(x, y, tf.constant(batches)).numpy()
 

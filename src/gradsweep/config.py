@@ -179,3 +179,41 @@ def expand_runs(config: Mapping[str, Any]) -> list[dict]:
         raise ConfigError("the config has no experiments (key 'experiments')")
     base = config.get("training", {})
     return [run for name, exp in experiments.items() for run in expand_experiment(name, exp, base)]
+
+
+def _location(path: list) -> str:
+    """``['experiments', 'x', 'grid', 'activation', 1]`` → "experiment 'x': grid.activation[1]"."""
+    prefix = ""
+    if len(path) >= 2 and path[0] == "experiments":
+        prefix, path = f"experiment '{path[1]}': ", path[2:]
+    where = ""
+    for part in path:
+        where += f"[{part}]" if isinstance(part, int) else (f".{part}" if where else str(part))
+    return prefix + (where or "the config")
+
+
+def explain(error: Any) -> str:
+    """One line for a jsonschema ``ValidationError``: experiment, key, value, what is allowed."""
+    loc, value, rule = _location(list(error.absolute_path)), error.instance, error.validator_value
+    match error.validator:
+        case "enum":
+            return f"{loc} = {value!r} is not allowed; allowed: {', '.join(map(str, rule))}"
+        case "additionalProperties":
+            allowed = sorted(error.schema.get("properties", {}))
+            unknown = sorted(set(value) - set(allowed))
+            return (
+                f"{loc}: unknown key {', '.join(map(repr, unknown))}; allowed: {', '.join(allowed)}"
+            )
+        case "required":
+            return f"{loc}: {error.message.replace('is a required property', 'is missing')}"
+        case "minimum" | "exclusiveMinimum":
+            op = ">=" if error.validator == "minimum" else ">"
+            return f"{loc} = {value!r} is too small; allowed: {op} {rule}"
+        case "minItems" | "minProperties":
+            return f"{loc} is empty; give at least {rule}"
+        case "type":
+            kinds = rule if isinstance(rule, list) else [rule]
+            return f"{loc} = {value!r} has the wrong type; allowed: {' or '.join(kinds)}"
+        case "pattern":
+            return f"{loc} = {value!r} is not allowed (must match {rule})"
+    return f"{loc}: {error.message}"

@@ -9,5 +9,7 @@ rule aggregate:
         metrics="results/metrics.parquet",
     log:
         "logs/aggregate.log",
+    conda:
+        "../envs/gradsweep.yaml"
     script:
         "../scripts/aggregate.py"

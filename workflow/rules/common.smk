@@ -1,16 +1,28 @@
 import importlib.util
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from gradsweep.config import expand_runs
+from gradsweep.config import ConfigError, expand_runs, explain
 from gradsweep.data import download_targets, raw_files
 
-
-validate(config, schema="../schemas/config.schema.yaml")
-
-RUNS = {(run["experiment"], run["run"]): run for run in expand_runs(config)}
+try:
+    validate(config, schema="../schemas/config.schema.yaml")
+    RUNS = {(run["experiment"], run["run"]): run for run in expand_runs(config)}
+except (
+    WorkflowError
+) as error:  # the schema said no: one line naming key, value, allowed
+    raise WorkflowError(f"Invalid config: {explain(error.__context__)}") from None
+except ConfigError as error:
+    raise WorkflowError(f"Invalid config: {error}") from None
 EXPERIMENTS = sorted({experiment for experiment, _ in RUNS})
-TRAIN = {"threads": 1, "gpu": 0, "mem_mb": 4000, "runtime": 120, **config.get("train", {})}
+TRAIN = {
+    "threads": 1,
+    "gpu": 0,
+    "mem_mb": 4000,
+    "runtime": 120,
+    **config.get("train", {}),
+}
 
 
 wildcard_constraints:
@@ -60,4 +72,6 @@ def final_outputs():
 
 def sources(*modules):
     """Files of gradsweep modules, for rules whose outputs should follow their code."""
-    return [importlib.util.find_spec(f"gradsweep.{module}").origin for module in modules]
+    return [
+        importlib.util.find_spec(f"gradsweep.{module}").origin for module in modules
+    ]

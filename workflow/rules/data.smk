@@ -1,12 +1,14 @@
 rule download_raw:
     output:
         "resources/raw/{dataset}/{filename}",
-    params:
-        url=lambda wildcards: download_target(wildcards)["url"],
-        sha256=lambda wildcards: download_target(wildcards)["sha256"],
     log:
         "logs/download/{dataset}/{filename}.log",
     retries: 2
+    conda:
+        "../envs/gradsweep.yaml"
+    params:
+        url=lambda wildcards: download_target(wildcards)["url"],
+        sha256=lambda wildcards: download_target(wildcards)["sha256"],
     script:
         "../scripts/download.py"
 
@@ -16,9 +18,11 @@ rule prepare_data:
         dataset_raw_files,
     output:
         "resources/data/{dataset}.npz",
-    params:
-        dataset=lambda wildcards: wildcards.dataset,
     log:
         "logs/prepare_data/{dataset}.log",
+    conda:
+        "../envs/gradsweep.yaml"
+    params:
+        dataset=lambda wildcards: wildcards.dataset,
     script:
         "../scripts/prepare_data.py"

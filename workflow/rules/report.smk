@@ -10,6 +10,8 @@ rule results_table:
         ),
     log:
         "logs/results_table.log",
+    conda:
+        "../envs/gradsweep.yaml"
     script:
         "../scripts/results_table.py"
 
@@ -19,7 +21,7 @@ rule plot_figures:
         runs="results/runs.parquet",
         traces="results/traces.parquet",
         metrics="results/metrics.parquet",
-        code=sources("plots"),
+        code=sources("plots", "table"),
     output:
         activation_init=report(
             "results/figures/activation_init.png",
@@ -38,6 +40,8 @@ rule plot_figures:
         ),
     log:
         "logs/plot_figures.log",
+    conda:
+        "../envs/gradsweep.yaml"
     script:
         "../scripts/plot_figures.py"
 
@@ -47,7 +51,7 @@ rule plot_experiment:
         runs="results/runs.parquet",
         traces="results/traces.parquet",
         metrics="results/metrics.parquet",
-        code=sources("plots"),
+        code=sources("plots", "table"),
     output:
         gradients=report(
             "results/figures/{experiment}/gradients.png",
@@ -63,5 +67,7 @@ rule plot_experiment:
         ),
     log:
         "logs/plot_experiment/{experiment}.log",
+    conda:
+        "../envs/gradsweep.yaml"
     script:
         "../scripts/plot_experiment.py"

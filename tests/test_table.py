@@ -1,0 +1,170 @@
+"""Markdown results table from a synthetic runs.parquet (columns: docs/outputs.md)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gradsweep import table
+from gradsweep.table import Column, format_percent, format_ratio, results_markdown
+
+
+def _run(experiment: str, depth: int, width: int, act: str, init: str, seed: int, **kw) -> dict:
+    run = f"d{depth}-w{'x'.join([str(width)] * depth)}-{act}-{init}-s{seed}"
+    row = {
+        "run_id": f"{experiment}/{run}", "experiment": experiment, "run": run,
+        "dataset": "mnist", "depth": depth, "widths": "-".join([str(width)] * depth),
+        "activation": act, "init": init, "seed": seed, "epochs": 30, "learning_rate": 3.0,
+        "batch_size": 10, "status": "ok", "best_val_acc": 0.9612, "best_epoch": 28,
+        "test_acc": 0.95876, "final_test_acc": 0.955, "wall_s": 12.0,
+        "grad_ratio_init": 4.0 ** (depth - 1), "grad_ratio_final": 2.0 ** (depth - 1),
+    }  # fmt: skip
+    row.update(kw)
+    return row
+
+
+@pytest.fixture
+def runs() -> pd.DataFrame:
+    rows = [
+        _run("vanishing", 4, 30, "sigmoid", "scaled_normal", 0, best_val_acc=0.9012),
+        _run("vanishing", 1, 30, "sigmoid", "scaled_normal", 0),
+        _run("vanishing", 2, 100, "sigmoid", "scaled_normal", 0),
+        _run("vanishing", 2, 30, "sigmoid", "scaled_normal", 1),
+        _run("vanishing", 2, 30, "sigmoid", "scaled_normal", 0),
+        _run("vanishing", 2, 30, "relu", "he_normal", 0, grad_ratio_init=0.98),
+        _run("activations", 5, 64, "relu", "normal", 0, status="diverged", best_val_acc=np.nan,
+             best_epoch=np.nan, test_acc=np.nan, final_test_acc=np.nan,
+             grad_ratio_init=0.004123, grad_ratio_final=np.nan, dataset="fashion_mnist"),
+        _run("activations", 5, 64, "tanh", "he_normal", 0, dataset="fashion_mnist"),
+    ]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _table_rows(md: str, section: str) -> list[list[str]]:
+    """Data rows (cells stripped) of the table under ``## section``."""
+    body = md.split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
+    lines = [ln for ln in body.splitlines() if ln.startswith("|")]
+    return [[c.strip() for c in ln.strip("|").split("|")] for ln in lines[2:]]
+
+
+def _header(md: str, section: str) -> list[str]:
+    body = md.split(f"## {section}\n", 1)[1]
+    line = next(ln for ln in body.splitlines() if ln.startswith("|"))
+    return [c.strip() for c in line.strip("|").split("|")]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (1.0, "1.00"),
+        (3.99999, "4.00"),
+        (17.234, "17.2"),
+        (271.4, "271"),
+        (999.6, "1.00e3"),
+        (54321.0, "5.43e4"),
+        (0.435, "0.435"),
+        (0.0610, "0.0610"),
+        (0.01, "0.0100"),
+        (0.009996, "0.0100"),
+        (0.004123, "4.12e-3"),
+        (1.5e-7, "1.50e-7"),
+        (9.996, "10.0"),
+        (0.0, "0"),
+        (math.inf, "∞"),
+        (math.nan, "—"),
+        (None, "—"),
+    ],
+)
+def test_format_ratio(value: float | None, expected: str) -> None:
+    assert format_ratio(value) == expected
+
+
+def test_format_percent() -> None:
+    assert format_percent(0.95876) == "95.88"
+    assert format_percent(1.0) == "100.00"
+    assert format_percent(np.nan) == "—"
+
+
+def test_intro_explains_ratio(runs: pd.DataFrame) -> None:
+    md = results_markdown(runs)
+    assert md.startswith("# Results\n")
+    intro = md.split("\n## ", 1)[0]
+    for words in ("last hidden layer", "first hidden layer", "vanish", "explode", "diverged"):
+        assert words in intro
+
+
+def test_section_per_experiment_with_dataset(runs: pd.DataFrame) -> None:
+    md = results_markdown(runs)
+    assert md.count("\n## ") == 2
+    assert md.index("## activations") < md.index("## vanishing")
+    act = md.split("## activations\n", 1)[1].split("\n## ", 1)[0]
+    assert "**fashion_mnist**" in act and "2 runs (1 diverged)" in act
+    van = md.split("## vanishing\n", 1)[1]
+    assert "**mnist**" in van and "6 runs." in van
+
+
+def test_one_row_per_run_sorted(runs: pd.DataFrame) -> None:
+    md = results_markdown(runs)
+    rows = _table_rows(md, "vanishing")
+    assert len(rows) == 6
+    # sorted by depth, then widths numerically (30 before 100), activation, init, seed
+    key = [(r[0], r[1], r[2], r[4]) for r in rows]
+    assert key == [
+        ("1", "30", "sigmoid", "0"),
+        ("2", "30-30", "relu", "0"),
+        ("2", "30-30", "sigmoid", "0"),
+        ("2", "30-30", "sigmoid", "1"),
+        ("2", "100-100", "sigmoid", "0"),
+        ("4", "30-30-30-30", "sigmoid", "0"),
+    ]
+    assert len(_table_rows(md, "activations")) == 2
+
+
+def test_columns_and_values(runs: pd.DataFrame) -> None:
+    md = results_markdown(runs)
+    assert _header(md, "vanishing") == [c.header for c in table.COLUMNS]
+    deep = _table_rows(md, "vanishing")[-1]
+    cells = dict(zip(_header(md, "vanishing"), deep, strict=True))
+    assert cells["best val acc (%)"] == "90.12"
+    assert cells["test acc (%)"] == "95.88"
+    assert cells["grad ratio at init"] == "64.0"
+    assert cells["grad ratio at end"] == "8.00"
+    assert cells["epochs"] == "30" and cells["status"] == "ok"
+
+
+def test_diverged_run_kept_with_dashes(runs: pd.DataFrame) -> None:
+    md = results_markdown(runs)
+    rows = _table_rows(md, "activations")
+    cells = dict(zip(_header(md, "activations"), rows[0], strict=True))
+    assert cells["activation"] == "relu" and cells["status"] == "diverged"
+    assert cells["best val acc (%)"] == "—" and cells["test acc (%)"] == "—"
+    assert cells["grad ratio at init"] == "4.12e-3"
+    assert cells["grad ratio at end"] == "—"
+    tables = md.split("\n## ", 1)[1]  # everything after the intro
+    assert "nan" not in tables.lower() and "none" not in tables.lower()
+
+
+def test_varying_setting_becomes_a_column(runs: pd.DataFrame) -> None:
+    lr = pd.DataFrame([_run("lr", 1, 16, "relu", "he_normal", 0, learning_rate=lr)
+                       for lr in (0.1, 1.0)])  # fmt: skip
+    md = results_markdown(pd.concat([runs, lr], ignore_index=True))
+    header = _header(md, "lr")
+    assert header[header.index("seed") + 1] == "learning rate"
+    assert [r[header.index("learning rate")] for r in _table_rows(md, "lr")] == ["0.1", "1"]
+    assert "learning rate" not in _header(md, "vanishing")
+
+
+def test_extra_columns_via_column_list(runs: pd.DataFrame) -> None:
+    ref = runs.assign(reference=0.95)
+    cols = [*table.COLUMNS, Column("reference (%)", "reference", format_percent)]
+    md = results_markdown(ref, columns=cols)
+    assert _header(md, "vanishing")[-1] == "reference (%)"
+    assert all(r[-1] == "95.00" for r in _table_rows(md, "vanishing"))
+
+
+def test_empty_runs() -> None:
+    md = results_markdown(pd.DataFrame(columns=["experiment"]))
+    assert md.startswith("# Results") and "No runs" in md

@@ -1,0 +1,95 @@
+"""The smoke sweep end to end with real Snakemake, TensorFlow and Parquet."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from matplotlib.image import imread
+from workflow_helpers import copy_workflow, snakemake
+
+from gradsweep.io import METRICS_SCHEMA, TRACES_SCHEMA
+
+SMOKE = ("--cores", "2", "--configfile", "config/smoke.yaml")
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    workdir = copy_workflow(tmp_path_factory.mktemp("smoke"))
+    snakemake(workdir, *SMOKE)
+    return workdir
+
+
+def test_smoke_sweep_writes_every_output(smoke_run):
+    runs = pd.read_parquet(smoke_run / "results/runs.parquet")
+    assert len(runs) == 8 and set(runs["status"]) == {"ok"}
+    assert set(runs["depth"]) == {1, 4} and set(runs["activation"]) == {"sigmoid", "relu"}
+    for col in (
+        "run_id",
+        "experiment",
+        "dataset",
+        "widths",
+        "init",
+        "seed",
+        "epochs",
+        "best_val_acc",
+        "test_acc",
+        "wall_s",
+        "grad_ratio_init",
+        "grad_ratio_final",
+    ):
+        assert col in runs
+    assert runs["best_val_acc"].between(0, 1).all()
+
+    traces = pq.read_table(smoke_run / "results/traces.parquet")
+    for field in TRACES_SCHEMA:
+        assert traces.schema.field(field.name).type == field.type
+    traces = traces.to_pandas()
+    assert set(traces["source"]) == {"step", "probe"}
+    assert set(traces["run_id"]) == set(runs["run_id"])
+    one = traces[traces["run_id"] == "smoke/d4-w16-relu-he_normal-s0"]
+    # 1077 digits / batch 10 = 107 steps per epoch, 3 epochs, 5 layers x (kernel, bias)
+    assert len(one[one["source"] == "step"]) == 3 * 107 * 10
+    assert len(one[one["source"] == "probe"]) == 4 * 10  # epochs 0..3
+    assert one.loc[one["source"] == "step", "step"].max() == 3 * 107
+
+    metrics = pq.read_table(smoke_run / "results/metrics.parquet")
+    assert set(METRICS_SCHEMA.names) <= set(metrics.column_names)
+    assert metrics.num_rows == 8 * 4
+
+    info = json.loads(
+        (smoke_run / "results/runs/smoke/d1-w16-sigmoid-scaled_normal-s0/run.json").read_text()
+    )
+    assert info["status"] == "ok" and info["device"].endswith("CPU:0")
+    assert info["config"]["widths"] == [16] and info["versions"]["tensorflow"].startswith("2.")
+
+
+def test_results_table_has_a_row_per_run(smoke_run):
+    text = (smoke_run / "results/results.md").read_text()
+    runs = pd.read_parquet(smoke_run / "results/runs.parquet")
+    rows = [line for line in text.splitlines() if line.startswith("|") and "---" not in line]
+    assert len(rows) == len(runs) + 1  # header + one per run
+    assert "## smoke" in text
+
+
+def test_figures_are_real_pngs(smoke_run):
+    figures = sorted((smoke_run / "results/figures").rglob("*.png"))
+    assert len(figures) >= 5
+    for png in figures:
+        height, width, _ = imread(png).shape
+        assert height > 300 and width > 300, png
+
+
+def test_deep_sigmoid_gradient_vanishes_and_relu_he_does_not(smoke_run):
+    runs = pd.read_parquet(smoke_run / "results/runs.parquet").set_index("run")
+    sigmoid = runs.loc["d4-w16-sigmoid-scaled_normal-s0", "grad_ratio_init"]
+    relu = runs.loc["d4-w16-relu-he_normal-s0", "grad_ratio_init"]
+    assert sigmoid > 10 * relu
+    assert 1 / 3 < relu < 3
+
+
+def test_unchanged_sweep_has_nothing_to_do(smoke_run):
+    result = snakemake(smoke_run, *SMOKE, "-n")
+    assert "Nothing to be done" in result.stdout + result.stderr
