@@ -14,6 +14,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+DIAGNOSTICS = (
+    "act_deriv",
+    "weight_norm",
+    "chain_factor",
+    "saturated_frac",
+    "dead_frac",
+    "same_sign_frac",
+)
+
 TRACES_SCHEMA = pa.schema(
     [
         ("run_id", pa.string()),
@@ -24,6 +33,8 @@ TRACES_SCHEMA = pa.schema(
         ("grad_norm", pa.float64()),
         ("source", pa.string()),
     ]
+    # probe rows of hidden layers only (NaN elsewhere): see gradsweep.diagnostics.COLUMNS
+    + [(name, pa.float64()) for name in DIAGNOSTICS]
 )
 METRICS_SCHEMA = pa.schema(
     [("run_id", pa.string()), ("epoch", pa.int32()), ("step", pa.int64())]

@@ -15,6 +15,7 @@ import shutil
 import socket
 import time
 from collections.abc import Callable
+from functools import partial
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -129,6 +130,7 @@ def train_run(
     import tensorflow as tf
 
     from gradsweep.data import load_prepared
+    from gradsweep.diagnostics import diagnostics_frame, layer_diagnostics
     from gradsweep.model import DenseNet
     from gradsweep.train import SGD, Trainer, epoch_batches
 
@@ -162,21 +164,18 @@ def train_run(
         jit_compile=jit_compile,
     )
     trainer = Trainer(net, cfg["loss"], sgd)
+    diagnose = tf.function(partial(layer_diagnostics, net, cfg["loss"]))
     steps_per_epoch = n // cfg["batch_size"]
     ckpt = _Checkpoint(checkpoint_dir, config_hash(cfg)) if checkpoint_dir else None
 
     def epoch_record(epoch: int, step_norms: np.ndarray | None, wall: float) -> tuple:
         """Probe gradient norms and the three splits' loss/accuracy after ``epoch``."""
         step = epoch * steps_per_epoch
-        parts = [
-            norms_frame(
-                run_id,
-                trainer.probe(x_probe, y_probe).numpy()[None],
-                epoch,
-                np.array([step]),
-                "probe",
-            )
-        ]
+        probe = norms_frame(
+            run_id, trainer.probe(x_probe, y_probe).numpy()[None], epoch, np.array([step]), "probe"
+        )
+        diagnostics = diagnostics_frame(diagnose(x_probe, y_probe).numpy())
+        parts = [probe.merge(diagnostics, on="layer", how="left")]  # output layer: NaN
         if step_norms is not None and len(step_norms):
             first = (epoch - 1) * steps_per_epoch + 1
             recorded = first + np.arange(len(step_norms)) * max(cfg["trace_every"], 1)

@@ -1,0 +1,63 @@
+"""Per-hidden-layer diagnostics on the probe set: the factors of the chain rule, made visible.
+
+For hidden layer l (z^l = a^(l-1) W^l + b^l, a^l = σ(z^l)), backpropagation gives
+δ^l = σ′(z^l) ⊙ (δ^(l+1) (W^(l+1))ᵀ): each layer down multiplies the gradient by an activation
+derivative and a weight matrix. The columns below measure those factors and the ways a layer
+stops learning.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import tensorflow as tf
+
+from gradsweep.io import DIAGNOSTICS
+from gradsweep.model import DenseNet, loss_function
+
+# act_deriv: mean |σ′(z^l)| over probe images and units
+# weight_norm: ‖W^l‖ (Frobenius), the layer's incoming weights
+# chain_factor: act_deriv(l) × ‖W^(l+1)‖, what the chain rule multiplies in from l+1 to l
+# saturated_frac: fraction of (image, unit) pairs with |z^l| > 2
+# dead_frac: fraction of units whose output is 0 for every probe image
+# same_sign_frac: fraction of units whose non-zero incoming weight gradients share one sign
+COLUMNS = DIAGNOSTICS
+SATURATION_Z = 2.0
+
+
+def layer_diagnostics(net: DenseNet, loss: str, x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+    """(hidden layers × COLUMNS) for the mean cost over the probe set (x, y)."""
+    with tf.GradientTape() as tape:
+        zs, logits = net.pre_activations(x)
+        cost = loss_function(loss)(y, logits)
+    kernel_grads = tape.gradient(cost, net.kernels)
+    rows = []
+    for layer, z in enumerate(zs):
+        with tf.GradientTape() as inner:
+            inner.watch(z)
+            a = net.activation(z)
+        act_deriv = tf.abs(inner.gradient(a, z))  # σ′(z), element by element
+        g = kernel_grads[layer]
+        positive, negative = tf.reduce_any(g > 0, axis=0), tf.reduce_any(g < 0, axis=0)
+        moving = tf.reduce_sum(tf.cast(positive | negative, tf.float32))
+        one_sign = tf.reduce_sum(tf.cast(positive != negative, tf.float32))
+        mean_deriv = tf.reduce_mean(act_deriv)
+        rows.append(
+            tf.stack(
+                [
+                    mean_deriv,
+                    tf.norm(net.kernels[layer]),
+                    mean_deriv * tf.norm(net.kernels[layer + 1]),
+                    tf.reduce_mean(tf.cast(tf.abs(z) > SATURATION_Z, tf.float32)),
+                    tf.reduce_mean(tf.cast(tf.reduce_all(a == 0, axis=0), tf.float32)),
+                    one_sign / tf.maximum(moving, 1.0),
+                ]
+            )
+        )
+    return tf.stack(rows)
+
+
+def diagnostics_frame(values: tf.Tensor | list) -> pd.DataFrame:
+    """One row per hidden layer (1 = first), one column per diagnostic."""
+    frame = pd.DataFrame(values, columns=list(COLUMNS), dtype="float64")
+    frame.insert(0, "layer", range(1, len(frame) + 1))
+    return frame
