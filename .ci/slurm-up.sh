@@ -89,9 +89,8 @@ chmod 0400 /etc/munge/munge.key
 
 if ! munge_ok; then
     log "starting munged"
-    # a munged killed with -9 leaves its pid/lock files behind; munged refuses
-    # to start over a stale lock only if a live daemon holds it, so removing
-    # them is safe once we know the socket does not answer.
+    # a munged killed with -9 leaves its pid and lock files behind; nothing
+    # answers on the socket, so they are stale and safe to remove
     rm -f /run/munge/munged.pid /run/munge/munge.socket.2.lock
     runuser -u munge -- /usr/sbin/munged || die "munged failed to start"
     for _ in $(seq 1 20); do munge_ok && break; sleep 0.5; done
@@ -233,6 +232,11 @@ fi
 if [[ -z "$(daemon_pid "$CTLD_PID" slurmctld)" ]]; then
     log "starting slurmctld"
     rm -f "$CTLD_PID"
+    # state saved under another ClusterName makes slurmctld refuse to start
+    if [[ -f "$STATE_DIR/clustername" ]] && [[ "$(cat "$STATE_DIR/clustername")" != gradsweep-ci ]]; then
+        log "discarding controller state of cluster '$(cat "$STATE_DIR/clustername")'"
+        rm -f "$STATE_DIR/clustername"
+    fi
     # -i: ignore errors in saved state (e.g. after a kill -9) instead of refusing to start
     slurmctld -i || die "slurmctld failed to start"
 fi

@@ -38,22 +38,33 @@ def _read_info(path: str | Path) -> dict[str, Any]:
         raise AggregationError(f"{path}: cannot be read as JSON ({err}); rerun its job") from err
 
 
-def gradient_ratio(traces: pd.DataFrame, epoch: int) -> float:
-    """Probe bias-gradient norm of the last hidden layer ÷ that of the first, at ``epoch``."""
-    probe = traces[(traces["source"] == "probe") & (traces["param"] == "bias")]
-    at = probe[probe["epoch"] == epoch].set_index("layer")["grad_norm"]
-    hidden = at.drop(at.index.max()) if len(at) > 1 else at  # the last layer is the output
-    if hidden.empty:
-        return float("nan")
-    return float(hidden.iloc[-1] / hidden.iloc[0]) if hidden.iloc[0] else float("inf")
+def hidden_bias_norms(probe: pd.DataFrame) -> pd.DataFrame:
+    """Probe bias-gradient norms: one row per epoch, one column per hidden layer (1 = first)."""
+    bias = probe[(probe["source"] == "probe") & (probe["param"] == "bias")]
+    table = bias.pivot_table(index="epoch", columns="layer", values="grad_norm", dropna=False)
+    return table.iloc[:, :-1]  # the last layer is the output layer
 
 
-def run_summary(info: dict[str, Any], traces: pd.DataFrame, metrics: pd.DataFrame) -> dict:
+def _hidden_mean(probe: pd.DataFrame, column: str, epoch: int) -> float:
+    """Mean over hidden layers of a diagnostic column at ``epoch``."""
+    rows = probe[(probe["param"] == "bias") & (probe["epoch"] == epoch)]
+    return float(rows[column].mean()) if column in rows and rows[column].notna().any() else np.nan
+
+
+def run_summary(info: dict[str, Any], probe: pd.DataFrame, metrics: pd.DataFrame) -> dict:
+    """One row of runs.parquet from a run's run.json, probe traces and metrics."""
+    from gradsweep.reference import verdict
+
     cfg = info["config"]
     trained = metrics[metrics["epoch"] > 0]
     valid = trained.dropna(subset=["val_acc"])
     best = valid.loc[valid["val_acc"].idxmax()] if not valid.empty else None
     last_epoch = int(metrics["epoch"].max())
+    norms = hidden_bias_norms(probe)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = norms.iloc[:, -1] / norms.iloc[:, 0]  # last ÷ first hidden layer, per epoch
+    increasing = (norms.diff(axis=1).iloc[:, 1:] > 0).all(axis=1)
+    median_ratio = float(ratios.median()) if ratios.notna().any() else np.nan
     return {
         "run_id": info["run_id"],
         "experiment": info["experiment"],
@@ -73,8 +84,14 @@ def run_summary(info: dict[str, Any], traces: pd.DataFrame, metrics: pd.DataFram
         "test_acc": float(best["test_acc"]) if best is not None else np.nan,
         "final_test_acc": float(trained["test_acc"].iloc[-1]) if len(trained) else np.nan,
         "wall_s": float(info["wall_s"]),
-        "grad_ratio_init": gradient_ratio(traces, 0),
-        "grad_ratio_final": gradient_ratio(traces, last_epoch),
+        "grad_ratio_init": float(ratios.get(0, np.nan)),
+        "grad_ratio_final": float(ratios.get(last_epoch, np.nan)),
+        "grad_ratio_median": median_ratio,
+        "verdict": verdict(info["status"], median_ratio),
+        "probe_bias_norms_init": [float(v) for v in norms.loc[0]] if 0 in norms.index else [],
+        "bias_order_frac": float(increasing.mean()) if len(increasing) else np.nan,
+        "dead_frac_final": _hidden_mean(probe, "dead_frac", last_epoch),
+        "saturated_frac_final": _hidden_mean(probe, "saturated_frac", last_epoch),
     }
 
 
@@ -109,3 +126,12 @@ def aggregate(
     runs = pd.DataFrame(rows)
     write_parquet(runs, out_runs)
     return runs
+
+
+def concatenate(parts: Sequence[str | Path], out: str | Path) -> None:
+    """Stack tables of one schema (e.g. per-experiment aggregates) into one file, streaming."""
+    schema = pq.read_schema(parts[0])
+    with atomic_path(out) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+        for part in parts:
+            for batch in pq.ParquetFile(part).iter_batches():
+                writer.write_batch(batch.cast(schema) if batch.schema != schema else batch)

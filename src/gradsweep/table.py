@@ -9,6 +9,8 @@ from typing import Any
 
 import pandas as pd
 
+from gradsweep.reference import EXPLODING_RATIO, METRICS, VANISHING_RATIO, annotate
+
 MISSING = "—"
 
 INTRO = (
@@ -24,6 +26,16 @@ INTRO = (
     "its way back to the input, as in deep sigmoid nets. A ratio ≪ 1 means gradients *explode* "
     "towards the input. Runs whose loss became NaN or infinite are kept with status "
     f"`diverged`; numbers they never produced are shown as {MISSING}."
+)
+
+
+VERDICTS = (
+    f"The **verdict** reads the median grad ratio over all epochs: *vanishing* above "
+    f"{VANISHING_RATIO:g}, *exploding* below {EXPLODING_RATIO:g}, *healthy* between, "
+    "*diverged* when the loss or a gradient became NaN or infinite. Where an experiment "
+    "reproduces a published result, its last three columns give the measured value, the "
+    "published reference and their difference Δ (percentage points for accuracies and errors, "
+    "measured ÷ published for gradient norms)."
 )
 
 
@@ -94,6 +106,7 @@ COLUMNS: list[Column] = [
     Column("test acc (%)", "test_acc", format_percent),
     Column("grad ratio at init", "grad_ratio_init", format_ratio),
     Column("grad ratio at end", "grad_ratio_final", format_ratio),
+    Column("verdict", "verdict", format_text, "left"),
     Column("status", "status", format_text, "left"),
 ]
 
@@ -150,21 +163,41 @@ def _section_intro(runs: pd.DataFrame) -> str:
     return text + "."
 
 
-def results_markdown(runs: pd.DataFrame, columns: list[Column] | None = None) -> str:
-    """Markdown results page: intro paragraph, then one table section per experiment."""
-    parts = ["# Results", "", INTRO, ""]
+def reference_columns(metric: str) -> list[Column]:
+    """Measured value, published reference and their difference, for one experiment."""
+    return [
+        Column(f"{METRICS[metric]} measured", "measured", format_text),
+        Column("reference", "reference", format_text),
+        Column("Δ", "delta", format_text),
+    ]
+
+
+def results_markdown(
+    runs: pd.DataFrame,
+    columns: list[Column] | None = None,
+    references: dict[str, dict | None] | None = None,
+) -> str:
+    """Markdown results page: intro paragraph, then one table section per experiment.
+
+    ``references`` maps an experiment to its config ``reference:`` block; such experiments
+    get the published source and claim, and measured / reference / Δ columns.
+    """
+    references = references or {}
+    parts = ["# Results", "", INTRO, "", VERDICTS, ""]
     if runs.empty:
         parts += ["No runs found.", ""]
         return "\n".join(parts)
+    runs = annotate(runs, references) if references else runs
     experiments = runs["experiment"].fillna("(no experiment)")
     for name in sorted(experiments.unique()):
         group = runs[experiments == name]
-        parts += [
-            f"## {name}",
-            "",
-            _section_intro(group),
-            "",
-            markdown_table(group, columns_for(group, columns)),
-            "",
-        ]
+        cols = columns_for(group, columns)
+        block = references.get(name) or {}
+        intro = _section_intro(group)
+        if block:
+            intro += f" Reference: {block['source']}."
+            if block.get("claim"):
+                intro += f" Published finding: *{block['claim']}*."
+            cols = cols + reference_columns(block["metric"])
+        parts += [f"## {name}", "", intro, "", markdown_table(group, cols), ""]
     return "\n".join(parts)

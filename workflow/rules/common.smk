@@ -3,15 +3,19 @@ import importlib.util
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from gradsweep.config import ConfigError, expand_runs, explain
+from jsonschema import ValidationError
+
+from gradsweep.config import ConfigError, check_sources, expand_runs, explain
 from gradsweep.data import download_targets, raw_files
 
+# Fail before planning any job, with one line naming experiment, key, value and allowed values.
 try:
     validate(config, schema="../schemas/config.schema.yaml")
     RUNS = {(run["experiment"], run["run"]): run for run in expand_runs(config)}
-except (
-    WorkflowError
-) as error:  # the schema said no: one line naming key, value, allowed
+    check_sources(config)
+except WorkflowError as error:  # the schema said no
+    if not isinstance(error.__context__, ValidationError):
+        raise
     raise WorkflowError(f"Invalid config: {explain(error.__context__)}") from None
 except ConfigError as error:
     raise WorkflowError(f"Invalid config: {error}") from None
@@ -53,9 +57,12 @@ def download_target(wildcards):
     return {"url": url, "sha256": sha256}
 
 
-def run_outputs(name):
+def run_outputs(name, experiment=None):
+    """One file of every run (of one experiment, if given), in a stable order."""
     return [
-        f"results/runs/{experiment}/{run}/{name}" for experiment, run in sorted(RUNS)
+        f"results/runs/{exp}/{run}/{name}"
+        for exp, run in sorted(RUNS)
+        if experiment in (None, exp)
     ]
 
 

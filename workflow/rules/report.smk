@@ -1,7 +1,7 @@
 rule results_table:
     input:
         runs="results/runs.parquet",
-        code=sources("table"),
+        code=sources("table", "reference"),
     output:
         report(
             "results/results.md",
@@ -12,6 +12,11 @@ rule results_table:
         "logs/results_table.log",
     conda:
         "../envs/gradsweep.yaml"
+    params:
+        references=lambda wildcards: {
+            name: experiment.get("reference")
+            for name, experiment in sorted(config["experiments"].items())
+        },
     script:
         "../scripts/results_table.py"
 
@@ -48,9 +53,9 @@ rule plot_figures:
 
 rule plot_experiment:
     input:
-        runs="results/runs.parquet",
-        traces="results/traces.parquet",
-        metrics="results/metrics.parquet",
+        runs="results/experiments/{experiment}/runs.parquet",
+        traces="results/experiments/{experiment}/traces.parquet",
+        metrics="results/experiments/{experiment}/metrics.parquet",
         code=sources("plots", "table"),
     output:
         gradients=report(

@@ -15,6 +15,6 @@ logging.basicConfig(
 runs = pd.read_parquet(smk.input.runs)
 out = Path(smk.output[0])
 tmp = out.with_name(out.name + ".tmp")
-tmp.write_text(results_markdown(runs), encoding="utf-8")
+tmp.write_text(results_markdown(runs, references=dict(smk.params.references)), encoding="utf-8")
 tmp.replace(out)
 logging.info("wrote %s: %d runs in %d experiments", out, len(runs), runs["experiment"].nunique())

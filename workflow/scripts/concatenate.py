@@ -1,0 +1,11 @@
+"""Snakemake adapter: stack the per-experiment aggregates into results/ (gradsweep.aggregate)."""
+
+import logging
+
+from gradsweep.aggregate import concatenate
+
+smk = snakemake  # type: ignore[name-defined]  # noqa: F821  (injected by Snakemake)
+
+logging.basicConfig(filename=smk.log[0], level=logging.INFO)
+for name in ("runs", "traces", "metrics"):
+    concatenate(list(smk.input[name]), smk.output[name])
