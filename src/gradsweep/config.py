@@ -8,7 +8,9 @@ so the Snakefile stays fast to parse.
 
 from __future__ import annotations
 
+import difflib
 import itertools
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -39,7 +41,7 @@ INITS = (
     "lecun_uniform",
 )
 DATASETS = ("mnist", "fashion_mnist", "digits")
-LOSSES = ("sigmoid_cross_entropy", "softmax_cross_entropy")
+LOSSES = ("sigmoid_cross_entropy", "sigmoid_cross_entropy_mean", "softmax_cross_entropy")
 BIAS_INITS = ("normal", "zeros")
 
 # Number of training images (after the validation split) per dataset.
@@ -66,16 +68,43 @@ class ConfigError(ValueError):
     """A config that passed the schema but cannot be run, with a message naming the key."""
 
 
-def _as_number(experiment: str, key: str, value: Any) -> Any:
-    """YAML 1.1 reads ``1e-3`` as a string; accept it as a number, reject other strings."""
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            raise ConfigError(
-                f"experiment '{experiment}': {key} = {value!r} is not a number"
-            ) from None
-    return value
+# Lower bounds of the float settings; YAML strings such as "1e-3" bypass the schema's.
+FLOAT_BOUNDS = {"learning_rate": (">", 0.0), "l2": (">=", 0.0), "weight_scale": (">", 0.0)}
+INT_KEYS = ("epochs", "batch_size", "probe_size", "trace_every", "train_subset", "l2_n")
+
+
+def _as_number(experiment: str, key: str, value: Any) -> float:
+    """YAML 1.1 reads ``1e-3`` as a string; accept it as a number, reject other strings,
+    NaN, infinities and values out of bounds."""
+    op, bound = FLOAT_BOUNDS[key]
+    allowed = f"allowed: a finite number {op} {bound:g}"
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"experiment '{experiment}': {key} = {value!r} is not a number; {allowed}"
+        ) from None
+    if not math.isfinite(number) or (number <= bound if op == ">" else number < bound):
+        raise ConfigError(
+            f"experiment '{experiment}': {key} = {value!r} is out of range; {allowed}"
+        )
+    return number
+
+
+def _check_axes(experiment: str, grid: Mapping[str, Any] | list[Mapping[str, Any]]) -> None:
+    """A value listed twice on one axis would give the same run twice."""
+    subs = grid if isinstance(grid, list) else [grid]
+    for i, sub in enumerate(subs):
+        where = f"grid[{i}]" if isinstance(grid, list) else "grid"
+        for key, values in sub.items():
+            seen: set[str] = set()
+            for value in values:
+                if repr(value) in seen:
+                    raise ConfigError(
+                        f"experiment '{experiment}': {where}.{key} = {list(values)!r} lists "
+                        f"{value!r} twice; allowed: each value once"
+                    )
+                seen.add(repr(value))
 
 
 def _grid_points(grid: Mapping[str, Any] | list[Mapping[str, Any]]) -> Iterable[dict[str, Any]]:
@@ -91,17 +120,21 @@ def _widths(experiment: str, point: Mapping[str, Any]) -> list[int]:
     if widths is not None:
         if width is not None:
             raise ConfigError(
-                f"experiment '{experiment}': give 'width' or 'widths' in one grid entry, not both"
+                f"experiment '{experiment}': grid has both width = {width} and widths = "
+                f"{list(widths)}; allowed: 'width' or 'widths' in one grid entry, not both"
             )
         if depth is not None and depth != len(widths):
             raise ConfigError(
-                f"experiment '{experiment}': widths {list(widths)} has {len(widths)} hidden "
-                f"layers but depth is {depth}; drop 'depth' or make them agree"
+                f"experiment '{experiment}': widths = {list(widths)} has {len(widths)} hidden "
+                f"layers but depth is {depth}; allowed: a depth equal to the number of widths, "
+                "or no depth"
             )
         return [int(w) for w in widths]
     if depth is None or width is None:
+        missing = "depth" if depth is None else "width"
         raise ConfigError(
-            f"experiment '{experiment}': each grid entry needs 'depth' and 'width', or 'widths'"
+            f"experiment '{experiment}': the grid needs '{missing}'; allowed: 'depth' and "
+            "'width', or 'widths' (one list of widths per net)"
         )
     return [int(width)] * int(depth)
 
@@ -118,40 +151,34 @@ def run_name(run: Mapping[str, Any], varied: Iterable[str] = ()) -> str:
 
 def _check_sizes(experiment: str, run: Mapping[str, Any]) -> None:
     n_train = TRAIN_SIZES[run["dataset"]]
-    if run["train_subset"] is not None:
-        if run["train_subset"] > n_train:
-            raise ConfigError(
-                f"experiment '{experiment}': train_subset = {run['train_subset']} is larger "
-                f"than the {n_train} training images of '{run['dataset']}'"
-            )
-        n_train = run["train_subset"]
-    for key in ("batch_size", "probe_size"):
-        if run[key] > n_train:
+    keys = ("train_subset", "batch_size", "probe_size")
+    for key in keys:
+        if run[key] is not None and run[key] > n_train:
             raise ConfigError(
                 f"experiment '{experiment}': {key} = {run[key]} is larger than the {n_train} "
-                f"training images of '{run['dataset']}' (allowed: 1 to {n_train})"
+                f"training images of '{run['dataset']}'; allowed: 1 to {n_train}"
             )
-    if run["learning_rate"] <= 0:
-        raise ConfigError(
-            f"experiment '{experiment}': learning_rate = {run['learning_rate']} "
-            "(allowed: a number > 0)"
-        )
+        if key == "train_subset" and run[key] is not None:
+            n_train = run[key]
 
 
 def expand_experiment(name: str, exp: Mapping[str, Any], base: Mapping[str, Any]) -> list[dict]:
     """All runs of one experiment, each a flat dict of plain values in sorted key order."""
     training = {**TRAINING_DEFAULTS, **base, **exp.get("training", {})}
+    _check_axes(name, exp["grid"])
     points = list(_grid_points(exp["grid"]))
     if not points:
-        raise ConfigError(f"experiment '{name}': the grid is empty")
+        raise ConfigError(f"experiment '{name}': grid is empty; allowed: at least one run")
     varied = {
         k for k in TRAINING_DEFAULTS if len({repr(p.get(k, training[k])) for p in points}) > 1
     }
     runs: dict[str, dict] = {}
     for point in points:
         run = {k: v for k, v in {**training, **point}.items() if k in TRAINING_DEFAULTS}
-        for key in ("learning_rate", "l2", "weight_scale"):
-            run[key] = float(_as_number(name, key, run[key]))
+        for key in FLOAT_BOUNDS:
+            run[key] = _as_number(name, key, run[key])
+        for key in INT_KEYS:  # YAML's 3.0 passes the schema as an integer
+            run[key] = None if run[key] is None else int(run[key])
         run.update(
             experiment=name,
             dataset=exp["dataset"],
@@ -165,8 +192,8 @@ def expand_experiment(name: str, exp: Mapping[str, Any], base: Mapping[str, Any]
         run["run"] = run_name(run, varied)
         if run["run"] in runs:
             raise ConfigError(
-                f"experiment '{name}': the grid lists run '{run['run']}' twice; "
-                "remove the duplicate value"
+                f"experiment '{name}': grid gives run '{run['run']}' twice (equal values "
+                "written differently, or overlapping grid entries); allowed: each run once"
             )
         runs[run["run"]] = {k: run[k] for k in sorted(run)}
     return list(runs.values())
@@ -176,44 +203,104 @@ def expand_runs(config: Mapping[str, Any]) -> list[dict]:
     """Every run of every experiment in the config (already schema-validated)."""
     experiments = config.get("experiments") or {}
     if not experiments:
-        raise ConfigError("the config has no experiments (key 'experiments')")
+        raise ConfigError("experiments is empty; allowed: at least one experiment")
     base = config.get("training", {})
     return [run for name, exp in experiments.items() for run in expand_experiment(name, exp, base)]
 
 
-def _location(path: list) -> str:
-    """``['experiments', 'x', 'grid', 'activation', 1]`` → "experiment 'x': grid.activation[1]"."""
-    prefix = ""
-    if len(path) >= 2 and path[0] == "experiments":
-        prefix, path = f"experiment '{path[1]}': ", path[2:]
+SOURCES_ALLOWED = {
+    "mnist": "the path of a local copy of Keras' mnist.npz, or null to download it",
+    "fashion_mnist": "a folder with the four Fashion-MNIST IDX files (.gz or not), or null",
+}
+
+
+def check_sources(config: Mapping[str, Any]) -> None:
+    """A dataset's local ``source`` (if set, and the dataset is used) exists and is complete."""
+    from gradsweep.data import DataError, source_files
+
+    for dataset, entry in (config.get("datasets") or {}).items():
+        users = sorted(n for n, e in config["experiments"].items() if e["dataset"] == dataset)
+        source = (entry or {}).get("source")
+        if not users or not source:
+            continue
+        try:
+            source_files(dataset, source)
+        except DataError as err:
+            raise ConfigError(
+                f"experiment '{users[0]}': datasets.{dataset}.source = {source!r} cannot be "
+                f"used ({err}); allowed: {SOURCES_ALLOWED[dataset]}"
+            ) from None
+
+
+def _dotted(path: list) -> str:
     where = ""
     for part in path:
         where += f"[{part}]" if isinstance(part, int) else (f".{part}" if where else str(part))
-    return prefix + (where or "the config")
+    return where
+
+
+def _location(path: list) -> str:
+    """``['experiments', 'x', 'grid', 'activation', 1]`` → "experiment 'x': grid.activation[1]"."""
+    if len(path) >= 2 and path[0] == "experiments":
+        experiment, where = f"experiment '{path[1]}'", _dotted(path[2:])
+        return f"{experiment}: {where}" if where else experiment
+    return _dotted(path) or "the config"
+
+
+_KINDS = {
+    "integer": "an integer",
+    "number": "a number",
+    "string": "a string",
+    "array": "a list",
+    "object": "a mapping",
+    "null": "null",
+    "boolean": "true or false",
+}
+
+
+def _allowed_kind(schema: Mapping[str, Any]) -> str:
+    """What a schema accepts, in words; numbers may be written as YAML strings like 1e-3."""
+    if "pattern" in schema and "string" in (schema.get("type") or []):
+        return "a number"
+    kinds = schema.get("type", [])
+    return " or ".join(_KINDS.get(k, k) for k in ([kinds] if isinstance(kinds, str) else kinds))
 
 
 def explain(error: Any) -> str:
     """One line for a jsonschema ``ValidationError``: experiment, key, value, what is allowed."""
     loc, value, rule = _location(list(error.absolute_path)), error.instance, error.validator_value
+    schema = error.schema if isinstance(error.schema, Mapping) else {}
     match error.validator:
         case "enum":
             return f"{loc} = {value!r} is not allowed; allowed: {', '.join(map(str, rule))}"
         case "additionalProperties":
-            allowed = sorted(error.schema.get("properties", {}))
+            allowed = sorted(schema.get("properties", {}))
             unknown = sorted(set(value) - set(allowed))
-            return (
-                f"{loc}: unknown key {', '.join(map(repr, unknown))}; allowed: {', '.join(allowed)}"
-            )
+            hint = difflib.get_close_matches(unknown[0], allowed, n=1) if unknown else []
+            guess = f" (did you mean '{hint[0]}'?)" if hint else ""
+            keys = ", ".join(map(repr, unknown))
+            return f"{loc}: unknown key {keys}{guess}; allowed: {', '.join(allowed)}"
         case "required":
-            return f"{loc}: {error.message.replace('is a required property', 'is missing')}"
+            missing = error.message.split("'")[1] if "'" in error.message else error.message
+            shown = f" = {value!r}" if len(repr(value)) <= 40 else ""
+            return (
+                f"{loc}{shown}: '{missing}' is missing; allowed: a mapping with {', '.join(rule)}"
+            )
         case "minimum" | "exclusiveMinimum":
             op = ">=" if error.validator == "minimum" else ">"
-            return f"{loc} = {value!r} is too small; allowed: {op} {rule}"
+            kind = "an integer" if "integer" in schema.get("type", []) else "a number"
+            return f"{loc} = {value!r} is too small; allowed: {kind} {op} {rule}"
         case "minItems" | "minProperties":
-            return f"{loc} is empty; give at least {rule}"
+            return f"{loc} = {value!r} is empty; allowed: at least {rule} entry"
         case "type":
-            kinds = rule if isinstance(rule, list) else [rule]
-            return f"{loc} = {value!r} has the wrong type; allowed: {' or '.join(kinds)}"
+            return f"{loc} = {value!r} has the wrong type; allowed: {_allowed_kind(schema)}"
+        case "pattern" if "propertyNames" in error.relative_schema_path:
+            return (
+                f"experiment name {value!r} is not allowed; allowed: letters, digits and _ "
+                f"(must match {rule})"
+            )
+        case "pattern" if _allowed_kind(schema) == "a number":
+            return f"{loc} = {value!r} is not a number; allowed: a number such as 0.5 or 1e-3"
         case "pattern":
-            return f"{loc} = {value!r} is not allowed (must match {rule})"
-    return f"{loc}: {error.message}"
+            return f"{loc} = {value!r} is not allowed; allowed: text matching {rule}"
+    return f"{loc} = {value!r}: {error.message}"
