@@ -83,7 +83,13 @@ class DenseNet(tf.Module):
 
 def loss_function(kind: str) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
     """C0: mean over the batch of the per-image cost (sigmoid: summed over output units)."""
-    if kind == "sigmoid_cross_entropy":
+    if kind == "sigmoid_cross_entropy_mean":  # tf.reduce_mean / Keras: also mean over units
+
+        def sigmoid_ce_mean(y: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+            return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=logits))
+
+        return sigmoid_ce_mean
+    if kind == "sigmoid_cross_entropy":  # Nielsen's: summed over output units
 
         def sigmoid_ce(y: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
             per_unit = tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=logits)

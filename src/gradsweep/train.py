@@ -66,6 +66,8 @@ class Trainer:
             grads = self.sgd_step(tf.gather(x, batches[first]), tf.gather(y, batches[first]))
             if self.sgd.trace_every:
                 norms = norms.write(block, tf.stack([tf.norm(g) for g in grads]))
+            if not tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads]):
+                break  # diverged: the rest of the epoch would only compute NaNs
             step = first + 1
             while step < tf.minimum(first + every, steps):  # the block's untraced steps
                 self.sgd_step(tf.gather(x, batches[step]), tf.gather(y, batches[step]))
