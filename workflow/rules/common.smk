@@ -74,6 +74,7 @@ def final_outputs():
         "results/figures/ratio_heatmap.png",
         *expand("results/figures/{experiment}/gradients.png", experiment=EXPERIMENTS),
         *expand("results/figures/{experiment}/steps.png", experiment=EXPERIMENTS),
+        *article_outputs(),
     ]
 
 

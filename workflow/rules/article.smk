@@ -1,0 +1,119 @@
+# The article's figures (gradsweep.article): the activation functions behind the chain rule,
+# and from the per-experiment aggregates the one_path panels, the nndl_demo speed of
+# learning, Nielsen's norms at initialisation and every experiment's chain-rule diagnostics.
+# article_outputs() lists those of the experiments this config has.
+
+
+include: "article_common.smk"
+
+
+rule plot_activations:
+    input:
+        code=sources("article", "plots"),
+    output:
+        report(
+            "results/figures/activations.png",
+            caption="../report/activations.rst",
+            category="Article",
+            subcategory="Activation functions",
+        ),
+    log:
+        "logs/plot_article/activations.log",
+    conda:
+        "../envs/gradsweep.yaml"
+    script:
+        "../scripts/plot_article.py"
+
+
+rule plot_one_path:
+    input:
+        **experiment_tables("one_path"),
+        code=sources("article", "plots"),
+    output:
+        layers=report(
+            "results/figures/one_path/layers.png",
+            caption="../report/one_path_layers.rst",
+            category="Experiments",
+            subcategory="one_path",
+        ),
+    log:
+        "logs/plot_article/one_path.log",
+    conda:
+        "../envs/gradsweep.yaml"
+    params:
+        experiment="one_path",
+    script:
+        "../scripts/plot_article.py"
+
+
+rule plot_nndl_demo:
+    input:
+        **experiment_tables("nndl_demo"),
+        code=sources("article", "plots"),
+    output:
+        speed=report(
+            "results/figures/nndl_demo/speed.png",
+            caption="../report/nndl_demo_speed.rst",
+            category="Experiments",
+            subcategory="nndl_demo",
+        ),
+    log:
+        "logs/plot_article/nndl_demo.log",
+    conda:
+        "../envs/gradsweep.yaml"
+    params:
+        experiment="nndl_demo",
+    script:
+        "../scripts/plot_article.py"
+
+
+rule plot_nielsen_init:
+    input:
+        **experiment_tables("nielsen_init"),
+        code=sources("article", "plots"),
+    output:
+        init_norms=report(
+            "results/figures/nielsen_init/init_norms.png",
+            caption="../report/nielsen_init_norms.rst",
+            category="Experiments",
+            subcategory="nielsen_init",
+        ),
+        speed=report(
+            "results/figures/nielsen_init/speed.png",
+            caption="../report/nielsen_init_speed.rst",
+            category="Experiments",
+            subcategory="nielsen_init",
+        ),
+    log:
+        "logs/plot_article/nielsen_init.log",
+    conda:
+        "../envs/gradsweep.yaml"
+    params:
+        experiment="nielsen_init",
+        # evaluated only when the job is planned: configs without nielsen_init still parse
+        reference=lambda wildcards: config["experiments"]["nielsen_init"].get(
+            "reference"
+        ),
+    script:
+        "../scripts/plot_article.py"
+
+
+rule plot_diagnostics:
+    input:
+        unpack(lambda wildcards: experiment_tables(wildcards.experiment)),
+        code=sources("article", "plots"),
+    output:
+        diagnostics=report(
+            "results/figures/{experiment}/diagnostics.png",
+            caption="../report/diagnostics.rst",
+            category="Experiments",
+            subcategory="{experiment}",
+        ),
+    log:
+        "logs/plot_article/diagnostics/{experiment}.log",
+    conda:
+        "../envs/gradsweep.yaml"
+    params:
+        experiment=lambda wildcards: wildcards.experiment,
+    script:
+        "../scripts/plot_article.py"

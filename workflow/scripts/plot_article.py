@@ -1,0 +1,74 @@
+"""Snakemake adapter: the article's figures (see gradsweep.article), one rule each."""
+
+import logging
+import os
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import pandas as pd  # noqa: E402
+
+from gradsweep import article, plots  # noqa: E402
+
+smk = snakemake  # type: ignore[name-defined]  # noqa: F821  (injected by Snakemake)
+
+logging.basicConfig(
+    filename=smk.log[0], level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
+)
+log = logging.getLogger(smk.rule)
+logging.captureWarnings(True)
+pd.set_option("display.width", 200)
+pd.set_option("display.max_columns", 20)
+
+
+def experiment_data(source, columns=None):
+    """The experiment's runs and its bias-gradient trace rows of one source."""
+    experiment = smk.params.experiment
+    runs = pd.read_parquet(smk.input.runs, filters=[("experiment", "==", experiment)])
+    kwargs = {"columns": columns} if columns else {}
+    traces = plots.read_traces(smk.input.traces, experiment=experiment, source=source, **kwargs)
+    log.info("experiment %s: %d runs, %d %s trace rows", experiment, len(runs), len(traces), source)
+    return experiment, runs, traces
+
+
+def activations():
+    article.plot_activations(smk.output[0])
+
+
+def one_path():
+    experiment, runs, probe = experiment_data("probe")
+    summary = article.plot_layer_panels(probe, runs, smk.output.layers, experiment)
+    log.info("probe bias-gradient norm per layer:\n%s", summary)
+
+
+def nndl_demo():
+    experiment, runs, steps = experiment_data("step")
+    summary = article.plot_speed_of_learning(steps, runs, smk.output.speed, experiment)
+    log.info("median step bias-gradient norms:\n%s", summary)
+
+
+def nielsen_init():
+    experiment, runs, probe = experiment_data("probe")
+    reference = smk.params.reference
+    table = article.plot_init_norms(probe, runs, reference, smk.output.init_norms, experiment)
+    log.info("norms at initialisation vs published:\n%s", table)
+    summary = article.plot_speed_of_learning(
+        probe, runs, smk.output.speed, experiment, source="probe", reference=reference
+    )
+    log.info("median probe bias-gradient norms over the epochs:\n%s", summary)
+
+
+def diagnostics():
+    experiment, runs, probe = experiment_data("probe", article.DIAGNOSTIC_COLUMNS)
+    summary = article.plot_diagnostics(probe, runs, smk.output.diagnostics, experiment)
+    log.info("diagnostics at the first and last epoch:\n%s", summary.to_string())
+
+
+FIGURES = {
+    "plot_activations": activations,
+    "plot_one_path": one_path,
+    "plot_nndl_demo": nndl_demo,
+    "plot_nielsen_init": nielsen_init,
+    "plot_diagnostics": diagnostics,
+}
+FIGURES[smk.rule]()
+log.info("wrote %s", ", ".join(smk.output))
