@@ -73,11 +73,13 @@ def _by_activation(runs: pd.DataFrame, experiment: str | None) -> pd.DataFrame:
     if experiment is not None and "experiment" in runs.columns:
         runs = runs[runs["experiment"] == experiment]
     rank = {a: i for i, a in enumerate(ACTIVATION_ORDER)}
-    order = runs.assign(_act=runs["activation"].map(lambda a: rank.get(str(a), len(rank))))
-    keys = [
-        k for k in ("_act", "activation", "depth", "widths", "init", "seed", "run") if k in order
-    ]
-    return order.sort_values(keys, kind="stable").drop(columns="_act")
+    order = runs.assign(
+        _act=runs["activation"].map(lambda a: rank.get(str(a), len(rank))),
+        _widths=runs["widths"].map(plots._width_sort_key),  # 30-30 before 100-100
+    )
+    keys = ["_act", "activation", "depth", "_widths", "init", "seed", "run"]
+    order = order.sort_values([k for k in keys if k in order], kind="stable")
+    return order.drop(columns=["_act", "_widths"])
 
 
 def _title(kind: str, experiment: str | None, runs: pd.DataFrame) -> str:
@@ -717,7 +719,7 @@ def plot_diagnostics(
         _suptitle(fig, title)
         _layer_legend(fig, depth)
         _save(fig, out)
-    first_last = data.groupby(["run_id", "layer"]).agg(
+    first_last = data.groupby(["run_id", "layer"], sort=False).agg(
         **{
             f"{c}_{w}": (c, w)
             for c in ("grad_norm", *DIAGNOSTICS)
@@ -725,7 +727,10 @@ def plot_diagnostics(
             for w in ("first", "last")
         }
     )
-    return first_last.reset_index()
+    drawn = {run_id: i for i, run_id in enumerate(shown["run_id"])}
+    first_last = first_last.reset_index()
+    order = first_last["run_id"].map(drawn)
+    return first_last.assign(_o=order).sort_values(["_o", "layer"]).drop(columns="_o")
 
 
 __all__: Sequence[str] = [

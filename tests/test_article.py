@@ -1,0 +1,282 @@
+"""The article's figures from synthetic tables shaped like docs/outputs.md (no TensorFlow)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import matplotlib.image as mpimg
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from workflow_helpers import copy_workflow, snakemake
+
+from gradsweep import article, plots
+
+NIELSEN = {
+    "source": "Nielsen, ch. 5",
+    "metric": "probe_bias_norms_init",
+    "values": [
+        {"widths": "30-30", "value": [0.066, 0.309]},
+        {"widths": "30-30-30", "value": [0.012, 0.060, 0.283]},
+        {"widths": "30-30-30-30", "value": [0.003, 0.017, 0.070, 0.285]},
+    ],
+}
+# per-layer factor by which the bias gradient shrinks towards the input
+SHRINK = {"sigmoid": 5.0, "tanh": 2.0, "relu": 1.0}
+TRACE_COLUMNS = ["run_id", "epoch", "step", "layer", "param", "grad_norm", "source"]
+
+
+def make_experiment(
+    experiment: str,
+    nets: list[tuple[str, str, int]],
+    *,
+    epochs: int = 6,
+    steps_per_epoch: int = 20,
+    seeds: tuple[int, ...] = (0,),
+    diverge: str | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """runs and traces (probe rows with diagnostics, step rows) of one experiment.
+
+    ``nets``: (widths "30-30", activation, init). The probe bias norm of hidden layer l of a
+    depth-d net is 0.3 · SHRINK ** -(d - l) · 0.8 ** epoch (seed adds ±5 %); ``diverge`` names
+    a run whose last epoch is NaN / inf everywhere.
+    """
+    runs, rows = [], []
+    for widths, act, init in nets:
+        depth = len(widths.split("-"))
+        for seed in seeds:
+            run = f"d{depth}-w{widths.replace('-', 'x')}-{act}-{init}-s{seed}"
+            run_id = f"{experiment}/{run}"
+            bad = run == diverge
+            k = SHRINK[act]
+            for e in range(epochs + 1):
+                for layer in range(1, depth + 2):
+                    g = 0.3 * k ** -(depth - min(layer, depth)) * 0.8**e * (1 + 0.05 * seed)
+                    hidden = layer <= depth
+                    diag = {
+                        "act_deriv": (0.2 if act == "sigmoid" else 0.5) if hidden else np.nan,
+                        "weight_norm": 5.0 + 0.1 * e if hidden else np.nan,
+                        "chain_factor": (0.2 if act == "sigmoid" else 0.5) * 5
+                        if hidden
+                        else np.nan,
+                        "saturated_frac": 0.1 * layer / depth if hidden else np.nan,
+                        "dead_frac": (0.05 * e if act == "relu" else 0.0) if hidden else np.nan,
+                        "same_sign_frac": max(0.0, 0.9 - 0.15 * e) if hidden else np.nan,
+                    }
+                    if bad and e == epochs:
+                        g = np.inf if layer == 1 else np.nan
+                        diag = {c: np.nan for c in diag} | {"weight_norm": np.inf}
+                    for param in ("kernel", "bias"):
+                        scale = 3.0 if param == "kernel" else 1.0
+                        rows.append({
+                            "run_id": run_id, "epoch": e, "step": e * steps_per_epoch,
+                            "layer": layer, "param": param, "grad_norm": g * scale,
+                            "source": "probe", **diag,
+                        })  # fmt: skip
+                if e == 0:
+                    continue
+                for s in range((e - 1) * steps_per_epoch + 1, e * steps_per_epoch + 1):
+                    for layer in range(1, depth + 2):
+                        g = 0.3 * k ** -(depth - min(layer, depth)) * 0.8**e
+                        g *= float(np.exp(np.sin(7 * s + layer)) * 0.5)
+                        rows.append({
+                            "run_id": run_id, "epoch": e, "step": s, "layer": layer,
+                            "param": "bias", "grad_norm": g, "source": "step",
+                        })  # fmt: skip
+            runs.append({
+                "run_id": run_id, "experiment": experiment, "run": run, "dataset": "digits",
+                "depth": depth, "widths": widths, "activation": act, "init": init,
+                "seed": seed, "epochs": epochs, "learning_rate": 0.1, "batch_size": 10,
+                "status": "diverged" if bad else "ok",
+            })  # fmt: skip
+    traces = pd.DataFrame(rows).astype(
+        {"epoch": "int32", "step": "int64", "layer": "int16", "grad_norm": "float64"}
+    )
+    traces["experiment"] = experiment
+    return pd.DataFrame(runs), traces
+
+
+def _check_png(path: Path, min_w: int = 600, min_h: int = 300) -> np.ndarray:
+    assert path.exists() and path.stat().st_size > 10_000, "PNG missing or nearly empty"
+    img = mpimg.imread(path)
+    h, w = img.shape[:2]
+    assert w >= min_w and h >= min_h, (w, h)
+    assert (img[..., :3] < 0.5).mean() > 0.002, "blank canvas"
+    return img
+
+
+@pytest.fixture(autouse=True)
+def no_figure_left_open():
+    yield
+    assert plt.get_fignums() == []
+
+
+def test_activations_png(tmp_path: Path) -> None:
+    out = tmp_path / "figures" / "activations.png"
+    article.plot_activations(out)
+    img = _check_png(out, min_w=1800, min_h=1200)
+    assert img.shape[:2] == (round(7.2 * plots.DPI), round(10.5 * plots.DPI))
+    # σ′'s maximum is marked in the derivative colour (orange, #d95f02)
+    rgb = img[..., :3]
+    orange = (np.abs(rgb - np.array([0xD9, 0x5F, 0x02]) / 255).sum(axis=-1) < 0.1).mean()
+    assert orange > 0.001
+
+
+def test_one_path_panels_order_layers(tmp_path: Path) -> None:
+    runs, traces = make_experiment("one_path", [("1-1-1-1", "sigmoid", "scaled_normal")], epochs=12)
+    out = tmp_path / "layers.png"
+    summary = article.plot_layer_panels(traces, runs, out, "one_path")
+    img = _check_png(out, min_w=1800)
+    assert img.shape[1] == round((2.9 * 4 + 0.8) * plots.DPI)  # four panels side by side
+    med = summary.set_index("layer")["median"]
+    assert list(med.index) == [1, 2, 3, 4]  # output layer left out
+    assert med.is_monotonic_increasing and med[4] / med[1] == pytest.approx(125, rel=1e-6)
+    assert summary.set_index("layer")["first"][4] == pytest.approx(0.3)
+
+
+def test_layer_order_fraction() -> None:
+    norms = pd.DataFrame({1: [1.0, 1.0, 3.0], 2: [2.0, 2.0, 2.0], 3: [3.0, 1.0, 4.0]})
+    assert article.layer_order_fraction(norms) == pytest.approx(1 / 3)
+    assert np.isnan(article.layer_order_fraction(norms[[1]]))
+
+
+def test_nndl_speed_sigmoid_vs_relu(tmp_path: Path) -> None:
+    nets = [
+        ("100-100-100", "relu", "scaled_normal_relu"),
+        ("100-100-100", "sigmoid", "scaled_normal"),
+    ]
+    runs, traces = make_experiment("nndl_demo", nets, epochs=4, steps_per_epoch=50)
+    out = tmp_path / "speed.png"
+    summary = article.plot_speed_of_learning(
+        traces[traces["source"] == "step"], runs, out, "nndl_demo"
+    )
+    _check_png(out)
+    assert list(summary["activation"]) == ["sigmoid", "relu"]  # sigmoid drawn first
+    ratio = summary.set_index("activation")["median_ratio"]
+    assert ratio["sigmoid"] == pytest.approx(25, rel=0.05)
+    assert ratio["relu"] == pytest.approx(1, rel=0.3)
+    assert summary.columns[-1] == "median_ratio"
+
+
+def test_speed_smooths_long_traces(tmp_path: Path) -> None:
+    runs, traces = make_experiment(
+        "long", [("30-30", "sigmoid", "scaled_normal")], epochs=3, steps_per_epoch=400
+    )
+    steps = traces[traces["source"] == "step"]
+    assert steps.groupby("layer").size().max() > plots.MAX_STEP_POINTS
+    summary = article.plot_speed_of_learning(steps, runs, tmp_path / "s.png", "long")
+    _check_png(tmp_path / "s.png")
+    assert len(summary) == 1  # medians are taken on the raw trace, not the smoothed one
+    raw = steps[steps["layer"] == 1]["grad_norm"].median()
+    assert summary["median_layer1"].iloc[0] == pytest.approx(raw)
+
+
+def test_init_norm_table_against_reference() -> None:
+    nets = [("30-30", "sigmoid", "scaled_normal"), ("30-30-30", "sigmoid", "scaled_normal"),
+            ("50-50", "sigmoid", "scaled_normal")]  # fmt: skip
+    runs, traces = make_experiment("nielsen_init", nets, epochs=2, seeds=(0, 1))
+    table = article.init_norm_table(traces, runs, NIELSEN, "nielsen_init")
+    assert len(table) == 2 + 3 + 2 and (table["n_runs"] == 2).all()
+    row = table[(table["widths"] == "30-30-30") & (table["layer"] == 1)].iloc[0]
+    # median of the two seeds' epoch-0 norms: 0.3 / 5² · (1 + 0.025)
+    assert row["measured"] == pytest.approx(0.3 / 25 * 1.025)
+    assert row["reference"] == 0.012 and row["ratio"] == pytest.approx(row["measured"] / 0.012)
+    assert table.loc[table["widths"] == "50-50", "reference"].isna().all()  # no published value
+    assert table["layer"].max() == 3  # output layers are not hidden layers
+    # no reference block: measured values only
+    bare = article.init_norm_table(traces, runs, None, "nielsen_init")
+    assert bare["reference"].isna().all() and np.allclose(bare["measured"], table["measured"])
+
+
+def test_nielsen_figures(tmp_path: Path) -> None:
+    nets = [(w, "sigmoid", "scaled_normal") for w in ("30-30", "30-30-30", "30-30-30-30")]
+    runs, traces = make_experiment("nielsen_init", nets, epochs=40, seeds=(0, 1))
+    probe = traces[traces["source"] == "probe"]
+    table = article.plot_init_norms(probe, runs, NIELSEN, tmp_path / "init.png", "nielsen_init")
+    _check_png(tmp_path / "init.png")
+    assert table["reference"].notna().all() and len(table) == 9
+    article.plot_init_norms(probe, runs, None, tmp_path / "bare.png", "nielsen_init")
+    _check_png(tmp_path / "bare.png")
+
+    # the published values add black line-and-diamond marks over the bars
+    def black(name: str) -> float:
+        return float((mpimg.imread(tmp_path / name)[..., :3].sum(axis=-1) < 0.15).mean())
+
+    assert black("init.png") > 1.5 * black("bare.png")
+    summary = article.plot_speed_of_learning(
+        probe, runs, tmp_path / "speed.png", "nielsen_init", source="probe", reference=NIELSEN
+    )
+    _check_png(tmp_path / "speed.png")
+    assert len(summary) == 6
+    deep = summary[summary["run_id"].str.contains("d4-")]
+    assert deep["median_ratio"].iloc[0] == pytest.approx(125)
+
+
+def test_diagnostics_columns_and_values(tmp_path: Path) -> None:
+    nets = [("16-16-16", a, "he_normal") for a in ("relu", "sigmoid", "tanh")]
+    diverge = "d3-w16x16x16-relu-he_normal-s1"
+    runs, traces = make_experiment("mix", nets, epochs=5, seeds=(0, 1), diverge=diverge)
+    probe = traces[traces["source"] == "probe"]
+    out = tmp_path / "diag.png"
+    summary = article.plot_diagnostics(probe, runs, out, "mix")
+    img = _check_png(out, min_w=1500, min_h=1500)
+    # 6 runs: one block of six columns
+    assert img.shape[1] == round((2.55 * 6 + 3.2) * plots.DPI)
+    assert set(summary["layer"]) == {1, 2, 3} and len(summary) == 6 * 3
+    one = summary.set_index(["run_id", "layer"]).loc[("mix/d3-w16x16x16-relu-he_normal-s0", 2)]
+    assert one["dead_frac_last"] == pytest.approx(0.25) and one["dead_frac_first"] == 0
+    assert one["weight_norm_last"] == pytest.approx(5.5)
+    assert one["saturated_frac_first"] == pytest.approx(0.1 * 2 / 3)
+    # the diverged run's last epoch (NaN / inf) is dropped, not plotted
+    bad = summary.set_index(["run_id", "layer"]).loc[(f"mix/{diverge}", 1)]
+    assert np.isfinite(bad["weight_norm_last"]) and bad["weight_norm_last"] == pytest.approx(5.4)
+
+
+def test_diagnostics_wraps_and_caps_many_runs(tmp_path: Path) -> None:
+    widths = [f"{w}-{w}" for w in (8, 16, 32, 64, 128)]
+    nets = [(w, a, "he_normal") for w in widths for a in ("relu", "sigmoid")]
+    runs, traces = make_experiment("wide", nets, epochs=3, seeds=(0, 1))
+    assert len(runs) == 20 > article.MAX_DIAG_RUNS
+    out = tmp_path / "diag.png"
+    summary = article.plot_diagnostics(traces, runs, out, "wide")
+    img = _check_png(out)
+    # 12 runs shown: two blocks of six columns, stacked
+    n_rows = len(article.DIAGNOSTIC_ROWS)
+    assert img.shape[1] == round((2.55 * 6 + 3.2) * plots.DPI)
+    assert img.shape[0] == round(((1.45 * n_rows + 0.75) * 2 + 0.9) * plots.DPI)
+    assert summary["run_id"].nunique() == article.MAX_DIAG_RUNS
+    # sigmoid runs are drawn first, narrow nets before wide ones: all 10 sigmoid runs shown
+    shown = list(pd.unique(summary["run_id"]))
+    assert shown[0] == "wide/d2-w8x8-sigmoid-he_normal-s0"
+    assert sum("sigmoid" in r for r in shown) == 10
+
+
+def test_figures_without_data(tmp_path: Path) -> None:
+    runs, traces = make_experiment("x", [("30-30", "sigmoid", "scaled_normal")], epochs=1)
+    empty = traces.iloc[:0]
+    article.plot_layer_panels(empty, runs, tmp_path / "a.png", "x")
+    article.plot_speed_of_learning(empty, runs, tmp_path / "b.png", "x")
+    article.plot_init_norms(empty, runs, NIELSEN, tmp_path / "c.png", "x")
+    article.plot_diagnostics(empty, runs, tmp_path / "d.png", "x")
+    article.plot_diagnostics(traces, runs, tmp_path / "e.png", "no such experiment")
+    for name in "abcde":
+        assert (tmp_path / f"{name}.png").stat().st_size > 5_000
+
+
+def _planned_rules(workdir: Path, *args: str) -> dict[str, int]:
+    result = snakemake(workdir, "-n", "--cores", "2", *args)
+    table = re.findall(r"^(\w+)\s+(\d+)$", result.stdout, flags=re.M)
+    return {name: int(n) for name, n in table}
+
+
+def test_workflow_plans_article_figures(tmp_path: Path) -> None:
+    workdir = copy_workflow(tmp_path)
+    default = _planned_rules(workdir)
+    for rule in ("plot_activations", "plot_one_path", "plot_nndl_demo", "plot_nielsen_init"):
+        assert default.get(rule) == 1, default
+    assert default["plot_diagnostics"] == default["plot_experiment"] > 5
+    smoke = _planned_rules(workdir, "--configfile", "config/smoke.yaml")
+    assert smoke.get("plot_activations") == 1 and smoke.get("plot_diagnostics") == 1
+    assert not {"plot_one_path", "plot_nndl_demo", "plot_nielsen_init"} & set(smoke)
