@@ -67,7 +67,8 @@ def make_experiment(
                     }
                     if bad and e == epochs:
                         g = np.inf if layer == 1 else np.nan
-                        diag = {c: np.nan for c in diag} | {"weight_norm": np.inf}
+                        # what a probe of NaN weights reports: finite nonsense
+                        diag = {c: 0.0 for c in diag} | {"dead_frac": 0.95, "weight_norm": np.nan}
                     for param in ("kernel", "bias"):
                         scale = 3.0 if param == "kernel" else 1.0
                         rows.append({
@@ -229,9 +230,13 @@ def test_diagnostics_columns_and_values(tmp_path: Path) -> None:
     assert one["dead_frac_last"] == pytest.approx(0.25) and one["dead_frac_first"] == 0
     assert one["weight_norm_last"] == pytest.approx(5.5)
     assert one["saturated_frac_first"] == pytest.approx(0.1 * 2 / 3)
-    # the diverged run's last epoch (NaN / inf) is dropped, not plotted
+    # the diverged run's last epoch (NaN / inf norms) is blanked, diagnostics included
     bad = summary.set_index(["run_id", "layer"]).loc[(f"mix/{diverge}", 1)]
     assert np.isfinite(bad["weight_norm_last"]) and bad["weight_norm_last"] == pytest.approx(5.4)
+    assert bad["dead_frac_last"] == pytest.approx(0.2) and bad["act_deriv_last"] == 0.5
+    table = article.diagnostics_table(probe, runs)
+    last = table[(table["run_id"] == f"mix/{diverge}") & (table["epoch"] == 5)]
+    assert len(last) == 3 and last.drop(columns=["run_id", "epoch", "layer"]).isna().all().all()
 
 
 def test_diagnostics_wraps_and_caps_many_runs(tmp_path: Path) -> None:

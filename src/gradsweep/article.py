@@ -26,6 +26,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 from gradsweep import plots
 from gradsweep.io import DIAGNOSTICS
 from gradsweep.plots import (
+    DIVERGED_COLOR,
     PROBE_YLABEL,
     STEP_YLABEL,
     _decade_limits,
@@ -572,15 +573,27 @@ DIAGNOSTIC_ROWS: list[tuple[str, str, str]] = [
 
 def diagnostics_table(traces: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     """Probe rows of hidden layers, one per run × layer × epoch, with grad_norm and the
-    chain-rule diagnostics (bias param: the diagnostics repeat on kernel rows)."""
+    chain-rule diagnostics (bias param: the diagnostics repeat on kernel rows).
+
+    A run's epoch at which any hidden layer's gradient or weight norm is NaN or infinite (the
+    net has diverged) has every value set to NaN: diagnostics of broken weights mean nothing.
+    """
     tr = _hidden_bias(traces, runs, "probe")
     cols = ["run_id", "epoch", "layer", "grad_norm", *[c for c in DIAGNOSTICS if c in tr]]
-    return tr[cols].sort_values(["run_id", "layer", "epoch"]).reset_index(drop=True)
+    data = tr[cols].sort_values(["run_id", "layer", "epoch"]).reset_index(drop=True)
+    values = cols[3:]
+    checked = [c for c in ("grad_norm", "weight_norm") if c in data]
+    broken = ~np.isfinite(data[checked].astype(float)).all(axis=1)
+    broken = broken.groupby([data["run_id"], data["epoch"]]).transform("any")
+    data.loc[broken, values] = np.nan
+    return data
 
 
 def _diag_limits(data: pd.DataFrame, ok_ids: pd.Series) -> dict[str, tuple[float, float]]:
     limits = {}
     shared = data[_isin(data["run_id"], ok_ids)]
+    if shared.empty:  # every run diverged: share what they have
+        shared = data
     for col, _, scale in DIAGNOSTIC_ROWS:
         if col not in data:
             continue
@@ -673,7 +686,8 @@ def plot_diagnostics(
     """
     runs = _by_activation(runs, experiment)
     shown = runs.head(MAX_DIAG_RUNS)
-    data = diagnostics_table(traces, shown).replace([np.inf, -np.inf], np.nan)
+    data = diagnostics_table(traces, shown)
+    diverged_at = plots._divergence_points(data, shown, "epoch")  # last epoch recorded
     depth = int(shown["depth"].max()) if len(shown) else 1
     colors = _layer_colors(depth)
     limits = _diag_limits(data, shown.loc[shown["status"] != "diverged", "run_id"])
@@ -706,6 +720,10 @@ def plot_diagnostics(
                         _empty_note(ax, "no probe rows")
                         continue
                     _diag_panel(ax, d, run, col, scale, colors, limits, max_epoch <= 30)
+                    if i == 0:
+                        _mark_divergence(ax, diverged_at.get(run["run_id"]))
+                    elif run["run_id"] in diverged_at:
+                        ax.axvline(diverged_at[run["run_id"]], color=DIVERGED_COLOR, ls="--", lw=1)
                     if j == 0:
                         ax.set_ylabel(label, fontsize=8)
                     _x_axis(ax, "probe", max_epoch)

@@ -85,10 +85,17 @@ class _Checkpoint:
         self.state = folder / "state.json"
 
     def last_epoch(self) -> int | None:
-        if not self.state.exists():
+        """The last complete epoch of this config, or None (none, another config, parts lost)."""
+        try:
+            state = json.loads(self.state.read_text())
+            epoch = int(state["epoch"]) if state["config_hash"] == self.cfg_hash else None
+        except (OSError, ValueError, KeyError, TypeError):
             return None
-        state = json.loads(self.state.read_text())
-        return state["epoch"] if state["config_hash"] == self.cfg_hash else None
+        if epoch is None:
+            return None
+        parts = [f"{k}-{e:05d}.parquet" for k in ("traces", "metrics") for e in range(epoch + 1)]
+        needed = [*parts, f"weights-{epoch:05d}.index"]
+        return epoch if all((self.folder / name).is_file() for name in needed) else None
 
     def save(self, epoch: int, net: Any, traces: pd.DataFrame, metrics: pd.DataFrame) -> None:
         import tensorflow as tf
@@ -126,16 +133,21 @@ def train_run(
     jit_compile: bool = True,
 ) -> dict[str, Any]:
     """Train the run ``cfg`` (one entry of ``gradsweep.config.expand_runs``) on ``data``."""
+    from gradsweep.data import load_prepared
+
+    splits = load_prepared(data)  # before TensorFlow starts: a bad file fails in a second
+    out_dir = Path(out_dir)
+    for folder in filter(None, (out_dir, checkpoint_dir)):  # temporary files of a killed run
+        for stale in Path(folder).glob(".*.tmp"):
+            stale.unlink(missing_ok=True)
     device = _setup_tensorflow(threads, cfg["seed"])
     import tensorflow as tf
 
-    from gradsweep.data import load_prepared
     from gradsweep.diagnostics import diagnostics_frame, layer_diagnostics
     from gradsweep.model import DenseNet
     from gradsweep.train import SGD, Trainer, epoch_batches
 
     run_id = f"{cfg['experiment']}/{cfg['run']}"
-    splits = load_prepared(data)
     n = cfg["train_subset"] or len(splits.x_train)
     n_classes = 10
 
@@ -224,7 +236,6 @@ def train_run(
         if ckpt:
             ckpt.save(epoch, net, t, m)
 
-    out_dir = Path(out_dir)
     write_parquet(pd.concat(traces, ignore_index=True), out_dir / "traces.parquet", TRACES_SCHEMA)
     write_parquet(
         pd.concat(metrics, ignore_index=True), out_dir / "metrics.parquet", METRICS_SCHEMA
