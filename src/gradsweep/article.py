@@ -204,12 +204,13 @@ def plot_activations(out: str | Path) -> None:
         c.set_title("(c) tanh and its derivative (max 1 at z = 0)")
         c.set_ylim(-1.1, 1.25)
 
-        for ax in (a, c):  # the saturated regions the diagnostics count: |z| > 2
+        # the saturated regions the diagnostics count, |z| > 2; label where no curve runs
+        for ax, label_y in ((a, 0.45), (c, 0.28)):
             for lo, hi in ((-6, -2), (2, 6)):
                 ax.axvspan(lo, hi, color="0.5", alpha=0.1, lw=0)
             ax.text(
                 4,
-                0.45,
+                label_y,
                 "saturated\n|z| > 2\n(shaded)",
                 transform=ax.get_xaxis_transform(),
                 ha="center",
