@@ -23,8 +23,6 @@ from jsonschema import Draft202012Validator
 from workflow_helpers import REPO, copy_workflow
 
 from gradsweep.config import (
-    ACTIVATIONS,
-    INITS,
     ConfigError,
     check_sources,
     expand_runs,
@@ -33,6 +31,7 @@ from gradsweep.config import (
 
 SMOKE = yaml.safe_load((REPO / "config/smoke.yaml").read_text())
 SCHEMA = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+ENUMS = {name: SCHEMA["$defs"][name]["enum"] for name in ("activation", "init", "loss")}
 EXP = "experiments.smoke"
 DELETE = object()
 
@@ -57,13 +56,13 @@ CASES = [
     Case(
         "unknown_activation",
         {f"{EXP}.grid.activation": ["sigmoid", "sigmod"]},
-        ("grid.activation[1]", "'sigmod'", "allowed: " + ", ".join(ACTIVATIONS)),
+        ("grid.activation[1]", "'sigmod'", "allowed: " + ", ".join(ENUMS["activation"])),
         real=True,
     ),
     Case(
         "unknown_init",
         {f"{EXP}.grid.init": ["xavier"]},
-        ("grid.init[0]", "'xavier'", "allowed: " + ", ".join(INITS)),
+        ("grid.init[0]", "'xavier'", "allowed: " + ", ".join(ENUMS["init"])),
     ),
     Case(
         "unknown_dataset",
@@ -73,7 +72,7 @@ CASES = [
     Case(
         "unknown_loss",
         {f"{EXP}.training": {"loss": "mse"}},
-        ("training.loss", "'mse'", "allowed: sigmoid_cross_entropy, softmax_cross_entropy"),
+        ("training.loss", "'mse'", "allowed: " + ", ".join(ENUMS["loss"])),
     ),
     Case(
         "unknown_bias_init_shared",

@@ -28,14 +28,31 @@ def _read_table(path: str | Path, schema: pa.Schema) -> pa.Table:
     missing = set(schema.names) - set(table.column_names)
     if missing:
         raise AggregationError(f"{path}: missing columns {sorted(missing)}; rerun its job")
-    return table.select(schema.names).cast(schema)
+    try:
+        return table.select(schema.names).cast(schema)
+    except (pa.ArrowException, ValueError) as err:
+        raise AggregationError(f"{path}: columns of the wrong type ({err}); rerun its job") from err
+
+
+INFO_KEYS = ("run_id", "experiment", "run", "config", "status", "wall_s")
 
 
 def _read_info(path: str | Path) -> dict[str, Any]:
     try:
-        return json.loads(Path(path).read_text())
+        info = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as err:
         raise AggregationError(f"{path}: cannot be read as JSON ({err}); rerun its job") from err
+    missing = [key for key in INFO_KEYS if key not in info] if isinstance(info, dict) else INFO_KEYS
+    if missing:
+        raise AggregationError(f"{path}: missing keys {list(missing)}; rerun its job")
+    return info
+
+
+def _check_run_id(path: str | Path, table: pa.Table, run_id: str) -> None:
+    """A table of another run (or of several) must not pass as this run's."""
+    found = set(table["run_id"].unique().to_pylist())
+    if found != {run_id}:
+        raise AggregationError(f"{path}: holds runs {sorted(found)}, not {run_id!r}; rerun its job")
 
 
 def hidden_bias_norms(probe: pd.DataFrame) -> pd.DataFrame:
@@ -57,6 +74,8 @@ def run_summary(info: dict[str, Any], probe: pd.DataFrame, metrics: pd.DataFrame
 
     cfg = info["config"]
     trained = metrics[metrics["epoch"] > 0]
+    if info.get("diverged"):  # from that epoch on the weights are not finite: no accuracy
+        trained = trained[trained["epoch"] < info["diverged"]["epoch"]]
     valid = trained.dropna(subset=["val_acc"])
     best = valid.loc[valid["val_acc"].idxmax()] if not valid.empty else None
     last_epoch = int(metrics["epoch"].max())
@@ -117,6 +136,8 @@ def aggregate(
             info = _read_info(info_path)
             trace_table = _read_table(trace_path, TRACES_SCHEMA)
             metric_table = _read_table(metric_path, METRICS_SCHEMA)
+            _check_run_id(trace_path, trace_table, info["run_id"])
+            _check_run_id(metric_path, metric_table, info["run_id"])
             writer.write_table(_with_experiment(trace_table, info["experiment"]))
             metric_tables.append(_with_experiment(metric_table, info["experiment"]))
             probe = trace_table.filter(pc.equal(trace_table["source"], "probe"))
