@@ -36,12 +36,42 @@ def _setup_tensorflow(threads: int, seed: int) -> str:
     from gradsweep.train import configure_threads
 
     configure_threads(threads)
-    for gpu in tf.config.list_physical_devices("GPU"):
+    # Only the GPUs in CUDA_VISIBLE_DEVICES (SLURM sets it) are listed. One run uses one GPU:
+    # with several visible (a local `--resources gpu=N` run) take one no other run holds.
+    gpus = tf.config.list_physical_devices("GPU")
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    cuda_ids = visible.split(",")[: len(gpus)] if visible else [str(i) for i in range(len(gpus))]
+    if len(gpus) > 1:
+        pick = _claim_gpu(cuda_ids)
+        gpus, cuda_ids = [gpus[pick]], [cuda_ids[pick]]
+        tf.config.set_visible_devices(gpus, "GPU")
+    for gpu in gpus:
         tf.config.experimental.set_memory_growth(gpu, True)
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
-    gpus = tf.config.list_logical_devices("GPU")
-    return gpus[0].name if gpus else "/device:CPU:0"
+    logical = tf.config.list_logical_devices("GPU")
+    return f"{logical[0].name} (CUDA device {cuda_ids[0]})" if logical else "/device:CPU:0"
+
+
+_GPU_LOCKS: list = []  # lock files of the GPUs this process holds, open until it exits
+
+
+def _claim_gpu(cuda_ids: list[str]) -> int:
+    """Index of a GPU that no other run on this machine holds (one lock file per CUDA device,
+    released when the process ends), or a spread-out pick when all are taken."""
+    import fcntl
+    import tempfile
+
+    for index, cuda_id in enumerate(cuda_ids):
+        handle = open(Path(tempfile.gettempdir()) / f"gradsweep-gpu-{cuda_id}.lock", "w")  # noqa: SIM115
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            continue
+        _GPU_LOCKS.append(handle)
+        return index
+    return os.getpid() % len(cuda_ids)
 
 
 def _param_index(n_params: int) -> pd.DataFrame:
