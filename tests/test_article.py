@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import matplotlib.image as mpimg
@@ -10,7 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
-from workflow_helpers import copy_workflow, snakemake
+from workflow_helpers import copy_workflow, job_stats, snakemake
 
 from gradsweep import article, plots
 
@@ -271,9 +270,7 @@ def test_figures_without_data(tmp_path: Path) -> None:
 
 
 def _planned_rules(workdir: Path, *args: str) -> dict[str, int]:
-    result = snakemake(workdir, "-n", "--cores", "2", *args)
-    table = re.findall(r"^(\w+)\s+(\d+)$", result.stdout, flags=re.M)
-    return {name: int(n) for name, n in table}
+    return dict(job_stats(snakemake(workdir, "-n", "--cores", "2", *args).stdout))
 
 
 def test_workflow_plans_article_figures(tmp_path: Path) -> None:
