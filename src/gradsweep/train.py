@@ -1,8 +1,8 @@
 """Mini-batch SGD whose every step records each layer's gradient norm.
 
 One epoch is one compiled TensorFlow function: batches are gathered from tensors already in
-memory, the per-step norms go into an in-graph ``TensorArray`` and reach the host once, when
-the epoch ends.
+memory, the per-step squared norms go into an in-graph ``TensorArray`` and reach the host once,
+when the epoch ends (see ``benchmarks/README.md`` for what each choice costs).
 """
 
 from __future__ import annotations
@@ -55,24 +55,30 @@ class Trainer:
         """SGD over ``batches`` (steps × batch_size indices).
 
         Returns the gradient norms of every ``trace_every``-th step (rows) for each parameter
-        tensor (columns), kept in an in-graph TensorArray until the epoch ends.
+        tensor (columns). Each recorded step adds its squared norms to an in-graph TensorArray;
+        the square roots are taken once, when the epoch ends. The epoch stops after a recorded
+        step whose gradient is not finite: the rest would only compute NaNs.
         """
         steps = tf.shape(batches)[0]
         every = self.sgd.trace_every or steps + 1  # untraced: one block, never recorded
         n_blocks = (steps + every - 1) // every
-        norms = tf.TensorArray(tf.float32, size=n_blocks if self.sgd.trace_every else 0)
-        for block in tf.range(n_blocks):
+        squares = tf.TensorArray(tf.float32, size=n_blocks if self.sgd.trace_every else 0)
+        block, finite = 0, True
+        while block < n_blocks and finite:
             first = block * every
             grads = self.sgd_step(tf.gather(x, batches[first]), tf.gather(y, batches[first]))
             if self.sgd.trace_every:
-                norms = norms.write(block, tf.stack([tf.norm(g) for g in grads]))
-            if not tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads]):
-                break  # diverged: the rest of the epoch would only compute NaNs
+                squared = tf.stack([squared_norm(g) for g in grads])
+                squares = squares.write(block, squared)
+                finite = tf.reduce_all(tf.math.is_finite(squared))
             step = first + 1
             while step < tf.minimum(first + every, steps):  # the block's untraced steps
                 self.sgd_step(tf.gather(x, batches[step]), tf.gather(y, batches[step]))
                 step += 1
-        return norms.stack() if self.sgd.trace_every else tf.zeros((0, len(self.decays)))
+            block += 1
+        if not self.sgd.trace_every:
+            return tf.zeros((0, len(self.decays)))
+        return tf.sqrt(squares.stack())
 
     def _evaluate(self, x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """Summed cost and number of correct predictions over (x, y)."""
@@ -91,6 +97,18 @@ class Trainer:
             total_correct += float(correct)
         n = int(x.shape[0])
         return total_loss / n, total_correct / n
+
+
+def squared_norm(g: tf.Tensor) -> tf.Tensor:
+    """‖g‖², the sum of the squared entries of one gradient tensor.
+
+    A matrix's rows are summed by a product with a column of ones, then the row sums: XLA:CPU
+    compiles ``tf.reduce_sum`` over a whole 784 × 100 matrix to a windowed scalar loop (~100 µs,
+    about as long as the whole SGD step), the product to a row reduction (~20 µs).
+    """
+    if g.shape.rank == 2:
+        return tf.reduce_sum(tf.square(g) @ tf.ones((g.shape[1], 1)))
+    return tf.reduce_sum(tf.square(g))
 
 
 def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> np.ndarray:

@@ -1,0 +1,89 @@
+"""The compiled epoch against a plain eager loop: same per-step norms, same weights."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from gradsweep.model import DenseNet
+from gradsweep.train import SGD, Trainer, epoch_batches, squared_norm
+
+
+@pytest.mark.parametrize("shape", [(784, 100), (100, 10), (1, 7), (100,), (10,)])
+def test_squared_norm_is_the_squared_frobenius_norm(shape):
+    g = np.random.default_rng(0).normal(0, 3, size=shape).astype(np.float32)
+    compiled = tf.function(squared_norm, jit_compile=True)
+    expected = np.sum(g.astype(np.float64) ** 2)
+    assert float(compiled(tf.constant(g))) == pytest.approx(expected, rel=1e-5)
+    assert float(squared_norm(tf.constant(g))) == pytest.approx(expected, rel=1e-5)
+
+
+def data(n=200, features=20, seed=1):
+    rng = np.random.default_rng(seed)
+    return tf.constant(rng.random((n, features), dtype=np.float32)), tf.one_hot(
+        rng.integers(0, 10, n), 10
+    )
+
+
+def eager_epoch(trainer, x, y, batches, trace_every):
+    """The reference: one Python-level step at a time, norms by ``tf.norm``."""
+    norms = []
+    for step, batch in enumerate(batches):
+        grads = trainer.sgd_step(tf.gather(x, batch), tf.gather(y, batch))
+        if step % trace_every == 0:
+            norms.append([float(tf.norm(g)) for g in grads])
+            if not np.isfinite(norms[-1]).all():
+                break
+    return np.array(norms)
+
+
+@pytest.mark.parametrize("jit_compile", [True, False])
+def test_seed_setting_epoch_equals_eager_loop(jit_compile):
+    """Sigmoid layers, sigmoid cross-entropy, batch 10, L2: the seed's SGD, every step traced."""
+    x, y = data()
+    batches = epoch_batches(200, 10, seed=3, epoch=2)
+    sgd = SGD(0.5, 10, l2=5.0, l2_n=200, trace_every=1, jit_compile=jit_compile)
+    fast_net, slow_net = (
+        DenseNet([20, 16, 16, 16, 10], "sigmoid", "scaled_normal", seed=5) for _ in range(2)
+    )
+    norms = Trainer(fast_net, "sigmoid_cross_entropy", sgd).train_epoch(x, y, tf.constant(batches))
+    expected = eager_epoch(Trainer(slow_net, "sigmoid_cross_entropy", sgd), x, y, batches, 1)
+    assert norms.shape == (20, 8)
+    np.testing.assert_allclose(norms.numpy(), expected, rtol=1e-4, atol=1e-7)
+    for a, b in zip(fast_net.params, slow_net.params, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_untraced_epoch_trains_the_same_weights():
+    x, y = data()
+    batches = tf.constant(epoch_batches(200, 10, seed=0, epoch=1))
+    nets = [DenseNet([20, 12, 10], "relu", "he_normal", seed=2) for _ in range(2)]
+    traced, untraced = (
+        Trainer(net, "softmax_cross_entropy", SGD(0.1, 10, trace_every=every))
+        for net, every in zip(nets, (1, 0), strict=True)
+    )
+    assert traced.train_epoch(x, y, batches).shape == (20, 4)
+    assert untraced.train_epoch(x, y, batches).shape == (0, 4)
+    for a, b in zip(*(net.params for net in nets), strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_epoch_stops_at_the_first_non_finite_gradient():
+    x, y = data(features=12, seed=2)
+    batches = epoch_batches(200, 10, seed=0, epoch=1)
+    sgd = SGD(1e8, 10)  # explodes within a few steps
+    fast_net, slow_net = (
+        DenseNet([12, 9, 9, 10], "relu", "normal", weight_scale=10.0, seed=4) for _ in range(2)
+    )
+    norms = (
+        Trainer(fast_net, "softmax_cross_entropy", sgd)
+        .train_epoch(x, y, tf.constant(batches))
+        .numpy()
+    )
+    expected = eager_epoch(Trainer(slow_net, "softmax_cross_entropy", sgd), x, y, batches, 1)
+    bad = len(expected) - 1
+    assert 0 < bad < len(batches) - 1 and not np.isfinite(expected[bad]).all()
+    np.testing.assert_allclose(norms[:bad], expected[:bad], rtol=1e-4)
+    assert not np.isfinite(norms[bad]).all()
+    assert not norms[bad + 1 :].any()  # never computed
+    for a, b in zip(fast_net.params, slow_net.params, strict=True):  # no update after the bad one
+        np.testing.assert_array_equal(np.isfinite(a.numpy()), np.isfinite(b.numpy()))
