@@ -353,7 +353,10 @@ def plot_speed_of_learning(
         n = max(1, len(traced))
         ncols = min(3, n)
         nrows = math.ceil(n / ncols)
-        fig = Figure(figsize=(4.3 * ncols + 1.0, 3.1 * nrows + 1.5), layout="constrained")
+        legend_w = 2.8 if ncols == 1 else 0.0  # a single panel gets its legend on the right
+        fig = Figure(
+            figsize=(4.3 * ncols + 1.0 + legend_w, 3.1 * nrows + 1.5), layout="constrained"
+        )
         axes = fig.subplots(nrows, ncols, squeeze=False, sharey=False).ravel().tolist()
         for ax in axes[n:]:
             ax.set_visible(False)
@@ -417,9 +420,12 @@ def plot_speed_of_learning(
                 Line2D([], [], ls="", marker="D", mfc="white", mec=REFERENCE_COLOR, mew=1.2)
             )
             names.append(f"published, at initialisation:\n{_source(reference, 60)}")
-        fig.legend(
-            handles, names, loc="outside lower center", ncol=min(len(names), 3), frameon=False
-        )
+        if ncols == 1:  # one panel: a legend row would be wider than the figure
+            fig.legend(handles, names, loc="outside right center", frameon=False, fontsize=9)
+        else:
+            fig.legend(
+                handles, names, loc="outside lower center", ncol=min(len(names), 3), frameon=False
+            )
         _save(fig, out)
     result = pd.DataFrame(rows)
     ratio_last = [c for c in result.columns if c != "median_ratio"] + ["median_ratio"]
