@@ -678,6 +678,8 @@ def _diag_panel(
                 va="bottom",
                 fontsize=7,
                 color="0.3",
+                bbox={"facecolor": "white", "alpha": 0.8, "lw": 0, "pad": 0.5},
+                zorder=6,
             )
 
 
