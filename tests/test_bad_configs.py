@@ -340,6 +340,7 @@ def test_there_are_enough_cases():
     assert len(CLI) >= 20 and sum(c.real for c in CLI) >= 5
 
 
+@pytest.mark.slow
 def test_smoke_config_itself_is_valid(tmp_path):
     assert in_process(mutated({})) == ""
     workdir, result = run_case(tmp_path, Case("valid", {}, ()))
@@ -358,6 +359,7 @@ def test_message_names_experiment_key_value_and_allowed(case: Case):
     assert "allowed: " in message and "\n" not in message
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CLI, ids=[c.id for c in CLI])
 def test_snakemake_fails_fast_with_that_one_message(outcomes, case: Case):
     workdir, result = outcomes[case.id]

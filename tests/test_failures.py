@@ -134,6 +134,7 @@ def sweep(tmp_path_factory) -> dict[str, Any]:
     return {"workdir": workdir, "pools": pools, "threads": threads, "together": together}
 
 
+@pytest.mark.slow
 def test_diverged_run_is_a_result_and_the_sweep_completes(sweep):
     workdir = sweep["workdir"]
     traces, metrics, info = run_files(workdir, DIVERGED)
@@ -167,11 +168,13 @@ def test_diverged_run_is_a_result_and_the_sweep_completes(sweep):
         assert (workdir / png).stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_same_config_and_seed_train_bit_identically(sweep):
     workdir = sweep["workdir"]
     assert_same_training(workdir, f"resume/{RUN}", workdir, f"again/{RUN}")
 
 
+@pytest.mark.slow
 def test_concurrent_jobs_keep_to_their_threads_and_their_files(sweep):
     pools, together = sweep["pools"], sweep["together"]
     assert len(pools) == 3, pools  # every train job was sampled while running TensorFlow
@@ -196,6 +199,7 @@ def test_concurrent_jobs_keep_to_their_threads_and_their_files(sweep):
 # ------------------------------------------------------------------------- kill and resume
 
 
+@pytest.mark.slow
 def test_killed_job_resumes_from_its_checkpoint_with_identical_results(sweep, tmp_path):
     workdir = write_config(copy_workflow(tmp_path), {**BASE, "experiments": {"resume": LONG}})
     target = f"results/runs/resume/{RUN}/run.json"
@@ -229,6 +233,8 @@ def test_killed_job_resumes_from_its_checkpoint_with_identical_results(sweep, tm
     for name in ("traces.parquet", "metrics.parquet", "run.json"):
         assert not (out / name).exists(), name
     assert json.loads(state.read_text())["epoch"] >= killed_at
+    for part in (workdir / "results").rglob("*.parquet"):  # checkpoint parts: each one whole
+        assert pq.read_table(part).num_rows > 0, part
 
     snakemake(workdir, "--unlock", "--configfile", "sweep.yaml")
     snakemake(workdir, *args, "--rerun-incomplete")
@@ -261,6 +267,7 @@ def test_checkpoint_with_a_lost_part_or_another_config_is_not_resumed(tmp_path):
 # ------------------------------------------------------------------------- bad data
 
 
+@pytest.mark.slow
 def test_corrupt_prepared_data_fails_its_job_naming_the_file_and_the_fix(tmp_path):
     workdir = write_config(copy_workflow(tmp_path), {**BASE, "experiments": {"resume": LONG}})
     prepared = workdir / "resources/data/digits.npz"
