@@ -215,12 +215,6 @@ def test_trainer_code_edit_reruns_nothing_until_the_version_is_bumped(sweep):
 
 
 # (f)
-@pytest.mark.xfail(
-    strict=True,
-    reason="rule `all` lists only figures and tables, and Snakemake 9 does not rebuild a "
-    "missing intermediate file whose consumers are up to date; fix: add every run's outputs "
-    "to final_outputs() in workflow/rules/common.smk",
-)
 def test_removed_run_output_reruns_only_that_run(sweep):
     shutil.rmtree(sweep / "results/runs/smoke/d4-w16-relu-he_normal-s0")
     counts, jobs = plan(sweep)

@@ -1,4 +1,6 @@
 import importlib.util
+import os
+from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
@@ -75,11 +77,20 @@ def final_outputs():
         *expand("results/figures/{experiment}/gradients.png", experiment=EXPERIMENTS),
         *expand("results/figures/{experiment}/steps.png", experiment=EXPERIMENTS),
         *article_outputs(),
+        # every run's own files too: a deleted run is retrained even when the figures exist
+        *run_outputs("run.json"),
+        *run_outputs("traces.parquet"),
+        *run_outputs("metrics.parquet"),
     ]
 
 
 def sources(*modules):
     """Files of gradsweep modules, for rules whose outputs should follow their code."""
+    paths = [
+        Path(importlib.util.find_spec(f"gradsweep.{module}").origin)
+        for module in modules
+    ]
+    # relative where possible, so a moved or copied project does not look changed
     return [
-        importlib.util.find_spec(f"gradsweep.{module}").origin for module in modules
+        os.path.relpath(p) if p.is_relative_to(Path.cwd()) else str(p) for p in paths
     ]
