@@ -273,6 +273,7 @@ def _planned_rules(workdir: Path, *args: str) -> dict[str, int]:
     return dict(job_stats(snakemake(workdir, "-n", "--cores", "2", *args).stdout))
 
 
+@pytest.mark.slow  # runs Snakemake (a dry run)
 def test_workflow_plans_article_figures(tmp_path: Path) -> None:
     workdir = copy_workflow(tmp_path)
     default = _planned_rules(workdir)
