@@ -32,7 +32,8 @@ class Trainer:
         self.decays = [weight_decay, 0.0] * len(net.kernels)  # L2 on weights (W), not biases
         self.train_epoch = tf.function(self._train_epoch, jit_compile=sgd.jit_compile)
         self.probe = tf.function(self.gradient_norms)
-        self.evaluate = tf.function(self._evaluate)
+        matrix = tf.TensorSpec([None, None], tf.float32)  # any split, traced once
+        self.evaluate = tf.function(self._evaluate, input_signature=[matrix, matrix])
 
     def gradients(self, x: tf.Tensor, y: tf.Tensor) -> list[tf.Tensor]:
         """∂C0/∂W^l and ∂C0/∂b^l for every layer l: backpropagation, i.e. the chain rule."""
@@ -71,10 +72,11 @@ class Trainer:
                 squared = tf.stack([squared_norm(g) for g in grads])
                 squares = squares.write(block, squared)
                 finite = tf.reduce_all(tf.math.is_finite(squared))
-            step = first + 1
-            while step < tf.minimum(first + every, steps):  # the block's untraced steps
-                self.sgd_step(tf.gather(x, batches[step]), tf.gather(y, batches[step]))
-                step += 1
+            if self.sgd.trace_every != 1:  # with 1 there are none: XLA compiles one step
+                step = first + 1
+                while step < tf.minimum(first + every, steps):  # the block's untraced steps
+                    self.sgd_step(tf.gather(x, batches[step]), tf.gather(y, batches[step]))
+                    step += 1
             block += 1
         if not self.sgd.trace_every:
             return tf.zeros((0, len(self.decays)))
