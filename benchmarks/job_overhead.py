@@ -7,7 +7,8 @@ Each measurement is a fresh ``python`` process, as Snakemake starts one per job,
 one run of ``config/smoke.yaml`` (or the same net on Fashion-MNIST, 1 epoch) through
 ``gradsweep.run.train_run`` and timestamps its phases:
 
-  start      interpreter start-up until the first line of the job runs
+  start/exit interpreter start-up before the job's first line, and shutdown after its last
+             (Python's final garbage collection of TensorFlow's objects)
   libs       import numpy, pandas, pyarrow and gradsweep.run
   tensorflow import tensorflow and keras (what ``_setup_tensorflow`` pulls in)
   data       ``load_prepared`` of the job's ``.npz``
@@ -94,7 +95,7 @@ def measure(run: dict, data: Path, folder: Path) -> dict:
     epochs = [b - a for a, b in zip(marks, marks[1:], strict=False)]
     info = json.loads((out / "run.json").read_text())
     return {
-        "start": wall - child["total"],
+        "start/exit": wall - child["total"],
         "libs": child["libs"],
         "tensorflow": child["tensorflow"],
         "data": child["data"],
@@ -134,9 +135,9 @@ def main() -> None:
                 )
                 print(f"  {key:11s} {value:7.2f} s {share}")
             compile_s = med["epoch 1"] - med["later"]
-            fixed = med["start"] + med["libs"] + med["tensorflow"] + med["data"] + med["epoch 0"]
+            fixed = sum(med[k] for k in ("start/exit", "libs", "tensorflow", "data", "epoch 0"))
             print(
-                f"  per-job overhead: start + imports + data + first calls = {fixed:.2f} s, "
+                f"  per-job overhead: start/exit + imports + data + first calls = {fixed:.2f} s, "
                 f"plus ~{compile_s:.2f} s compiling the epoch = "
                 f"{100 * (fixed + compile_s) / med['job']:.0f} % of the job"
             )

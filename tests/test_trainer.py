@@ -1,5 +1,9 @@
 """The compiled epoch against a plain eager loop: same per-step norms, same weights."""
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -87,3 +91,21 @@ def test_epoch_stops_at_the_first_non_finite_gradient():
     assert not norms[bad + 1 :].any()  # never computed
     for a, b in zip(fast_net.params, slow_net.params, strict=True):  # no update after the bad one
         np.testing.assert_array_equal(np.isfinite(a.numpy()), np.isfinite(b.numpy()))
+
+
+def test_thread_pools_never_exceed_the_cpus_this_process_may_use():
+    """``snakemake --cores 8`` on a 2-core machine: a job asking for 64 threads gets the CPUs."""
+    code = (
+        "import os\n"
+        "from gradsweep.train import configure_threads\n"
+        "import tensorflow as tf\n"
+        "configure_threads(64)\n"
+        "print(tf.config.threading.get_intra_op_parallelism_threads(),"
+        " tf.config.threading.get_inter_op_parallelism_threads(), len(os.sched_getaffinity(0)))\n"
+    )
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    intra, inter, cpus = map(int, out.stdout.split())
+    assert intra == inter == cpus

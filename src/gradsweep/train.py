@@ -7,6 +7,7 @@ when the epoch ends (see ``benchmarks/README.md`` for what each choice costs).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -122,6 +123,13 @@ def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> np.ndarray:
 
 
 def configure_threads(threads: int) -> None:
-    """Size TensorFlow's thread pools before it starts (one job must not oversubscribe)."""
+    """Size TensorFlow's thread pools before it starts (one job must not oversubscribe).
+
+    ``threads`` is the job's share (Snakemake's ``threads``), capped at the CPUs this process
+    may run on: ``--cores 8`` on a 2-core machine still gives each job at most 2 threads.
+    """
+    affinity = getattr(os, "sched_getaffinity", None)  # Linux; elsewhere every CPU
+    cpus = len(affinity(0)) if affinity else os.cpu_count() or 1
+    threads = max(1, min(threads, cpus))
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
