@@ -30,14 +30,16 @@ def numpy_diagnostics(net: DenseNet, activation: str, x: np.ndarray, y: np.ndarr
     for layer, z in enumerate(zs):
         g = kernel_grads[layer]
         pos, neg = (g > 0).any(axis=0), (g < 0).any(axis=0)
-        rows.append([
-            np.abs(df(z)).mean(),
-            np.linalg.norm(ws[layer]),
-            np.abs(df(z)).mean() * np.linalg.norm(ws[layer + 1]),
-            (np.abs(z) > 2).mean(),
-            (f(z) == 0).all(axis=0).mean(),
-            (pos != neg).sum() / max((pos | neg).sum(), 1),
-        ])
+        rows.append(
+            [
+                np.abs(df(z)).mean(),
+                np.linalg.norm(ws[layer]),
+                np.abs(df(z)).mean() * np.linalg.norm(ws[layer + 1]),
+                (np.abs(z) > 2).mean(),
+                (f(z) == 0).all(axis=0).mean(),
+                (pos != neg).sum() / max((pos | neg).sum(), 1),
+            ]
+        )
     return np.array(rows)
 
 
