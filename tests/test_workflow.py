@@ -3,23 +3,36 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from matplotlib.image import imread
-from workflow_helpers import copy_workflow, snakemake
+from workflow_helpers import copy_workflow, most_at_once, snakemake
 
 from gradsweep.io import METRICS_SCHEMA, TRACES_SCHEMA
 
-SMOKE = ("--cores", "2", "--configfile", "config/smoke.yaml")
+# The README's command: --cores 8 whatever the machine has.
+SMOKE = ("--cores", "8", "--configfile", "config/smoke.yaml")
+CPUS = len(os.sched_getaffinity(0))
 
 
 @pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
+def smoke_log(tmp_path_factory):
     workdir = copy_workflow(tmp_path_factory.mktemp("smoke"))
-    snakemake(workdir, *SMOKE)
-    return workdir
+    result = snakemake(workdir, *SMOKE)
+    return workdir, result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def smoke_run(smoke_log):
+    return smoke_log[0]
+
+
+def test_cores_8_never_runs_more_train_jobs_than_cpus(smoke_log):
+    # 8 train jobs of 1 thread: --cores 8 alone would start all of them at once.
+    assert most_at_once(smoke_log[1], "train") == min(CPUS, 8)
 
 
 def test_smoke_sweep_writes_every_output(smoke_run):

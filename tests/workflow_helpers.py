@@ -109,6 +109,20 @@ def group_jobs(output: str) -> list[list[dict[str, str]]]:
     return groups
 
 
+def most_at_once(output: str, rule: str) -> int:
+    """The most ``rule`` jobs running at the same time in a real run's log: +1 when Snakemake
+    announces a job of the rule, -1 at its "Finished jobid: N (Rule: rule)"."""
+    running = most = 0
+    for line in output.splitlines():
+        if (match := _RULE.match(line)) and match[1] == rule:
+            running += 1
+            most = max(most, running)
+        elif line.startswith("Finished jobid:") and line.endswith(f"(Rule: {rule})"):
+            running -= 1
+    assert running == 0, f"unfinished {rule} jobs in:\n{output}"
+    return most
+
+
 def dry_run(workdir: Path, *args: str, env: dict[str, str] | None = None) -> tuple:
     """``snakemake --dry-run``: (jobs per rule, planned jobs, the whole output)."""
     result = snakemake(workdir, *args, "--dry-run", env=env)

@@ -30,6 +30,16 @@ TRAIN = {
     **config.get("train", {}),
 }
 
+# `--cores` counts what Snakemake may hand out, not what the machine has: `--cores 8` on a
+# 2-core laptop would start 8 train jobs on 2 CPUs. So each train job also takes its threads
+# from a `cpus` resource, which a local run caps at this machine's CPUs (unless the user sets
+# `--resources cpus=N`). Cluster jobs are not capped here: the scheduler places them.
+CPUS = (
+    len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+)
+if workflow.local_exec and "cpus" not in workflow.global_resources:
+    workflow.register_resource("cpus", CPUS)
+
 
 wildcard_constraints:
     experiment=r"[A-Za-z0-9_]+",

@@ -14,6 +14,7 @@ rule train:
         mem_mb=TRAIN["mem_mb"],
         runtime=TRAIN["runtime"],
         gpu=TRAIN["gpu"],
+        cpus=min(TRAIN["threads"], CPUS),
     params:
         run=run_config,
         checkpoint_dir=lambda wildcards: f"results/checkpoints/{wildcards.experiment}/{wildcards.run}",
