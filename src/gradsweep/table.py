@@ -24,7 +24,8 @@ INTRO = (
     "gradients of similar size and learn at a similar speed; a ratio ≫ 1 (e.g. 100) means the "
     "first layer learns about that many times slower than the last: the gradient *vanishes* on "
     "its way back to the input, as in deep sigmoid nets. A ratio ≪ 1 means gradients *explode* "
-    "towards the input. Runs whose loss became NaN or infinite are kept with status "
+    "towards the input; ∞ means the first layer's gradient underflowed to exactly 0 in float32. "
+    "Runs whose loss became NaN or infinite are kept with status "
     f"`diverged`; numbers they never produced are shown as {MISSING}."
 )
 
