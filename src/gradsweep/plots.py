@@ -590,8 +590,9 @@ def _n_heatmap_rows(sub: pd.DataFrame) -> int:
 def plot_ratio_heatmap(runs: pd.DataFrame, out: str | Path) -> None:
     """log10(grad ratio at init) over depth × (activation, init); one row per experiment.
 
-    Cells are annotated with the ratio itself (median over seeds and widths); columns are
-    aligned across experiments, combinations an experiment did not run are left blank.
+    Cells are annotated with the ratio itself (median over seeds and widths). Each experiment
+    shows the combinations it ran, in the same order as the others; a combination it ran at
+    some depths only is blank at the rest.
     """
     runs = runs.reset_index(drop=True)
     ratio = pd.to_numeric(runs["grad_ratio_init"], errors="coerce")
@@ -607,9 +608,14 @@ def plot_ratio_heatmap(runs: pd.DataFrame, out: str | Path) -> None:
     cmap = sns.color_palette("vlag", as_cmap=True)
     n_depths = [max(1, _n_heatmap_rows(df[df["experiment"] == e])) for e in experiments]
 
+    ran_columns = {e: [c for c in columns if c in set(df.loc[df["experiment"] == e, "column"])]
+                   for e in experiments}  # fmt: skip
+    n_columns = max(1, *map(len, ran_columns.values()))
+    cell_w, cell_h = 1.35, 0.5  # inches
+
     with _style():
         fig = Figure(
-            figsize=(0.95 * max(1, len(columns)) + 3.0, 0.5 * sum(n_depths) + 1.4 * len(n_depths)),
+            figsize=(cell_w * n_columns + 3.4, cell_h * sum(n_depths) + 1.4 * len(n_depths)),
             layout="constrained",
         )
         axes = fig.subplots(len(experiments), 1, squeeze=False, height_ratios=n_depths).ravel()
@@ -625,6 +631,7 @@ def plot_ratio_heatmap(runs: pd.DataFrame, out: str | Path) -> None:
             order = sub.sort_values(["depth", "widths"], key=lambda c: c.map(_width_sort_key))
             rows = order["widths"].map(widths_label) if by_width else order["depth"]
             sub = sub.assign(row=rows)
+            columns = ran_columns[exp]
             grid = (
                 sub.groupby(["row", "column"])["log_ratio"]
                 .median()
