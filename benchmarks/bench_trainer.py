@@ -19,12 +19,14 @@ host to the norms arriving as a NumPy array. The trainer runs the seed's L2 weig
 (λ = 5), Keras none: both conservative for (c) and (d). Every variant runs one warm-up epoch,
 then ``--reps`` epochs interleaved (the order rotates each round) in this one process, so a
 shared machine's load hits all of them alike. Seconds are wall-clock; "cpu" is the process's
-CPU time over the same span. The last line is the issue's summary, from the medians.
+CPU time over the same span; ``gc.collect()`` runs before each timed epoch, outside it. The
+last line is the issue's summary, from the medians.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import itertools
 import os
 import platform
@@ -157,6 +159,9 @@ def run_net(name: str, sizes: list[int], x, y, reps: int) -> dict[str, dict[str,
     keys = list(timers)
     for rep in range(reps):
         for key in keys[rep % 4 :] + keys[: rep % 4]:
+            # Collect the garbage the previous variant left (Keras' fit leaves many objects),
+            # so Python's collector does not run inside the next variant's timed epoch.
+            gc.collect()
             wall, cpu = timers[key]()
             times[key]["wall"].append(wall)
             times[key]["cpu"].append(cpu)
