@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import itertools
 import math
+import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -304,3 +305,9 @@ def explain(error: Any) -> str:
         case "pattern":
             return f"{loc} = {value!r} is not allowed; allowed: text matching {rule}"
     return f"{loc} = {value!r}: {error.message}"
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on: its affinity mask on Linux, elsewhere every CPU."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity else os.cpu_count() or 1

@@ -7,12 +7,12 @@ when the epoch ends (see ``benchmarks/README.md`` for what each choice costs).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
 
+from gradsweep.config import available_cpus
 from gradsweep.model import DenseNet, loss_function
 
 
@@ -128,8 +128,6 @@ def configure_threads(threads: int) -> None:
     ``threads`` is the job's share (Snakemake's ``threads``), capped at the CPUs this process
     may run on: ``--cores 8`` on a 2-core machine still gives each job at most 2 threads.
     """
-    affinity = getattr(os, "sched_getaffinity", None)  # Linux; elsewhere every CPU
-    cpus = len(affinity(0)) if affinity else os.cpu_count() or 1
-    threads = max(1, min(threads, cpus))
+    threads = max(1, min(threads, available_cpus()))
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)

@@ -7,7 +7,13 @@ from snakemake.utils import validate
 
 from jsonschema import ValidationError
 
-from gradsweep.config import ConfigError, check_sources, expand_runs, explain
+from gradsweep.config import (
+    ConfigError,
+    available_cpus,
+    check_sources,
+    expand_runs,
+    explain,
+)
 from gradsweep.data import download_targets, raw_files
 
 # Fail before planning any job, with one line naming experiment, key, value and allowed values.
@@ -34,9 +40,7 @@ TRAIN = {
 # 2-core laptop would start 8 train jobs on 2 CPUs. So each train job also takes its threads
 # from a `cpus` resource, which a local run caps at this machine's CPUs (unless the user sets
 # `--resources cpus=N`). Cluster jobs are not capped here: the scheduler places them.
-CPUS = (
-    len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-)
+CPUS = available_cpus()
 if workflow.local_exec and "cpus" not in workflow.global_resources:
     workflow.register_resource("cpus", CPUS)
 
