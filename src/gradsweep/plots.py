@@ -601,16 +601,13 @@ def plot_ratio_heatmap(runs: pd.DataFrame, out: str | Path) -> None:
     experiments = sorted(runs["experiment"].dropna().unique()) or ["(none)"]
     acts = _ordered(runs["activation"], ACTIVATION_ORDER)
     inits = _ordered(runs["init"], INIT_ORDER)
-    present = set(df["column"])
-    columns = [f"{a}\n{i}" for a in acts for i in inits if f"{a}\n{i}" in present]
+    column_order = [f"{a}\n{i}" for a in acts for i in inits]
     finite = df["log_ratio"].dropna()
     vmax = max(float(finite.abs().max()) if len(finite) else 1.0, 0.5)
     cmap = sns.color_palette("vlag", as_cmap=True)
     n_depths = [max(1, _n_heatmap_rows(df[df["experiment"] == e])) for e in experiments]
 
-    ran_columns = {e: [c for c in columns if c in set(df.loc[df["experiment"] == e, "column"])]
-                   for e in experiments}  # fmt: skip
-    n_columns = max(1, *map(len, ran_columns.values()))
+    n_columns = max(1, int(df.groupby("experiment")["column"].nunique().max()) if len(df) else 1)
     cell_w, cell_h = 1.35, 0.5  # inches
 
     with _style():
@@ -631,7 +628,7 @@ def plot_ratio_heatmap(runs: pd.DataFrame, out: str | Path) -> None:
             order = sub.sort_values(["depth", "widths"], key=lambda c: c.map(_width_sort_key))
             rows = order["widths"].map(widths_label) if by_width else order["depth"]
             sub = sub.assign(row=rows)
-            columns = ran_columns[exp]
+            columns = [c for c in column_order if c in set(sub["column"])]  # those it ran
             grid = (
                 sub.groupby(["row", "column"])["log_ratio"]
                 .median()
