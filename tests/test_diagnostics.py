@@ -17,19 +17,19 @@ def numpy_diagnostics(net: DenseNet, activation: str, x: np.ndarray, y: np.ndarr
     ]
     acts, zs = [x], []
     for w, b in zip(ws[:-1], bs[:-1], strict=True):
-        zs.append(acts[-1] @ w + b)
+        zs.append(acts[-1] @ w.T + b)  # w: n_l × n_(l-1)
         acts.append(f(zs[-1]))
-    logits = acts[-1] @ ws[-1] + bs[-1]
+    logits = acts[-1] @ ws[-1].T + bs[-1]
     delta = (1 / (1 + np.exp(-logits)) - y) / len(x)  # sigmoid cross-entropy, batch mean
     kernel_grads = [None] * len(ws)
     for layer in range(len(ws) - 1, -1, -1):
-        kernel_grads[layer] = acts[layer].T @ delta
+        kernel_grads[layer] = delta.T @ acts[layer]
         if layer:
-            delta = (delta @ ws[layer].T) * df(zs[layer - 1])
+            delta = (delta @ ws[layer]) * df(zs[layer - 1])
     rows = []
     for layer, z in enumerate(zs):
         g = kernel_grads[layer]
-        pos, neg = (g > 0).any(axis=0), (g < 0).any(axis=0)
+        pos, neg = (g > 0).any(axis=1), (g < 0).any(axis=1)  # per unit: its row
         rows.append(
             [
                 np.abs(df(z)).mean(),

@@ -20,6 +20,7 @@ from gradsweep.train import SGD, Trainer, epoch_batches
 def test_init_std_follows_fan_in(init, std):
     fan_in = 400
     w = DenseNet([fan_in, 300, 10], "sigmoid", init, seed=1).kernels[0].numpy()
+    assert w.shape == (300, fan_in)  # Nielsen's w^l_jk: row j holds the weights into unit j
     assert w.std() == pytest.approx(std(fan_in), rel=0.03)
     assert abs(w.mean()) < 0.05 * std(fan_in) + 1e-3
 
@@ -45,16 +46,16 @@ def sigmoid(z):
 def numpy_backprop(ws, bs, x, y):
     """Nielsen's backprop for sigmoid layers, sigmoid outputs and cross-entropy (mean)."""
     activations, zs = [x], []
-    for w, b in zip(ws, bs, strict=True):
-        zs.append(activations[-1] @ w + b)
+    for w, b in zip(ws, bs, strict=True):  # w: n_l × n_(l-1); images are rows
+        zs.append(activations[-1] @ w.T + b)
         activations.append(sigmoid(zs[-1]))
     delta = (activations[-1] - y) / len(x)  # output layer: ∂C/∂z^L for cross-entropy
     grads = []
     for layer in range(len(ws) - 1, -1, -1):
-        grads[:0] = [activations[layer].T @ delta, delta.sum(axis=0)]
+        grads[:0] = [delta.T @ activations[layer], delta.sum(axis=0)]
         if layer:
             s = sigmoid(zs[layer - 1])
-            delta = (delta @ ws[layer].T) * s * (1 - s)  # the chain rule, one layer down
+            delta = (delta @ ws[layer]) * s * (1 - s)  # the chain rule, one layer down
     return grads
 
 

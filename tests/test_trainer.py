@@ -21,6 +21,33 @@ def test_squared_norm_is_the_squared_frobenius_norm(shape):
     assert float(squared_norm(tf.constant(g))) == pytest.approx(expected, rel=1e-5)
 
 
+@pytest.mark.parametrize("batch", [4, 32])  # outer products written out, the matrix product
+@pytest.mark.parametrize(
+    ("activation", "loss"),
+    [
+        ("sigmoid", "sigmoid_cross_entropy"),
+        ("sigmoid", "sigmoid_cross_entropy_mean"),
+        ("relu", "softmax_cross_entropy"),
+        ("tanh", "softmax_cross_entropy"),
+        ("elu", "sigmoid_cross_entropy"),
+        ("softsign", "softmax_cross_entropy"),
+    ],
+)
+def test_backpropagation_equals_automatic_differentiation(activation, loss, batch):
+    """BP3 and BP4 written out give the gradients TensorFlow's tape finds for every parameter."""
+    x, y = data(n=batch, features=7)
+    net = DenseNet([7, 6, 5, 10], activation, "glorot_normal", seed=3)
+    trainer = Trainer(net, loss, SGD(0.1, batch))
+    with tf.GradientTape() as tape:
+        cost = trainer.loss(y, net(x))
+    expected = tape.gradient(cost, net.params)
+    compiled = tf.function(trainer.gradients, jit_compile=True)
+    for got in (trainer.gradients(x, y), compiled(x, y)):
+        for g, e, p in zip(got, expected, net.params, strict=True):
+            assert g.shape == p.shape
+            np.testing.assert_allclose(g.numpy(), e.numpy(), rtol=1e-5, atol=1e-7)
+
+
 def data(n=200, features=20, seed=1):
     rng = np.random.default_rng(seed)
     return tf.constant(rng.random((n, features), dtype=np.float32)), tf.one_hot(

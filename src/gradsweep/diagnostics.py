@@ -1,7 +1,7 @@
 """Per-hidden-layer diagnostics on the probe set: the factors of the chain rule, made visible.
 
-For hidden layer l (z^l = a^(l-1) W^l + b^l, a^l = σ(z^l)), backpropagation gives
-δ^l = σ′(z^l) ⊙ (δ^(l+1) (W^(l+1))ᵀ): each layer down multiplies the gradient by an activation
+For hidden layer l (z^l = W^l a^(l-1) + b^l, a^l = σ(z^l)), backpropagation gives
+δ^l = σ′(z^l) ⊙ ((W^(l+1))ᵀ δ^(l+1)): each layer down multiplies the gradient by an activation
 derivative and a weight matrix. The columns below measure those factors and the ways a layer
 stops learning.
 """
@@ -27,17 +27,17 @@ SATURATION_Z = 2.0
 def layer_diagnostics(net: DenseNet, loss: str, x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
     """(hidden layers × COLUMNS) for the mean cost over the probe set (x, y)."""
     with tf.GradientTape() as tape:
-        zs, logits = net.pre_activations(x)
-        cost = loss_function(loss)(y, logits)
+        _, zs = net.forward(x)
+        cost = loss_function(loss)(y, zs[-1])
     kernel_grads = tape.gradient(cost, net.kernels)
     rows = []
-    for layer, z in enumerate(zs):
+    for layer, z in enumerate(zs[:-1]):
         with tf.GradientTape() as inner:
             inner.watch(z)
             a = net.activation(z)
         act_deriv = tf.abs(inner.gradient(a, z))  # σ′(z), element by element
         g = kernel_grads[layer]
-        positive, negative = tf.reduce_any(g > 0, axis=0), tf.reduce_any(g < 0, axis=0)
+        positive, negative = tf.reduce_any(g > 0, axis=1), tf.reduce_any(g < 0, axis=1)  # per unit
         moving = tf.reduce_sum(tf.cast(positive | negative, tf.float32))
         one_sign = tf.reduce_sum(tf.cast(positive != negative, tf.float32))
         mean_deriv = tf.reduce_mean(act_deriv)

@@ -56,7 +56,9 @@ class DenseNet(tf.Module):
         self.kernels: list[tf.Variable] = []
         self.biases: list[tf.Variable] = []
         for layer, (fan_in, fan_out) in enumerate(pairwise(sizes), start=1):
+            # Keras draws a (fan_in, fan_out) kernel; stored transposed, as Nielsen's w^l_jk
             w = INITIALIZERS[init](seed * 1009 + layer)((fan_in, fan_out), dtype="float32")
+            w = tf.transpose(w)
             if bias_init == "normal":
                 b = keras.initializers.RandomNormal(0.0, 1.0, seed=seed * 1013 + layer)((fan_out,))
             else:
@@ -69,16 +71,24 @@ class DenseNet(tf.Module):
         """[W1, b1, W2, b2, …, W_L, b_L]: the order of every gradient list and trace."""
         return [p for pair in zip(self.kernels, self.biases, strict=True) for p in pair]
 
-    def pre_activations(self, x: tf.Tensor) -> tuple[list[tf.Tensor], tf.Tensor]:
-        """Hidden layers' z^l = a^(l-1) W^l + b^l, and the output logits z^L."""
-        zs, a = [], x
-        for w, b in zip(self.kernels[:-1], self.biases[:-1], strict=True):
-            zs.append(a @ w + b)
-            a = self.activation(zs[-1])  # a^l = σ(z^l)
-        return zs, a @ self.kernels[-1] + self.biases[-1]
+    def forward(self, x: tf.Tensor) -> tuple[list[tf.Tensor], list[tf.Tensor]]:
+        """Each layer's input a^(l-1) (a^0 = x) and weighted input z^l = a^(l-1) (W^l)ᵀ + b^l.
+
+        W^l is n_l × n_(l-1): row j holds the weights into unit j (Nielsen's w^l_jk); the
+        images of a batch are rows, so z^l = W^l a^(l-1) + b^l for each image. z^L are the logits.
+        """
+        inputs: list[tf.Tensor] = []
+        zs: list[tf.Tensor] = []
+        a = x
+        for w, b in zip(self.kernels, self.biases, strict=True):
+            if zs:
+                a = self.activation(zs[-1])  # a^l = σ(z^l)
+            inputs.append(a)
+            zs.append(tf.matmul(a, w, transpose_b=True) + b)
+        return inputs, zs
 
     def __call__(self, x: tf.Tensor) -> tf.Tensor:
-        return self.pre_activations(x)[1]
+        return self.forward(x)[1][-1]
 
 
 def loss_function(kind: str) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
