@@ -165,7 +165,8 @@ def run_net(name: str, sizes: list[int], x, y, reps: int) -> dict[str, dict[str,
             wall, cpu = timers[key]()
             times[key]["wall"].append(wall)
             times[key]["cpu"].append(cpu)
-        print(f"  {name} round {rep + 1}/{reps}: {loadavg()}", flush=True)
+        seconds = " ".join(f"{key} {times[key]['wall'][-1]:.3f}" for key in keys)
+        print(f"  {name} round {rep + 1}/{reps}: {seconds} s; {loadavg()}", flush=True)
     return times
 
 
