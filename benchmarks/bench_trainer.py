@@ -223,7 +223,7 @@ def loadavg() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--reps", type=int, default=5, help="timed epochs per variant (≥ 3)")
+    parser.add_argument("--reps", type=int, default=15, help="timed epochs per variant (≥ 3)")
     parser.add_argument("--wide-reps", type=int, default=3, help="the same for the wide net")
     parser.add_argument("--no-wide", action="store_true", help="skip the wide net")
     parser.add_argument("--threads", type=int, default=1, help="TensorFlow intra/inter-op")
