@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import http.server
+import logging
+import os
+import socket
 import struct
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from gradsweep import data
+from gradsweep.config import ConfigError, check_sources
 from gradsweep.data import DataError
+from gradsweep.io import job_log
 
 DEBIAN = Path("/usr/share/datasets/fashion-mnist")
 
@@ -143,15 +150,21 @@ HALF = BODY[: len(BODY) // 2]
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
+    hits: dict[str, int] = {}
+
     def do_GET(self) -> None:  # noqa: N802 (http.server API)
-        if self.path == "/hangup":  # close without any response
+        n = self.hits[self.path] = self.hits.get(self.path, 0) + 1
+        if self.path == "/hangup" or (self.path == "/flaky" and n == 1):  # no response at all
             self.close_connection = True
+            return
+        if self.path == "/missing":
+            self.send_error(404)
             return
         self.send_response(200)
         if self.path != "/no-length":
             self.send_header("Content-Length", str(len(BODY)))
         self.end_headers()
-        if self.path == "/ok":
+        if self.path in ("/ok", "/flaky"):
             self.wfile.write(BODY)
         else:  # /short and /no-length: half the body, then close
             self.wfile.write(HALF)
@@ -171,34 +184,53 @@ def server() -> Iterator[str]:
     httpd.server_close()
 
 
-def test_download_ok(tmp_path: Path, server: str) -> None:
+@pytest.fixture
+def refused_url() -> str:
+    """A URL on a local port that nothing listens on: the connection is refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/mnist.npz"
+
+
+def test_download_ok_with_progress_bar(
+    tmp_path: Path, server: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     dest = tmp_path / "raw" / "file.gz"
     data.download(f"{server}/ok", dest, sha(BODY))
     assert dest.read_bytes() == BODY
     assert [p.name for p in dest.parent.iterdir()] == ["file.gz"]
+    assert "100%" in capsys.readouterr().err  # pooch's tqdm bar, on stderr
 
 
 def test_download_checksum_mismatch_leaves_nothing(tmp_path: Path, server: str) -> None:
     dest = tmp_path / "file.gz"
     wrong = sha(b"something else")
     with pytest.raises(DataError) as exc:
-        data.download(f"{server}/ok", dest, wrong)
+        data.download(f"{server}/ok", dest, wrong, retries=0, progressbar=False)
     msg = str(exc.value)
-    assert str(dest) in msg and wrong in msg and sha(BODY) in msg and "re-run" in msg
+    assert f"{server}/ok" in msg and str(dest) in msg and "file.gz" in msg
+    assert wrong in msg and sha(BODY) in msg and "Fix:" in msg
     assert list(tmp_path.iterdir()) == []
 
 
 # The `/short` case passes the hash of what is received, so only the length check can catch it.
 @pytest.mark.parametrize(
-    ("route", "digest"), [("/short", sha(HALF)), ("/no-length", sha(BODY)), ("/hangup", sha(BODY))]
+    ("route", "digest", "cause"),
+    [
+        ("/short", sha(HALF), "broke off"),
+        ("/no-length", sha(BODY), "not the expected one"),
+        ("/hangup", sha(BODY), "broke off"),
+        ("/missing", sha(BODY), "HTTP 404"),
+    ],
 )
 def test_download_truncated_leaves_nothing(
-    tmp_path: Path, server: str, route: str, digest: str
+    tmp_path: Path, server: str, route: str, digest: str, cause: str
 ) -> None:
     dest = tmp_path / "file.gz"
     with pytest.raises(DataError) as exc:
-        data.download(server + route, dest, digest)
-    assert str(dest) in str(exc.value)
+        data.download(server + route, dest, digest, retries=0, progressbar=False)
+    assert str(dest) in str(exc.value) and cause in str(exc.value)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -206,9 +238,60 @@ def test_download_keeps_existing_file_on_failure(tmp_path: Path, server: str) ->
     dest = tmp_path / "file.gz"
     dest.write_bytes(b"old")
     with pytest.raises(DataError):
-        data.download(f"{server}/short", dest, sha(BODY))
+        data.download(f"{server}/short", dest, sha(BODY), retries=0, progressbar=False)
     assert dest.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["file.gz"]
+
+
+def test_download_retries_a_dropped_connection(
+    tmp_path: Path, server: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    dest = tmp_path / "file.gz"
+    caplog.set_level(logging.INFO)
+    data.download(f"{server}/flaky", dest, sha(BODY), retries=1, progressbar=False)
+    assert dest.read_bytes() == BODY and Handler.hits["/flaky"] == 2
+    assert "Will attempt the download again" in caplog.text  # pooch's, through our logger
+
+
+def test_unreachable_host_gives_one_message_with_the_fix(tmp_path: Path, refused_url: str) -> None:
+    dest = tmp_path / "mnist.npz"
+    with pytest.raises(DataError) as exc:
+        data.download(refused_url, dest, sha(BODY), dataset="mnist", retries=0)
+    msg = str(exc.value)
+    host = refused_url.split("/")[2]
+    assert msg.startswith(f"download of mnist.npz from {refused_url} failed (1 try): ")
+    assert f"{host} refused the connection" in msg
+    # the fix: the config key and every local form it accepts
+    assert "Fix:" in msg and "`datasets.mnist.source`" in msg
+    assert data.accepted_forms("mnist") in msg and "t10k-labels-idx1-ubyte" in msg
+    assert "\n" not in msg and list(tmp_path.iterdir()) == []
+
+
+def test_unresolvable_host_names_dns(tmp_path: Path) -> None:
+    # .invalid never resolves (RFC 6761), with or without a network
+    url = "http://gradsweep-test.invalid/mnist.npz"
+    with pytest.raises(DataError, match="cannot resolve the host name 'gradsweep-test.invalid'"):
+        data.download(url, tmp_path / "mnist.npz", sha(BODY), dataset="mnist", retries=0)
+
+
+def test_job_log_holds_progress_and_the_one_message(
+    tmp_path: Path, server: str, refused_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What workflow/scripts/download.py does: a good download's progress bar and a failed
+    one's message go to the job log; the failure exits 1 with no traceback."""
+    log = tmp_path / "download.log"
+    with job_log(str(log), DataError):
+        data.download(f"{server}/ok", tmp_path / "ok.gz", sha(BODY))
+    with pytest.raises(SystemExit) as exit_info, job_log(str(log), DataError):
+        data.download(refused_url, tmp_path / "mnist.npz", sha(BODY), dataset="mnist", retries=1)
+    assert exit_info.value.code == 1
+    text = log.read_text()
+    assert "100%" in text and "verified" in text  # tqdm's bar and our log line
+    assert "Will attempt the download again 1 more time" in text  # pooch's retry
+    errors = [line for line in text.splitlines() if " ERROR " in line]
+    assert len(errors) == 1 and "refused the connection" in errors[0] and "Fix:" in errors[0]
+    assert "Traceback" not in text
+    assert capsys.readouterr().err == ""  # nothing bypassed the log
 
 
 # ------------------------------------------------------------------------------- splits
@@ -251,9 +334,18 @@ def test_load_prepared_missing_key_raises(tmp_path: Path) -> None:
     assert str(path) in str(exc.value)
 
 
-@pytest.mark.skipif(
-    not DEBIAN.is_dir(), reason=f"{DEBIAN} absent (Debian package dataset-fashion-mnist)"
-)
+@pytest.fixture
+def debian_fashion() -> None:
+    """Skip without Debian's Fashion-MNIST, except on CI (.ci/run sets GRADSWEEP_REQUIRE_DATA=1
+    after installing it): there a missing copy fails."""
+    if not DEBIAN.is_dir():
+        reason = f"needs {DEBIAN} (Debian package dataset-fashion-mnist)"
+        if os.environ.get("GRADSWEEP_REQUIRE_DATA") == "1":
+            pytest.fail(f"GRADSWEEP_REQUIRE_DATA=1 but {reason} is absent")
+        pytest.skip(reason)
+
+
+@pytest.mark.usefixtures("debian_fashion")
 def test_debian_fashion_mnist() -> None:
     files = data.source_files("fashion_mnist", None)
     assert files and all(p.parent == DEBIAN for p in files)
@@ -271,7 +363,7 @@ def test_debian_fashion_mnist() -> None:
 
 
 def test_raw_files_download_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(data, "DEBIAN_FASHION_DIR", tmp_path / "absent")
+    monkeypatch.setattr(data.locate, "DEBIAN_FASHION_DIR", tmp_path / "absent")
     assert data.source_files("fashion_mnist", None) == []
     assert data.raw_files("fashion_mnist") == [
         f"resources/raw/fashion_mnist/{n}" for n in data.download_targets("fashion_mnist")
@@ -282,7 +374,7 @@ def test_raw_files_download_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert url.endswith("/mnist.npz") and len(digest) == 64
 
 
-def test_raw_files_local_source(tmp_path: Path) -> None:
+def test_raw_files_local_fashion_folder(tmp_path: Path) -> None:
     names = list(data.download_targets("fashion_mnist"))
     for n in names[:3]:
         (tmp_path / n).write_bytes(b"")
@@ -294,8 +386,172 @@ def test_raw_files_local_source(tmp_path: Path) -> None:
     (tmp_path / names[0]).unlink()
     with pytest.raises(DataError, match=str(tmp_path)):
         data.raw_files("fashion_mnist", str(tmp_path))
-    npz = tmp_path / "my-mnist.npz"
-    npz.write_bytes(b"")
-    assert data.raw_files("mnist", str(npz)) == [str(npz)]
-    with pytest.raises(DataError):
-        data.raw_files("mnist", str(tmp_path / "missing.npz"))
+    with pytest.raises(DataError, match="bundled"):
+        data.raw_files("digits", str(tmp_path))
+
+
+# ------------------------------------------------------------------ MNIST in the forms people have
+#
+# A small made-up "MNIST" (12 training images of 4x4, 5 test images) in every accepted form,
+# checked against a registry entry with its own hashes: no test needs the real MNIST.
+
+LECUN = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
+LECUN += ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+@dataclass
+class TinyMnist:
+    arrays: tuple[np.ndarray, ...]  # x_train, y_train, x_test, y_test
+    idx: dict[str, bytes]  # LeCun name -> uncompressed IDX bytes
+    npz: bytes
+
+    def folder(self, where: Path, *, gz: bool, dotted: bool = False) -> Path:
+        """The four IDX files in ``where``: LeCun's names (``dotted``: as Kaggle spells
+        them, ``train-images.idx3-ubyte``), gzipped like LeCun's and torchvision's or not."""
+        where.mkdir(parents=True, exist_ok=True)
+        for name, payload in self.idx.items():
+            name = name.replace("-idx", ".idx") if dotted else name
+            if gz:
+                (where / f"{name}.gz").write_bytes(gzip.compress(payload, mtime=0))
+            else:
+                (where / name).write_bytes(payload)
+        return where
+
+
+def idx_bytes(arr: np.ndarray) -> bytes:
+    header = struct.pack(">BBBB", 0, 0, 0x08, arr.ndim) + struct.pack(f">{arr.ndim}I", *arr.shape)
+    return header + arr.astype(np.uint8).tobytes()
+
+
+@pytest.fixture
+def tiny_mnist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TinyMnist:
+    rng = np.random.default_rng(7)
+    arrays = (
+        rng.integers(0, 256, (12, 4, 4), dtype=np.uint8),
+        rng.integers(0, 10, 12, dtype=np.uint8),
+        rng.integers(0, 256, (5, 4, 4), dtype=np.uint8),
+        rng.integers(0, 10, 5, dtype=np.uint8),
+    )
+    idx = {name: idx_bytes(a) for name, a in zip(LECUN, arrays, strict=True)}
+    npz_path = tmp_path / "made-up.npz"
+    np.savez(npz_path, **dict(zip(("x_train", "y_train", "x_test", "y_test"), arrays, strict=True)))
+    npz = npz_path.read_bytes()
+    npz_path.unlink()
+    real = data.DATASETS["mnist"]
+    test_spec = dataclasses.replace(
+        real,
+        files=(data.RawFile("mnist.npz", "http://127.0.0.1:9/mnist.npz", sha(npz)),),
+        npz=data.RawFile("mnist.npz", "http://127.0.0.1:9/mnist.npz", sha(npz)),
+        idx=tuple(
+            data.RawFile(raw.name, content_sha256=sha(idx[raw.plain_name])) for raw in real.idx
+        ),
+        n_train_images=12,
+        n_val=3,
+    )
+    assert [raw.plain_name for raw in real.idx] == list(LECUN)
+    monkeypatch.setitem(data.DATASETS, "mnist", test_spec)
+    return TinyMnist(arrays, idx, npz)
+
+
+def prepared(files: list[Path], out: Path) -> data.Splits:
+    data.verify_raw_files("mnist", files)
+    data.prepare("mnist", files, out)
+    return data.load_prepared(out)
+
+
+def assert_tiny(splits: data.Splits, tiny: TinyMnist) -> None:
+    """The oracle: the generated arrays, split and scaled by hand."""
+    x_train, y_train, x_test, y_test = tiny.arrays
+    np.testing.assert_allclose(splits.x_train, x_train[:9].reshape(9, 16) / 255.0, rtol=1e-6)
+    np.testing.assert_allclose(splits.x_val, x_train[9:].reshape(3, 16) / 255.0, rtol=1e-6)
+    np.testing.assert_allclose(splits.x_test, x_test.reshape(5, 16) / 255.0, rtol=1e-6)
+    np.testing.assert_array_equal(splits.y_train, y_train[:9])
+    np.testing.assert_array_equal(splits.y_val, y_train[9:])
+    np.testing.assert_array_equal(splits.y_test, y_test)
+
+
+@pytest.mark.parametrize(
+    ("gz", "dotted"), [(True, False), (False, False), (False, True)], ids=["gz", "plain", "dotted"]
+)
+def test_mnist_idx_folder_lecun_names(
+    tmp_path: Path, tiny_mnist: TinyMnist, gz: bool, dotted: bool
+) -> None:
+    folder = tiny_mnist.folder(tmp_path / "lecun", gz=gz, dotted=dotted)
+    files = data.source_files("mnist", str(folder))
+    names = [n.replace("-idx", ".idx") if dotted else n for n in LECUN]
+    assert [p.name for p in files] == [n + (".gz" if gz else "") for n in names]
+    assert data.raw_files("mnist", str(folder)) == [str(p) for p in files]
+    assert_tiny(prepared(files, tmp_path / "mnist.npz"), tiny_mnist)
+
+
+@pytest.mark.parametrize("point_at", ["root", "root/MNIST", "root/MNIST/raw"])
+def test_mnist_torchvision_layout(tmp_path: Path, tiny_mnist: TinyMnist, point_at: str) -> None:
+    raw = tmp_path / "root" / "MNIST" / "raw"  # torchvision keeps the .gz and the extracted files
+    tiny_mnist.folder(raw, gz=True)
+    tiny_mnist.folder(raw, gz=False)
+    files = data.source_files("mnist", str(tmp_path / point_at))
+    assert [p.parent for p in files] == [raw] * 4
+    assert_tiny(prepared(files, tmp_path / "mnist.npz"), tiny_mnist)
+
+
+@pytest.mark.parametrize("as_folder", [False, True], ids=["file", "keras-cache-folder"])
+def test_mnist_npz_still_accepted(tmp_path: Path, tiny_mnist: TinyMnist, as_folder: bool) -> None:
+    path = tmp_path / ".keras" / "datasets" / "mnist.npz"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(tiny_mnist.npz)
+    files = data.source_files("mnist", str(path.parent if as_folder else path))
+    assert files == [path]
+    assert_tiny(prepared(files, tmp_path / "prepared.npz"), tiny_mnist)
+
+
+def test_mnist_idx_with_other_content_is_rejected(tmp_path: Path, tiny_mnist: TinyMnist) -> None:
+    folder = tiny_mnist.folder(tmp_path / "lecun", gz=True)
+    changed = bytearray(tiny_mnist.idx["t10k-labels-idx1-ubyte"])
+    changed[-1] = (changed[-1] + 1) % 10  # one test label differs: a different version
+    (folder / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(bytes(changed)))
+    files = data.source_files("mnist", str(folder))  # names are fine
+    with pytest.raises(DataError) as exc:
+        data.verify_raw_files("mnist", files)
+    msg = str(exc.value)
+    expected = data.DATASETS["mnist"].idx[3].content_sha256
+    assert str(folder / "t10k-labels-idx1-ubyte.gz") in msg and str(expected) in msg
+
+
+def test_partial_mnist_folder_lists_what_was_found_and_the_forms(
+    tmp_path: Path, tiny_mnist: TinyMnist
+) -> None:
+    folder = tiny_mnist.folder(tmp_path / "lecun", gz=True)
+    (folder / "t10k-images-idx3-ubyte.gz").unlink()
+    (folder / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(data.SourceError) as exc:
+        data.source_files("mnist", str(folder))
+    msg = str(exc.value)
+    assert "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz" in msg  # found
+    assert "not t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte" in msg  # missing
+    assert msg.endswith("Accepted: " + data.accepted_forms("mnist"))
+    for form in ("mnist.npz", "t10k-labels-idx1-ubyte", ".gz or uncompressed", "MNIST/raw"):
+        assert form in exc.value.allowed
+
+
+def test_wrong_mnist_folder_lists_its_files(tmp_path: Path, tiny_mnist: TinyMnist) -> None:
+    (tmp_path / "notes.txt").write_text("")
+    (tmp_path / "cifar-10.tar.gz").write_bytes(b"")
+    with pytest.raises(data.SourceError, match="holds cifar-10.tar.gz, notes.txt. Accepted: "):
+        data.source_files("mnist", str(tmp_path))
+    with pytest.raises(data.SourceError, match="no such file or folder"):
+        data.source_files("mnist", str(tmp_path / "absent"))
+
+
+def test_config_names_the_key_and_the_accepted_forms(tmp_path: Path, tiny_mnist: TinyMnist) -> None:
+    folder = tiny_mnist.folder(tmp_path / "lecun", gz=False)
+    (folder / "train-labels-idx1-ubyte").unlink()
+    exp = {"dataset": "mnist", "grid": {"depth": [1], "width": [4]}}
+    config = {"datasets": {"mnist": {"source": str(folder)}}, "experiments": {"e": exp}}
+    with pytest.raises(ConfigError) as exc:
+        check_sources(config)
+    msg = str(exc.value)
+    assert msg.startswith(f"experiment 'e': datasets.mnist.source = '{folder}' cannot be used (")
+    assert "but not train-labels-idx1-ubyte" in msg
+    assert msg.endswith("; allowed: " + data.accepted_forms("mnist"))
+    tiny_mnist.folder(folder, gz=True)
+    check_sources(config)  # complete again: no error

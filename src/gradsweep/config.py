@@ -15,38 +15,11 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from gradsweep.data import SourceError, source_files, spec
+
 # Bump when a code change alters what ``train`` produces for the same config: it is one of
 # the train rule's params, so Snakemake reruns every train job then and never otherwise.
 TRAINER_VERSION = 2
-
-ACTIVATIONS = (
-    "sigmoid",
-    "tanh",
-    "relu",
-    "leaky_relu",
-    "elu",
-    "softplus",
-    "softsign",
-    "linear",
-)
-INITS = (
-    "normal",
-    "scaled_normal",
-    "scaled_normal_relu",
-    "standard_uniform",
-    "glorot_normal",
-    "glorot_uniform",
-    "he_normal",
-    "he_uniform",
-    "lecun_normal",
-    "lecun_uniform",
-)
-DATASETS = ("mnist", "fashion_mnist", "digits")
-LOSSES = ("sigmoid_cross_entropy", "sigmoid_cross_entropy_mean", "softmax_cross_entropy")
-BIAS_INITS = ("normal", "zeros")
-
-# Number of training images (after the validation split) per dataset.
-TRAIN_SIZES = {"mnist": 50_000, "fashion_mnist": 50_000, "digits": 1_077}
 
 TRAINING_DEFAULTS: dict[str, Any] = {
     "epochs": 30,
@@ -151,7 +124,7 @@ def run_name(run: Mapping[str, Any], varied: Iterable[str] = ()) -> str:
 
 
 def _check_sizes(experiment: str, run: Mapping[str, Any]) -> None:
-    n_train = TRAIN_SIZES[run["dataset"]]
+    n_train = spec(run["dataset"]).n_train
     keys = ("train_subset", "batch_size", "probe_size")
     for key in keys:
         if run[key] is not None and run[key] > n_train:
@@ -209,16 +182,12 @@ def expand_runs(config: Mapping[str, Any]) -> list[dict]:
     return [run for name, exp in experiments.items() for run in expand_experiment(name, exp, base)]
 
 
-SOURCES_ALLOWED = {
-    "mnist": "the path of a local copy of Keras' mnist.npz, or null to download it",
-    "fashion_mnist": "a folder with the four Fashion-MNIST IDX files (.gz or not), or null",
-}
-
-
 def check_sources(config: Mapping[str, Any]) -> None:
-    """A dataset's local ``source`` (if set, and the dataset is used) exists and is complete."""
-    from gradsweep.data import DataError, source_files
+    """A dataset's local ``source`` (if set, and the dataset is used) holds an accepted form.
 
+    Only names are checked here (this runs whenever the Snakefile is parsed); the prepare
+    step checks every file's hash.
+    """
     for dataset, entry in (config.get("datasets") or {}).items():
         users = sorted(n for n, e in config["experiments"].items() if e["dataset"] == dataset)
         source = (entry or {}).get("source")
@@ -226,10 +195,10 @@ def check_sources(config: Mapping[str, Any]) -> None:
             continue
         try:
             source_files(dataset, source)
-        except DataError as err:
+        except SourceError as err:
             raise ConfigError(
                 f"experiment '{users[0]}': datasets.{dataset}.source = {source!r} cannot be "
-                f"used ({err}); allowed: {SOURCES_ALLOWED[dataset]}"
+                f"used ({err.problem}); allowed: {err.allowed}"
             ) from None
 
 

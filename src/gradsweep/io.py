@@ -1,12 +1,14 @@
-"""Atomic writes: a file that exists under its final name is complete."""
+"""Atomic writes (a file that exists under its final name is complete) and job logs."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
-import tempfile
+import sys
+import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -49,17 +51,52 @@ METRICS_SCHEMA = pa.schema(
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it into place only on success."""
+    """Yield a temporary path beside ``path``; rename it into place only on success.
+
+    The temporary file exists (empty) when the block starts, with the permissions the umask
+    gives (not mkstemp's 0600: results are shared); it is removed if the block fails.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
-        yield Path(tmp)
+        yield tmp
         os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def job_log(path: str | None, *expected: type[Exception]) -> Iterator[None]:
+    """The body of a Snakemake job script: logging and ``sys.stderr`` (progress bars) go to
+    the job's log file ``path`` (None: stay on stderr).
+
+    An ``expected`` error (e.g. ``DataError``, whose message says what to do) ends the job with
+    that one message in the log and exit status 1, without a traceback; Snakemake then prints
+    the log on the terminal (``show-failed-logs`` in workflow/profiles/default, which every run
+    loads), so the message appears there once. Any other error is logged with its traceback
+    and raised.
+    """
+    terminal = sys.stderr
+    with open(path, "a") if path else nullcontext(terminal) as stream:
+        handler = logging.StreamHandler(stream)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root = logging.getLogger()
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+        sys.stderr = stream
+        try:
+            yield
+        except expected as err:
+            logging.getLogger("gradsweep").error("%s", err)
+            raise SystemExit(1) from None
+        except Exception:
+            logging.getLogger("gradsweep").exception("job failed")
+            raise
+        finally:
+            sys.stderr = terminal
+            root.removeHandler(handler)
 
 
 def write_parquet(df: pd.DataFrame, path: str | Path, schema: pa.Schema | None = None) -> None:

@@ -1,4 +1,8 @@
-"""Dense nets as plain ``tf.Variable`` lists, so every layer's weights and gradients are in view."""
+"""Dense nets as plain ``tf.Variable`` lists, so every layer's weights and gradients are in view.
+
+Implements the activations, inits, bias inits and losses that ``gradsweep.registry`` names
+(tests/test_registry.py checks that these tables hold exactly the registry's names).
+"""
 
 from __future__ import annotations
 
@@ -38,6 +42,11 @@ INITIALIZERS: dict[str, Callable[[int], keras.initializers.Initializer]] = {
     "lecun_uniform": lambda seed: keras.initializers.LecunUniform(seed=seed),
 }
 
+BIAS_INITIALIZERS: dict[str, Callable[[int], keras.initializers.Initializer]] = {
+    "normal": lambda seed: keras.initializers.RandomNormal(0.0, 1.0, seed=seed),
+    "zeros": lambda seed: keras.initializers.Zeros(),
+}
+
 
 class DenseNet(tf.Module):
     """``sizes = [784, 100, 100, 10]``: input, hidden widths, output; layer l = 1 … L."""
@@ -59,10 +68,7 @@ class DenseNet(tf.Module):
             # Keras draws a (fan_in, fan_out) kernel; stored transposed, as Nielsen's w^l_jk
             w = INITIALIZERS[init](seed * 1009 + layer)((fan_in, fan_out), dtype="float32")
             w = tf.transpose(w)
-            if bias_init == "normal":
-                b = keras.initializers.RandomNormal(0.0, 1.0, seed=seed * 1013 + layer)((fan_out,))
-            else:
-                b = tf.zeros((fan_out,))
+            b = BIAS_INITIALIZERS[bias_init](seed * 1013 + layer)((fan_out,))
             self.kernels.append(tf.Variable(w * weight_scale, name=f"W{layer}"))
             self.biases.append(tf.Variable(b, name=f"b{layer}"))
 
@@ -91,23 +97,28 @@ class DenseNet(tf.Module):
         return self.forward(x)[1][-1]
 
 
+def _sigmoid_ce_mean(y: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+    """tf.reduce_mean / Keras: the mean over the output units too."""
+    return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=logits))
+
+
+def _sigmoid_ce(y: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+    """Nielsen's: summed over the output units."""
+    per_unit = tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=logits)
+    return tf.reduce_mean(tf.reduce_sum(per_unit, axis=1))
+
+
+def _softmax_ce(y: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+    return tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=y, logits=logits))
+
+
+LOSSES: dict[str, Callable[[tf.Tensor, tf.Tensor], tf.Tensor]] = {
+    "sigmoid_cross_entropy": _sigmoid_ce,
+    "sigmoid_cross_entropy_mean": _sigmoid_ce_mean,
+    "softmax_cross_entropy": _softmax_ce,
+}
+
+
 def loss_function(kind: str) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
     """C0: mean over the batch of the per-image cost (sigmoid: summed over output units)."""
-    if kind == "sigmoid_cross_entropy_mean":  # tf.reduce_mean / Keras: also mean over units
-
-        def sigmoid_ce_mean(y: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
-            return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=logits))
-
-        return sigmoid_ce_mean
-    if kind == "sigmoid_cross_entropy":  # Nielsen's: summed over output units
-
-        def sigmoid_ce(y: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
-            per_unit = tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=logits)
-            return tf.reduce_mean(tf.reduce_sum(per_unit, axis=1))
-
-        return sigmoid_ce
-
-    def softmax_ce(y: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
-        return tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=y, logits=logits))
-
-    return softmax_ce
+    return LOSSES[kind]

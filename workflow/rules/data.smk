@@ -1,9 +1,10 @@
+# No `retries:`: pooch retries each download itself (gradsweep.data.fetch), and a failure
+# ends in one message (file, URL, cause, fix) in the job log and on the terminal.
 rule download_raw:
     output:
         "resources/raw/{dataset}/{filename}",
     log:
         "logs/download/{dataset}/{filename}.log",
-    retries: 2
     conda:
         "../envs/gradsweep.yaml"
     params:
