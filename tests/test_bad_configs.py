@@ -22,6 +22,7 @@ import yaml
 from jsonschema import Draft202012Validator
 from workflow_helpers import REPO, copy_workflow
 
+from gradsweep import registry
 from gradsweep.config import (
     ConfigError,
     check_sources,
@@ -31,7 +32,7 @@ from gradsweep.config import (
 
 SMOKE = yaml.safe_load((REPO / "config/smoke.yaml").read_text())
 SCHEMA = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
-ENUMS = {name: SCHEMA["$defs"][name]["enum"] for name in ("activation", "init", "loss")}
+ENUMS = registry.CHOICES  # the schema's enums (tests/test_registry.py)
 EXP = "experiments.smoke"
 DELETE = object()
 
@@ -276,7 +277,12 @@ CASES = [
     Case(
         "missing_local_source",
         {f"{EXP}.dataset": "mnist", "datasets": {"mnist": {"source": "/nonexistent/m.npz"}}},
-        ("datasets.mnist.source = '/nonexistent/m.npz'", "allowed: the path of a local copy"),
+        (
+            "datasets.mnist.source = '/nonexistent/m.npz'",
+            "no such file or folder",
+            "allowed: Keras' mnist.npz (the file, or a folder holding it",
+            "or torchvision's download folder",
+        ),
         real=True,
     ),
 ]

@@ -1,4 +1,6 @@
 import pytest
+import yaml
+from workflow_helpers import REPO
 
 from gradsweep.config import TRAINER_VERSION, ConfigError, expand_runs, run_name
 
@@ -115,3 +117,18 @@ def test_run_name_lists_varied_training_keys():
         "learning_rate": 0.1,
     }
     assert run_name(run, ["learning_rate"]) == "d2-w3x2-tanh-normal-s2-learning_rate0.1"
+
+
+def test_fashion_config_mirrors_the_default_sweep():
+    """config/fashion.yaml is config/config.yaml with every experiment on Fashion-MNIST: same
+    experiments, settings, grids and references (its header says this test checks it)."""
+    default = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    fashion = yaml.safe_load((REPO / "config/fashion.yaml").read_text())
+    assert {e["dataset"] for e in fashion["experiments"].values()} == {"fashion_mnist"}
+    moved = {
+        name: {**exp, "dataset": "fashion_mnist"} for name, exp in default["experiments"].items()
+    }
+    assert fashion["experiments"] == moved
+    assert {k: v for k, v in fashion.items() if k != "experiments"} == {
+        k: v for k, v in default.items() if k != "experiments"
+    }

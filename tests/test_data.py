@@ -8,6 +8,7 @@ import hashlib
 import http.server
 import logging
 import os
+import re
 import socket
 import struct
 import threading
@@ -17,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
+from workflow_helpers import copy_checkout, snakemake
 
 from gradsweep import data
 from gradsweep.config import ConfigError, check_sources
@@ -272,6 +275,42 @@ def test_unresolvable_host_names_dns(tmp_path: Path) -> None:
     url = "http://gradsweep-test.invalid/mnist.npz"
     with pytest.raises(DataError, match="cannot resolve the host name 'gradsweep-test.invalid'"):
         data.download(url, tmp_path / "mnist.npz", sha(BODY), dataset="mnist", retries=0)
+
+
+@pytest.mark.slow
+def test_offline_sweep_fails_with_one_message_and_no_traceback(
+    tmp_path: Path, refused_url: str
+) -> None:
+    """The default sweep without network, end to end: the download job fails once, its log
+    holds the message, Snakemake shows it once (show-failed-logs) with no Python traceback."""
+    workdir = copy_checkout(tmp_path / "offline")
+    registry = workdir / "src/gradsweep/data/datasets.py"
+    bucket = refused_url.removesuffix("mnist.npz")
+    registry.write_text(
+        re.sub(r'KERAS_BUCKET = ".*"', f'KERAS_BUCKET = "{bucket}"', registry.read_text())
+    )
+    config = yaml.safe_load((workdir / "config/smoke.yaml").read_text())
+    for experiment in config["experiments"].values():
+        experiment["dataset"] = "mnist"
+    (workdir / "offline.yaml").write_text(yaml.safe_dump(config))
+    result = snakemake(
+        workdir,
+        "resources/data/mnist.npz",
+        *("--cores", "1", "--configfile", "offline.yaml"),
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    message = f"download of mnist.npz from {refused_url} failed (3 tries): "
+    assert output.count(message) == 1, output
+    assert "Error in rule download_raw" in output and "Traceback" not in output
+    line = next(line for line in output.splitlines() if message in line)
+    assert "refused the connection" in line and "`datasets.mnist.source`" in line
+    assert data.accepted_forms("mnist") in line
+    log = (workdir / "logs/download/mnist/mnist.npz.log").read_text()
+    assert [line for line in log.splitlines() if " ERROR " in line] == [line]
+    assert log.count("Will attempt the download again") == 2  # pooch's retries, one job
+    assert not any((workdir / "resources").rglob("*.*")), "a partial file was left"
 
 
 def test_job_log_holds_progress_and_the_one_message(
