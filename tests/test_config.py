@@ -132,3 +132,28 @@ def test_fashion_config_mirrors_the_default_sweep():
     assert {k: v for k, v in fashion.items() if k != "experiments"} == {
         k: v for k, v in default.items() if k != "experiments"
     }
+
+
+def schema_keys(node: object) -> set[str]:
+    """Every property name anywhere in the schema."""
+    if isinstance(node, dict):
+        own = set(node.get("properties", {})) if isinstance(node.get("properties"), dict) else set()
+        return own | {k for v in node.values() for k in schema_keys(v)}
+    if isinstance(node, list):
+        return {k for v in node for k in schema_keys(v)}
+    return set()
+
+
+def test_config_readme_documents_every_key_and_choice():
+    """config/README.md names every key the schema allows and every name it accepts."""
+    from gradsweep import reference, registry
+
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    readme = (REPO / "config/README.md").read_text()
+    keys = schema_keys(schema)
+    assert {"source", "threads", "epochs", "grid", "widths", "metric", "value"} <= keys
+    names = {n for choice, ns in registry.CHOICES.items() if choice != "optimizer" for n in ns}
+    missing = sorted(
+        name for name in keys | names | set(reference.METRICS) if f"`{name}`" not in readme
+    )
+    assert not missing, f"config/README.md does not mention {missing}"
