@@ -351,6 +351,7 @@ def test_digits_prepare_round_trip(tmp_path: Path) -> None:
     from sklearn.datasets import load_digits
 
     out = tmp_path / "prepared" / "digits.npz"
+    data.verify_raw_files("digits", [])  # what the prepare_data job does first
     s = data.prepare("digits", [], out)
     assert [p.name for p in out.parent.iterdir()] == ["digits.npz"]
     back = data.load_prepared(out)

@@ -42,9 +42,12 @@ def accepted_forms(dataset: str) -> str:
 
 
 def match(sp: DatasetSpec, files: list[Path]) -> list[tuple[Path, RawFile]]:
-    """Each file with its registry entry: one ``.npz`` (a local copy may have any name), or
-    the four IDX files matched by name (``RawFile.local_names``), in registry order."""
+    """Each file with its registry entry: none (a bundled dataset), one ``.npz`` (a local copy
+    may have any name), or the four IDX files matched by name (``RawFile.local_names``), in
+    registry order."""
     files = [Path(f) for f in files]
+    if not files and not sp.files:  # bundled with its library: nothing to match
+        return []
     if len(files) == 1 and sp.npz is not None:
         return [(files[0], sp.npz)]
     if sp.idx and len(files) == len(sp.idx):
