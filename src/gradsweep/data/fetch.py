@@ -102,7 +102,7 @@ def _cause(exc: BaseException, url: str) -> str:
     """The root cause of a failed download, in words: DNS failure, refused connection, …."""
     import requests
 
-    host = urlsplit(url).netloc
+    host = urlsplit(url).netloc  # with the port
     seen: list[BaseException] = []
     todo: list[BaseException | None] = [exc]
     while todo:  # requests wraps urllib3's error, which wraps the socket's
@@ -115,7 +115,7 @@ def _cause(exc: BaseException, url: str) -> str:
     names = {type(e).__name__ for e in seen}
     innermost = seen[-1]
     if "gaierror" in names or "NameResolutionError" in names:
-        return f"cannot resolve the host name {host!r}: no network, or a DNS failure"
+        return f"cannot resolve the host name {urlsplit(url).hostname!r}: no network, or DNS"
     if any(isinstance(e, ConnectionRefusedError) for e in seen):
         return f"{host} refused the connection"
     if isinstance(exc, requests.Timeout) or any(isinstance(e, TimeoutError) for e in seen):
@@ -124,7 +124,7 @@ def _cause(exc: BaseException, url: str) -> str:
         return f"the server answered HTTP {exc.response.status_code} {exc.response.reason}"
     if isinstance(exc, requests.exceptions.ChunkedEncodingError | requests.ConnectionError):
         return f"the connection broke off before the whole file arrived ({innermost})"
-    if isinstance(exc, ValueError):  # pooch's hash check
+    if isinstance(exc, ValueError) and "does not match the known hash" in str(exc):  # pooch's
         return f"the file that arrived is not the expected one ({exc})"
     return f"{type(innermost).__name__}: {innermost}"
 
