@@ -115,7 +115,8 @@ def _cause(exc: BaseException, url: str) -> str:
     names = {type(e).__name__ for e in seen}
     innermost = seen[-1]
     if "gaierror" in names or "NameResolutionError" in names:
-        return f"cannot resolve the host name {urlsplit(url).hostname!r}: no network, or DNS"
+        name = urlsplit(url).hostname
+        return f"cannot resolve the host name {name!r}: no network, or a DNS failure"
     if any(isinstance(e, ConnectionRefusedError) for e in seen):
         return f"{host} refused the connection"
     if isinstance(exc, requests.Timeout) or any(isinstance(e, TimeoutError) for e in seen):
