@@ -1,10 +1,12 @@
-# No `retries:`: pooch retries each download itself (gradsweep.data.fetch), and a failure
-# ends in one message (file, URL, cause, fix) in the job log and on the terminal.
+# pooch retries each download itself (gradsweep.data.fetch), and a failure ends in one
+# message (file, URL, cause, fix) in the job log and on the terminal. `retries: 0` keeps a
+# profile's `retries:` (the SLURM one's) from repeating that failure.
 rule download_raw:
     output:
         "resources/raw/{dataset}/{filename}",
     log:
         "logs/download/{dataset}/{filename}.log",
+    retries: 0
     conda:
         "../envs/gradsweep.yaml"
     params:
