@@ -101,7 +101,8 @@ def _find_in(src: Path, sp: DatasetSpec) -> list[Path]:
         names = sorted(p.name for p in src.iterdir())
         shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
         partial.append(f"{src} holds {shown}" if names else f"{src} is empty")
-    raise SourceError(f"{src}: no complete {sp.name} copy; found: {'; '.join(partial)}", "")
+    problem = f"{src}: no complete {sp.name} copy; found: {'; '.join(partial)}"
+    raise SourceError(problem, accepted_forms(sp.name))
 
 
 def source_files(dataset: str, source: str | None) -> list[Path]:
@@ -122,12 +123,9 @@ def source_files(dataset: str, source: str | None) -> list[Path]:
         if src.is_file() and sp.npz is not None:
             return [src]
         if not src.is_dir():
-            what = "a file" if src.exists() else "no such file or folder"
+            what = "a file, not a folder" if src.exists() else "no such file or folder"
             raise SourceError(f"{src}: {what}", allowed)
-        try:
-            return _find_in(src, sp)
-        except SourceError as err:
-            raise SourceError(err.problem, allowed) from None
+        return _find_in(src, sp)
     if dataset == "fashion_mnist" and DEBIAN_FASHION_DIR.is_dir():
         found, missing = _idx_in(DEBIAN_FASHION_DIR, sp)
         return [] if missing else found
