@@ -14,6 +14,15 @@ from __future__ import annotations
 
 import json
 import math
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +30,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from workflow_helpers import copy_workflow, job_stats, snakemake
 
 from gradsweep import data
 from gradsweep.aggregate import aggregate
@@ -312,3 +322,137 @@ def test_bad_inputs_name_the_file(sweep: Path, tmp_path: Path) -> None:
         write_experiment(**{**files, "infos": other}, out_dir=tmp_path / "out")
     assert not (tmp_path / "out").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["run.json"]  # no temporary folder left
+
+
+class Server:
+    """A real ``tensorboard --logdir`` process on 127.0.0.1, asked over HTTP."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+
+    def get(self, path: str) -> Any:
+        with urllib.request.urlopen(self.base + path, timeout=60) as response:
+            return json.load(response)
+
+    def post(self, path: str, body: dict) -> Any:
+        headers = {"Content-Type": "application/json"}
+        request = urllib.request.Request(self.base + path, json.dumps(body).encode(), headers)
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return json.load(response)
+
+    def experiment(self) -> dict:
+        return self.post("/data/plugin/hparams/experiment", {"experimentName": ""})
+
+    def session_groups(self) -> dict[str, dict]:
+        request = {"experimentName": "", "allowedStatuses": ALL_STATUSES, "sliceSize": 10_000}
+        groups = self.post("/data/plugin/hparams/session_groups", request)["sessionGroups"]
+        return {group["name"]: group for group in groups}
+
+    def scalars(self, run: str, tag: str) -> list[tuple[int, float]]:
+        query = urllib.parse.urlencode({"run": run, "tag": tag})
+        return [
+            (step, value) for _, step, value in self.get(f"/data/plugin/scalars/scalars?{query}")
+        ]
+
+    def until(
+        self, read: Callable[[], Any], done: Callable[[Any], bool], timeout: float = 120
+    ) -> Any:
+        """``read()`` once ``done`` says so: TensorBoard loads and reloads in the background."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                value = read()
+                if done(value):
+                    return value
+            except (urllib.error.URLError, ConnectionError):
+                value = None
+            if time.monotonic() > deadline:
+                raise AssertionError(f"TensorBoard at {self.base} never showed it; last: {value}")
+            time.sleep(1)
+
+
+@contextmanager
+def tensorboard(logdir: Path, log: Path) -> Iterator[Server]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [Path(sys.executable).with_name("tensorboard"), "--logdir", logdir]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--reload_interval", "1"]
+    with open(log, "w") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        server = Server(f"http://127.0.0.1:{port}")
+        server.until(lambda: process.poll() is None and server.get("/data/plugins_listing"), bool)
+        yield server
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _starts(groups: dict[str, dict]) -> dict[str, float]:
+    return {name: group["sessions"][0]["startTimeSecs"] for name, group in groups.items()}
+
+
+@pytest.mark.slow
+def test_smoke_sweep_in_tensorboard(tmp_path: Path) -> None:
+    """What `tensorboard --logdir results/tensorboard` shows for the smoke sweep, and after a
+    run is retrained and after the grid shrinks, while it keeps running."""
+    workdir = copy_workflow(tmp_path / "work")
+    smoke = ("--cores", "2", "--configfile", "config/smoke.yaml")
+    snakemake(workdir, *smoke)
+    results = workdir / "results"
+    runs = pd.read_parquet(results / "runs.parquet").set_index("run_id")
+    metrics = pd.read_parquet(results / "metrics.parquet")
+    assert len(runs) == 8
+
+    with tensorboard(results / "tensorboard", tmp_path / "tensorboard.log") as tb:
+        groups = tb.until(tb.session_groups, lambda g: len(g) == len(runs))
+        assert sorted(groups) == sorted(runs.index)  # one table for the whole sweep
+        experiment = tb.experiment()
+        hparams = {h["name"]: h for h in experiment["hparamInfos"]}
+        assert hparams["depth"]["domainDiscrete"] == [1, 4]
+        assert hparams["activation"]["domainDiscrete"] == ["relu", "sigmoid"]
+        assert hparams["init"]["domainDiscrete"] == ["he_normal", "scaled_normal"]
+        assert [m["displayName"] for m in experiment["metricInfos"]] == METRICS
+        for run_id, row in runs.iterrows():
+            assert set(groups[run_id]["hparams"]) == set(hparams)
+            values = {m["name"]["tag"]: m["value"] for m in groups[run_id]["metricValues"]}
+            expected = {f"hparams/{name}": row[name] for name in METRICS}
+            assert values == pytest.approx(expected, rel=1e-6)
+        tags = tb.get("/data/plugin/scalars/tags")
+        assert sorted(tags) == sorted(runs.index)
+        for run_id, row in runs.iterrows():
+            assert f"probe_grad_norm_bias/layer{row['depth']}" in tags[run_id]
+            assert "probe_grad_norm_kernel/output" in tags[run_id]
+            val_acc = metrics[metrics["run_id"] == run_id][["epoch", "val_acc"]]
+            points = tb.scalars(run_id, "accuracy/val")
+            assert [step for step, _ in points] == val_acc["epoch"].tolist()
+            assert [v for _, v in points] == pytest.approx(val_acc["val_acc"].tolist(), rel=1e-6)
+
+        # Retrain one run with TensorBoard open: its events are replaced, not added to.
+        run = "smoke/d4-w16-relu-he_normal-s0"
+        before = _starts(groups)
+        targets = ("results/tensorboard/smoke", "results/tensorboard/hparams-config")
+        rerun = snakemake(workdir, *targets, *smoke, "--forcerun", f"results/runs/{run}/run.json")
+        jobs = job_stats(rerun.stdout + rerun.stderr)
+        assert jobs["train"] == 1 and jobs["tensorboard_experiment"] == 1, jobs
+        info = results / "runs" / run / "run.json"
+        start = info.stat().st_mtime - json.loads(info.read_text())["wall_s"]
+        after = _starts(tb.until(tb.session_groups, lambda g: _starts(g)[run] != before[run]))
+        assert after[run] == pytest.approx(start, abs=1e-3) and after[run] > before[run]
+        steps = [step for step, _ in tb.scalars(run, "accuracy/val")]
+        assert steps == [0, 1, 2, 3]  # one point per epoch
+        event_files = sorted((results / "tensorboard").rglob("events.out.tfevents.*"))
+        assert len(event_files) == len(runs) + 1
+
+        # Drop half the grid: the dropped runs leave the folder and TensorBoard's table.
+        config = workdir / "config" / "smoke.yaml"
+        config.write_text(config.read_text().replace("[scaled_normal, he_normal]", "[he_normal]"))
+        snakemake(workdir, *targets, *smoke)
+        kept = sorted(r for r in runs.index if r.endswith("he_normal-s0"))
+        assert sorted(
+            p.name for p in (results / "tensorboard" / "smoke").iterdir() if p.is_dir()
+        ) == sorted(r.split("/")[1] for r in kept)
+        groups = tb.until(tb.session_groups, lambda g: sorted(g) == kept)
+        init = {h["name"]: h for h in tb.experiment()["hparamInfos"]}["init"]
+        assert init["domainDiscrete"] == ["he_normal"]
