@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tensorboard.compat.proto import event_pb2, summary_pb2
 from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
@@ -191,6 +193,17 @@ def run_events(
     return events
 
 
+def _probe_rows(traces: str | Path) -> pd.DataFrame:
+    """The probe rows of an experiment's traces.parquet, read batch by batch: its step rows
+    can be millions, which pq.read_table(filters=...) would hold in memory all at once."""
+    columns = ["run_id", "epoch", "layer", "param", "grad_norm", "source"]
+    file = pq.ParquetFile(traces)
+    schema = pa.schema([file.schema_arrow.field(column) for column in columns])
+    batches = file.iter_batches(columns=columns)
+    probe = [batch.filter(pc.equal(batch["source"], "probe")) for batch in batches]
+    return pa.Table.from_batches(probe, schema).to_pandas()
+
+
 def _replace_dir(tmp: Path, out: Path) -> None:
     if out.exists():
         shutil.rmtree(out)
@@ -213,9 +226,7 @@ def write_experiment(
     out_dir = Path(out_dir)
     summaries = pd.read_parquet(runs).set_index("run_id")
     epochs = pd.read_parquet(metrics)
-    columns = ["run_id", "epoch", "layer", "param", "grad_norm", "source"]
-    probe = pq.read_table(traces, columns=columns, filters=[("source", "==", "probe")])
-    probes = probe.to_pandas()
+    probes = _probe_rows(traces)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.", suffix=".tmp"))
     try:
