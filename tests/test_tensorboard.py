@@ -85,16 +85,19 @@ def _aggregates(results: Path, experiment: str) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory) -> Path:
     """results/ of four real runs and results/tensorboard/ written from them."""
-    from gradsweep.run import train_run
-
     results = tmp_path_factory.mktemp("sweep") / "results"
     digits = results.parent / "digits.npz"
     data.prepare("digits", [], digits)
-    runs = expand_runs(CONFIG)
-    for cfg in runs:
-        train_run(
-            cfg, digits, results / "runs" / cfg["experiment"] / cfg["run"], log=lambda _: None
-        )
+    # Trained in a fresh process: TensorFlow's thread pools are set once per process, and
+    # other tests of the session may already have started TensorFlow.
+    train = (
+        "import json, sys; from pathlib import Path; from gradsweep.run import train_run\n"
+        "for cfg in json.loads(sys.argv[1]):\n"
+        "    out = Path(sys.argv[3]) / cfg['experiment'] / cfg['run']\n"
+        "    train_run(cfg, Path(sys.argv[2]), out, log=lambda _: None)\n"
+    )
+    runs = json.dumps(expand_runs(CONFIG))
+    subprocess.run([sys.executable, "-c", train, runs, digits, results / "runs"], check=True)
     for experiment in CONFIG["experiments"]:
         files = _aggregates(results, experiment)
         aggregate(
