@@ -91,6 +91,7 @@ def final_outputs():
         *expand("results/figures/{experiment}/gradients.png", experiment=EXPERIMENTS),
         *expand("results/figures/{experiment}/steps.png", experiment=EXPERIMENTS),
         *article_outputs(),
+        *expand("results/tensorboard/{name}", name=["hparams-config", *EXPERIMENTS]),
         # every run's own files too: a deleted run is retrained even when the figures exist
         *run_outputs("run.json"),
         *run_outputs("traces.parquet"),

@@ -1,0 +1,36 @@
+# TensorBoard event files (gradsweep.tensorboard): `tensorboard --logdir results/tensorboard`.
+# Directory outputs: Snakemake deletes a folder before its job reruns, so a retrained run's
+# events replace the old ones instead of piling up beside them.
+
+
+rule tensorboard_experiment:
+    input:
+        infos=lambda wildcards: run_outputs("run.json", wildcards.experiment),
+        runs="results/experiments/{experiment}/runs.parquet",
+        traces="results/experiments/{experiment}/traces.parquet",
+        metrics="results/experiments/{experiment}/metrics.parquet",
+        code=sources("tensorboard", "aggregate"),
+    output:
+        directory("results/tensorboard/{experiment}"),
+    log:
+        "logs/tensorboard/{experiment}.log",
+    conda:
+        "../envs/gradsweep.yaml"
+    script:
+        "../scripts/tensorboard.py"
+
+
+# The HParams plugin reads one experiment summary per logdir: one for the whole sweep, in a
+# folder whose name no experiment can have (experiment names match [A-Za-z0-9_]+).
+rule tensorboard_hparams_config:
+    input:
+        infos=run_outputs("run.json"),
+        code=sources("tensorboard"),
+    output:
+        directory("results/tensorboard/hparams-config"),
+    log:
+        "logs/tensorboard/hparams-config.log",
+    conda:
+        "../envs/gradsweep.yaml"
+    script:
+        "../scripts/tensorboard.py"
