@@ -76,7 +76,7 @@ def dynamic_verdict(status: str, ratios: pd.Series, escape: float) -> str:
     return f"{first} → {last} from epoch {int(r.index[since])}"
 
 
-def _matches(row: pd.Series, entry: dict[str, Any]) -> bool:
+def matches(row: pd.Series, entry: dict[str, Any]) -> bool:
     return all(str(row.get(k)) == str(v) for k, v in entry.items() if k != "value")
 
 
@@ -127,7 +127,7 @@ def annotate(runs: pd.DataFrame, references: dict[str, dict | None]) -> pd.DataF
         if metric is None:
             cells.append(("", "", ""))
             continue
-        entry = next((e for e in block.get("values", []) if _matches(row, e)), None)
+        entry = next((e for e in block.get("values", []) if matches(row, e)), None)
         cells.append(compare(row, metric, entry["value"] if entry else None))
     runs["measured"], runs["reference"], runs["delta"] = (
         (list(c) for c in zip(*cells, strict=True)) if cells else ([], [], [])

@@ -144,8 +144,17 @@ def summarize_group(group: pd.DataFrame) -> dict:
     return out
 
 
+def with_config_id(runs: pd.DataFrame) -> pd.DataFrame:
+    """runs with a ``config_id`` column (kept if present, else numbered per config)."""
+    if "config_id" in runs or runs.empty:
+        return runs
+    ids = runs.groupby(config_columns(runs), dropna=False, sort=False).ngroup()
+    return runs.assign(config_id=ids.astype(str))
+
+
 def config_summary(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per config: its settings, ``config_id``, n, seeds and the statistics."""
+    runs = with_config_id(runs)
     keys = config_columns(runs)
     rows = []
     for key, group in runs.groupby(keys, dropna=False, sort=False):

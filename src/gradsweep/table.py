@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from gradsweep.reference import EXPLODING_RATIO, METRICS, VANISHING_RATIO, annotate
+from gradsweep.io import atomic_path
+from gradsweep.reference import EXPLODING_RATIO, METRICS, VANISHING_RATIO, annotate, matches
+from gradsweep.stats import (
+    METHOD,
+    config_summary,
+    geometric_interval,
+    mean_interval,
+    position,
+    with_config_id,
+)
 
 MISSING = "—"
 
@@ -74,6 +85,13 @@ def format_int(x: Any) -> str:
     return str(int(x))
 
 
+def format_escape(x: Any) -> str:
+    """Escape epoch: the epoch, or ``never`` (NaN); missing column: —."""
+    if x is None:
+        return MISSING
+    return "never" if pd.isna(x) else str(int(x))
+
+
 def format_text(x: Any) -> str:
     if x is None or (not isinstance(x, str) and pd.isna(x)):
         return MISSING
@@ -111,7 +129,7 @@ COLUMNS: list[Column] = [
     Column("test acc (%)", "test_acc", format_percent),
     Column("grad ratio at init", "grad_ratio_init", format_ratio),
     Column("grad ratio at end", "grad_ratio_final", format_ratio),
-    Column("escape epoch", "escape_epoch", lambda x: "never" if pd.isna(x) else format_int(x)),
+    Column("escape epoch", "escape_epoch", lambda x: format_escape(x)),
     Column("verdict", "verdict", format_text, "left"),
     Column("status", "status", format_text, "left"),
 ]
@@ -230,8 +248,6 @@ CONFIG_INTRO = (
 
 
 def _method() -> str:
-    from gradsweep.stats import METHOD
-
     return (
         f"Statistics: {METHOD}. With a single seed there is no interval "
         "(*n = 1, no interval*). Where an experiment reproduces a published number, *Δ* is "
@@ -266,7 +282,7 @@ def _escape_cell(row: pd.Series) -> str:
     med, lo, hi = row.get("escape_epoch_median"), row.get("escape_epoch_min"), None
     hi = row.get("escape_epoch_max")
     never = int(row.get("n_never_escaped", 0) or 0)
-    text = spread_cell(med, lo, hi, format_int) if med is not None and pd.notna(med) else ""
+    text = spread_cell(med, lo, hi, format_number) if med is not None and pd.notna(med) else ""
     if never:
         text = f"{text}; {never} never" if text else "never"
     return text or MISSING
@@ -354,8 +370,6 @@ def config_columns_for(summary: pd.DataFrame) -> list[ConfigColumn]:
 
 def _reference_cells(row: pd.Series, metric: str, ref: Any) -> tuple[str, str, str, str]:
     """(measured, published, Δ of the mean, where the published value lies) for one config."""
-    from gradsweep.stats import position
-
     if metric in ("best_val_acc", "test_acc", "test_error"):
         key = "test_acc" if metric == "test_error" else metric
         mean, lo, hi = (100 * float(row.get(f"{key}_{s}", np.nan)) for s in ("mean", "lo", "hi"))
@@ -409,8 +423,6 @@ def _num1(x: Any) -> str:
 
 def _extra_stats(runs: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
     """Per-config statistics some references need (norms per layer, order, dead units)."""
-    from gradsweep.stats import geometric_interval, mean_interval
-
     extra = []
     for cid in summary["config_id"]:
         group = runs[runs["config_id"] == cid]
@@ -435,31 +447,30 @@ def _extra_stats(runs: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
 
 def config_table(runs: pd.DataFrame, references: dict[str, dict | None] | None = None) -> str:
     """Per-config Markdown table of one experiment's runs."""
-    from gradsweep.reference import _matches
-    from gradsweep.stats import config_summary
-
     summary = _extra_stats(runs, config_summary(runs))
     summary = sort_runs(summary.assign(seed=0, run=""))
     cols = config_columns_for(summary)
     block = (references or {}).get(str(runs["experiment"].iloc[0])) or {}
     metric = block.get("metric")
+    show_measured = metric not in ("best_val_acc", "test_acc")  # already a column
     cells = []
     for _, row in summary.iterrows():
         line = [c.cell(row) for c in cols]
         if metric:
-            entry = next((e for e in block.get("values", []) if _matches(row, e)), None)
-            line += list(_reference_cells(row, metric, entry["value"] if entry else None))
+            entry = next((e for e in block.get("values", []) if matches(row, e)), None)
+            ref = list(_reference_cells(row, metric, entry["value"] if entry else None))
+            line += ref if show_measured else ref[1:]
         cells.append(line)
     headers = [c.header for c in cols]
     aligns = [c.align for c in cols]
     if metric:
+        headers += [f"{METRICS[metric]} measured"] if show_measured else []
         headers += [
-            f"{METRICS[metric]} measured",
             "published",
             "Δ mean" if metric not in ("probe_bias_norms_init",) else "measured ÷ published",
             "published is",
         ]
-        aligns += ["right"] * 4
+        aligns += ["right"] * (4 if show_measured else 3)
     lines = [
         "| " + " | ".join(headers) + " |",
         "|" + "|".join(":---" if a == "left" else "---:" for a in aligns) + "|",
@@ -476,6 +487,7 @@ def results_markdown(
     """Markdown results page, one row per config (seeds aggregated), one section per
     experiment; ``seeds_link`` names the per-seed page (:func:`seeds_markdown`)."""
     references = references or {}
+    runs = with_config_id(runs)
     parts = ["# Results", "", CONFIG_INTRO, "", VERDICTS, "", _method(), ""]
     if seeds_link:
         parts += [f"One row per run (every seed): [{seeds_link}]({seeds_link}).", ""]
@@ -495,3 +507,18 @@ def results_markdown(
                 intro += f" Published finding: *{block['claim']}*."
         parts += [f"## {name}", "", intro, "", config_table(group, references), ""]
     return "\n".join(parts)
+
+
+def write_results(
+    runs: pd.DataFrame,
+    out: str | Path,
+    seeds_out: str | Path,
+    references: dict[str, dict | None] | None = None,
+) -> None:
+    """Write results.md (one row per config) and, beside it, the per-seed page it links to."""
+    seeds_out = Path(seeds_out)
+    link = os.path.relpath(seeds_out, Path(out).parent)
+    with atomic_path(out) as tmp:
+        tmp.write_text(results_markdown(runs, references, link), encoding="utf-8")
+    with atomic_path(seeds_out) as tmp:
+        tmp.write_text(seeds_markdown(runs, references=references), encoding="utf-8")

@@ -18,7 +18,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import MaxNLocator, NullLocator
 
 from gradsweep.io import DIAGNOSTICS
 from gradsweep.plotting import data as D
@@ -134,6 +134,7 @@ def _diag_panel(
             ax.fill_between(d.index[ok], lo, hi, color=color, alpha=BAND_ALPHA, lw=0)
     if scale == "log":
         ax.set_yscale("log")
+        ax.yaxis.set_minor_locator(NullLocator())
         own = limits.get(col) if not diverged else decade_limits(data[(col, "mean")])
         if own is not None:
             ax.set_ylim(*own)

@@ -11,7 +11,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-from matplotlib.ticker import FuncFormatter, MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator, NullLocator
 
 from gradsweep.plotting import data as D
 from gradsweep.plotting.style import (
@@ -60,7 +60,7 @@ def _escape_text(runs: pd.DataFrame) -> str:
 def _figure(page: D.Page, axes: list[str]) -> tuple[Figure, dict[str, object], int]:
     nrows, ncols, pos = D.panel_layout(page.configs, axes)
     fig = Figure(figsize=(PANEL_W * ncols + 2.2, PANEL_H * nrows + 1.3), layout="constrained")
-    grid = fig.subplots(nrows, ncols, squeeze=False)
+    grid = fig.subplots(nrows, ncols, squeeze=False, sharex=True, sharey=True)
     used = set(pos)
     for r in range(nrows):
         for c in range(ncols):
@@ -122,6 +122,7 @@ def _draw(
                 if run_id in diverged_at:
                     ax.axvline(diverged_at[run_id], color=DIVERGED_COLOR, ls="--", lw=0.9)
             ax.set_yscale("log")
+            ax.yaxis.set_minor_locator(NullLocator())  # minor ticks cost seconds at 24 panels
             if limits is not None:
                 ax.set_ylim(*limits)
             if x == "epoch":

@@ -34,7 +34,7 @@ from gradsweep.plotting.style import (
 from gradsweep.table import format_ratio
 
 
-def _init_vs_final(traces: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+def init_vs_final(traces: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     """Probe bias-gradient norms of hidden layers at epoch 0 and at each run's last epoch."""
     tr = D.hidden_bias(traces, runs, "probe").merge(
         runs[["run_id", "activation", "init"]], on="run_id"
@@ -57,7 +57,7 @@ def plot_activation_init_grid(
     Median over seeds, widths and experiments sharing depth × activation × init; the band
     spans their min–max. Returns one row per line drawn with the number of runs in it.
     """
-    df = _init_vs_final(traces, runs)
+    df = init_vs_final(traces, runs)
     acts = ordered(runs["activation"], ACTIVATION_ORDER) or ["?"]
     inits = ordered(runs["init"], INIT_ORDER) or ["?"]
     depths = sorted(int(d) for d in runs["depth"].dropna().unique()) or [1]
