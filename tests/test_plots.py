@@ -13,7 +13,8 @@ import pytest
 from gradsweep import plotting
 from gradsweep.aggregate import config_id
 from gradsweep.plotting import data as D
-from gradsweep.plotting import gradients, style, sweep as sweep_figures
+from gradsweep.plotting import gradients, style
+from gradsweep.plotting import sweep as sweep_figures
 
 # Per-layer shrink factor of the probe bias gradient towards the input, at initialisation.
 SHRINK = {
