@@ -66,10 +66,17 @@ def style() -> Iterator[None]:
         yield
 
 
+def panel_count(fig: Figure) -> int:
+    """Visible plotting panels of a figure (colour bars are not panels)."""
+    return sum(1 for ax in fig.get_axes() if ax.get_visible() and ax.get_label() != "<colorbar>")
+
+
 def save(fig: Figure, out: str | Path) -> None:
+    """Save as PNG; the number of panels goes into the PNG's ``Panels`` text chunk, so tests
+    and benchmarks can check the ``MAX_PANELS`` limit on the image itself."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=DPI, format="png")
+    fig.savefig(out, dpi=DPI, format="png", metadata={"Panels": str(panel_count(fig))})
     fig.clear()
 
 
