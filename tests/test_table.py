@@ -231,7 +231,8 @@ def test_one_row_per_config_with_interval(seeds: pd.DataFrame) -> None:
     assert two["published is"] == "above"  # 99.0 above [95.6, 96.4]
     one = cells["1"]
     assert one["published is"] == "n = 1, no interval"
-    assert one["best val acc (%) mean [95 % CI]"] == "95.00 (n = 1, no interval)"
+    assert one["best val acc (%) mean [95 % CI]"] == "95.00"
+    assert "n = 1, no interval: 1 config(s) ran a single seed." in md
     assert "Student-t" in md and "geometric mean" in md  # the method is named
     assert "[results_seeds.md](results_seeds.md)" in md
 

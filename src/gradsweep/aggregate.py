@@ -165,9 +165,21 @@ def run_summary(info: dict[str, Any], probe: pd.DataFrame, metrics: pd.DataFrame
     }
 
 
+def widths_string(widths: Sequence[int]) -> str:
+    """runs.parquet's ``widths`` column: ``[500, 300, 150, 50]`` -> ``"500-300-150-50"``."""
+    return "-".join(map(str, widths))
+
+
+def widths_list(widths: object) -> list[int]:
+    """The inverse of :func:`widths_string` (``[]`` for a missing value)."""
+    if not isinstance(widths, str):
+        return []
+    return [int(p) for p in widths.split("-") if p.isdigit()]
+
+
 def run_settings(experiment: str, cfg: dict[str, Any]) -> dict[str, Any]:
     """The experiment and every setting of a run but its seed (stats.SETTINGS), as columns."""
-    derived = {"depth": len(cfg["widths"]), "widths": "-".join(map(str, cfg["widths"]))}
+    derived = {"depth": len(cfg["widths"]), "widths": widths_string(cfg["widths"])}
     return {"experiment": experiment} | {k: derived.get(k, cfg.get(k)) for k in SETTINGS}
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from gradsweep.aggregate import widths_list
 from gradsweep.io import atomic_path
 from gradsweep.reference import EXPLODING_RATIO, METRICS, VANISHING_RATIO, annotate, matches
 from gradsweep.stats import (
@@ -143,16 +144,9 @@ VARYING_SETTINGS: list[Column] = [
 SORT_KEYS = ["depth", "_widths_key", "activation", "init", "seed", "run"]
 
 
-def _widths_key(widths: Any) -> tuple[int, ...]:
-    """``"500-300-150-50"`` -> (500, 300, 150, 50) so 30-30 sorts before 100-100."""
-    if not isinstance(widths, str):
-        return ()
-    parts = widths.replace("x", "-").split("-")
-    return tuple(int(p) for p in parts if p.isdigit())
-
-
 def sort_runs(runs: pd.DataFrame) -> pd.DataFrame:
-    df = runs.assign(_widths_key=runs["widths"].map(_widths_key))
+    # "500-300-150-50" -> (500, 300, 150, 50) so 30-30 sorts before 100-100
+    df = runs.assign(_widths_key=runs["widths"].map(lambda w: tuple(widths_list(w))))
     keys = [k for k in SORT_KEYS if k in df.columns]
     return df.sort_values(keys, kind="stable", na_position="last").drop(columns="_widths_key")
 
@@ -265,7 +259,7 @@ def interval_cell(mean: Any, lo: Any, hi: Any, n: Any, fmt: Callable[[Any], str]
     if mean is None or pd.isna(mean):
         return MISSING
     if lo is None or pd.isna(lo) or pd.isna(hi):
-        return f"{fmt(mean)} (n = {format_int(n)}, no interval)"
+        return fmt(mean)  # n = 1: the section intro and "published is" say so
     return f"{fmt(mean)} [{fmt(lo)}, {fmt(hi)}]"
 
 
@@ -500,6 +494,10 @@ def results_markdown(
         intro = _section_intro(group)
         n_configs = group["config_id"].nunique()
         intro = intro[:-1] + f" in {n_configs} config{'s' if n_configs != 1 else ''}."
+        singles = int((group.groupby("config_id").size() == 1).sum())
+        if singles:
+            which = "every config" if singles == n_configs else f"{singles} config(s)"
+            intro += f" n = 1, no interval: {which} ran a single seed."
         block = references.get(name) or {}
         if block:
             intro += f" Reference: {block['source']}."

@@ -40,6 +40,7 @@ from gradsweep.plotting.style import (
     suptitle,
     thousands,
 )
+from gradsweep.reference import matches
 from gradsweep.table import format_ratio
 
 FUNCTION_COLOR = "#1b4f8a"
@@ -80,11 +81,9 @@ def _sci(x: float) -> str:
 
 
 def _reference_entry(row: pd.Series, reference: Mapping[str, Any] | None) -> Any:
-    """The ``value`` of the first reference entry whose other keys all match the run."""
-    for entry in (reference or {}).get("values", []) or []:
-        if all(str(row.get(k)) == str(v) for k, v in entry.items() if k != "value"):
-            return entry.get("value")
-    return None
+    """The ``value`` of the first reference entry that matches the run (reference.matches)."""
+    entries = (reference or {}).get("values", []) or []
+    return next((e.get("value") for e in entries if matches(row, e)), None)
 
 
 def _x_axis(ax: Axes, source: str, max_x: float) -> None:

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.dataset as ds
 
+from gradsweep.aggregate import widths_list
 from gradsweep.plotting.style import ACTIVATION_ORDER, INIT_ORDER, MAX_PANELS, ordered
 
 TRACE_COLUMNS = ("run_id", "epoch", "step", "layer", "param", "grad_norm", "source")
@@ -123,13 +124,6 @@ def is_diverged(row: Mapping[str, Any]) -> bool:
 
 
 # --------------------------------------------------------------------------- widths
-
-
-def widths_list(widths: object) -> list[int]:
-    """runs.parquet's ``widths`` string (``"500-300-150-50"``) as a list of ints."""
-    if not isinstance(widths, str):
-        return []
-    return [int(p) for p in re.split(r"[-x]", widths) if p.isdigit()]
 
 
 def widths_label(widths: object) -> str:
