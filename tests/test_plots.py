@@ -135,7 +135,7 @@ def _check_png(path: Path, min_w: int = 600, min_h: int = 300) -> np.ndarray:
 
 
 def _expected_px(fig_inches: tuple[float, float]) -> tuple[int, int]:
-    return round(fig_inches[0] * style.DPI), round(fig_inches[1] * style.DPI)
+    return int(fig_inches[0] * style.DPI), int(fig_inches[1] * style.DPI)  # Agg truncates
 
 
 def test_gradient_norms_png(sweep, tmp_path: Path) -> None:
@@ -144,8 +144,7 @@ def test_gradient_norms_png(sweep, tmp_path: Path) -> None:
     drawn = plotting.plot_gradient_norms(traces, runs, out, "vanishing")
     img = _check_png(out)
     # 4 configs (depth 1-4) -> one row of 4 panels: the figure is wide, not tall
-    w_in = style.PANEL_W * 4 + 2.2
-    h_in = style.PANEL_H + 1.3
+    w_in, h_in = gradients.figure_size(1, 4)
     assert img.shape[1] == _expected_px((w_in, h_in))[0]
     assert img.shape[0] == _expected_px((w_in, h_in))[1]
     assert len(drawn) == 4 and drawn["drawn"].all()
@@ -162,7 +161,7 @@ def test_gradient_norms_panel_per_config_and_diverged(sweep, tmp_path: Path) -> 
     assert set(drawn["config_id"]) == set(act["config_id"]) and len(drawn) == 18
     assert (drawn["n_seeds"] == 2).all()
     rows = -(-18 // 4)
-    assert img.shape[0] == round((style.PANEL_H * rows + 1.3) * style.DPI)
+    assert img.shape[0] == _expected_px(gradients.figure_size(rows, 4))[1]
 
 
 def test_config_title_is_readable() -> None:

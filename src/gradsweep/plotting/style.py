@@ -150,7 +150,13 @@ def mark_divergence(ax: Axes, x: float | None, label: str = "diverged") -> None:
     )
 
 
-def layer_legend(fig: Figure, n_layers: int, title: str = "hidden layer", extra=()) -> None:
+def layer_legend(
+    fig: Figure,
+    n_layers: int,
+    title: str = "hidden layer",
+    extra: tuple | list = (),
+    loc: str = "outside right center",
+) -> None:
     colors = layer_colors(n_layers)
     handles = [Line2D([], [], color=c, lw=2) for c in colors]
     labels = [f"{title} {i}" for i in range(1, n_layers + 1)]
@@ -160,7 +166,7 @@ def layer_legend(fig: Figure, n_layers: int, title: str = "hidden layer", extra=
     for handle, label in extra:
         handles.append(handle)
         labels.append(label)
-    fig.legend(handles, labels, loc="outside right center", frameon=False)
+    fig.legend(handles, labels, loc=loc, frameon=False)
 
 
 def thousands(x: float, _pos: object = None) -> str:
