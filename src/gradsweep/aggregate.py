@@ -134,7 +134,8 @@ def run_summary(info: dict[str, Any], probe: pd.DataFrame, metrics: pd.DataFrame
         ratios = pd.Series(1.0, index=norms.index)  # one hidden layer: last = first
     if info.get("diverged"):  # the epoch it diverged at has no meaningful ratio
         ratios = ratios[ratios.index < info["diverged"]["epoch"]]
-    escape = escape_epoch(ratios)
+    # a diverged run never stays healthy to the end
+    escape = np.nan if info["status"] == "diverged" else escape_epoch(ratios)
     init_ratio = float(ratios.get(0, np.nan))
     final_ratio = float(ratios.get(last_epoch, np.nan))
     settings = run_settings(info["experiment"], cfg)

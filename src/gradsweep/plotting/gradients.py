@@ -102,6 +102,7 @@ def _draw(
     xlabel: str,
     title: str,
     notes: list[str],
+    diverged_at: dict[str, float],
 ) -> pd.DataFrame:
     """Draw one page; return one row per config drawn (config_id, n_seeds, n_drawn)."""
     axes = D.varying_axes(runs)
@@ -112,7 +113,6 @@ def _draw(
     limits = decade_limits(ok["grad_norm"] if len(ok) else tidy["grad_norm"])
     bands = D.seed_band(tidy, ["config_id", "layer", x]) if len(tidy) else tidy
     by_config = dict(tuple(bands.groupby("config_id", sort=False))) if len(bands) else {}
-    diverged_at = D.divergence_points(tidy, runs, x)
     max_x = float(tidy[x].max()) if len(tidy) else 1.0
     drawn = []
     with style():
@@ -136,7 +136,10 @@ def _draw(
                 continue
             for layer, ld in d.groupby("layer"):
                 color = colors[int(layer) - 1]
-                ax.plot(ld[x], ld["gmean"], color=color, lw=1.5)
+                few = x == "epoch" and max_x <= 30
+                ax.plot(
+                    ld[x], ld["gmean"], color=color, lw=1.5, marker="o" if few else None, ms=2.5
+                )
                 if (ld["n"] > 1).any():
                     ax.fill_between(ld[x], ld["lo"], ld["hi"], color=color, alpha=BAND_ALPHA, lw=0)
             for run_id in members["run_id"]:
@@ -197,11 +200,13 @@ def plot_gradient_norms(
     """One panel per config of the page: probe bias-gradient norm per hidden layer vs epoch
     (log y), geometric mean over seeds with a min–max band. Returns the configs drawn."""
     pg, runs = _page(runs, experiment, page)
-    tidy = D.finite_positive(D.hidden_bias(traces, runs, "probe"), "grad_norm")
+    rows = D.hidden_bias(traces, runs, "probe")
+    tidy = D.finite_positive(rows, "grad_norm")
     title = _title("Per-layer gradient norms during training", experiment, runs)
     return _draw(
         tidy, runs, pg, out, x="epoch", ylabel=PROBE_YLABEL,
         xlabel="epoch (0 = at initialisation)", title=title, notes=[],
+        diverged_at=D.divergence_points(rows, runs, "epoch"),
     )  # fmt: skip
 
 
@@ -216,7 +221,8 @@ def plot_step_traces(
     SGD step (log y), each seed smoothed by a rolling median, then geometric mean and min–max
     band over seeds. Returns the configs drawn."""
     pg, runs = _page(runs, experiment, page)
-    tr = D.finite_positive(D.hidden_bias(traces, runs, "step"), "grad_norm")
+    rows = D.hidden_bias(traces, runs, "step")
+    tr = D.finite_positive(rows, "grad_norm")
     tr = tr.sort_values(["run_id", "layer", "step"])
     windows: set[int] = set()
     parts = []
@@ -235,6 +241,7 @@ def plot_step_traces(
     return _draw(
         tidy, runs, pg, out, x="step", ylabel=STEP_YLABEL,
         xlabel="SGD step (mini-batch updates so far)", title=title, notes=notes,
+        diverged_at=D.divergence_points(rows, runs, "step"),
     )  # fmt: skip
 
 
