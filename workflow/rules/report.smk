@@ -30,7 +30,7 @@ rule plot_figures:
     input:
         runs="results/runs.parquet",
         traces="results/traces.parquet",
-        code=sources("plotting.sweep", "plotting.data", "plotting.style", "table"),
+        code=sources(*PLOTTING_CODE),
     output:
         activation_init=report(
             "results/figures/activation_init.png",
@@ -62,13 +62,7 @@ rule plot_experiment:
     input:
         runs="results/experiments/{experiment}/runs.parquet",
         traces="results/experiments/{experiment}/traces.parquet",
-        code=sources(
-            "plotting.gradients",
-            "plotting.data",
-            "plotting.style",
-            "aggregate",
-            "stats",
-        ),
+        code=sources(*PLOTTING_CODE),
     output:
         gradients=report(
             "results/figures/{experiment}/gradients{page}.png",
