@@ -19,7 +19,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 LEVEL = 0.95
 CHANCE = 0.1  # every dataset here has 10 classes
@@ -68,6 +67,8 @@ def mean_interval(values: Sequence[float], level: float = LEVEL) -> tuple[int, f
     mean = float(v.mean())
     if n < 2:
         return n, mean, np.nan, np.nan
+    from scipy import stats  # here: the workflow imports this module when it is parsed
+
     half = float(stats.t.ppf(0.5 + level / 2, n - 1) * v.std(ddof=1) / np.sqrt(n))
     return n, mean, mean - half, mean + half
 

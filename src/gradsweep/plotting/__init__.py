@@ -15,29 +15,45 @@ dots) and stay within ``style.MAX_PANELS`` panels and ``style.MAX_HEIGHT_PX`` pi
 image: an experiment with more configs is split into pages (``data.pages``).
 """
 
-from gradsweep.plotting.article import (
-    init_norm_table,
-    layer_order_fraction,
-    plot_activations,
-    plot_init_norms,
-    plot_layer_panels,
-    plot_speed_of_learning,
-)
-from gradsweep.plotting.data import page_suffixes, pages, read_traces, settings_frame
-from gradsweep.plotting.diagnostics import (
-    DIAGNOSTIC_COLUMNS,
-    diagnostics_table,
-    pick_configs,
-    plot_diagnostics,
-)
-from gradsweep.plotting.gradients import plot_gradient_norms, plot_step_traces, smooth_steps
-from gradsweep.plotting.sweep import (
-    plot_accuracy_vs_depth,
-    plot_activation_init_grid,
-    plot_ratio_heatmap,
-)
+import importlib
+from typing import Any
 
-__all__ = [
+# Where each public name lives. Imported on first use (PEP 562), so the workflow can import
+# gradsweep.plotting.data at parse time without loading matplotlib and seaborn.
+_HOMES = {
+    "init_norm_table": "article",
+    "layer_order_fraction": "article",
+    "plot_activations": "article",
+    "plot_init_norms": "article",
+    "plot_layer_panels": "article",
+    "plot_speed_of_learning": "article",
+    "page_suffixes": "data",
+    "pages": "data",
+    "read_traces": "data",
+    "settings_frame": "data",
+    "DIAGNOSTIC_COLUMNS": "diagnostics",
+    "diagnostics_table": "diagnostics",
+    "pick_configs": "diagnostics",
+    "plot_diagnostics": "diagnostics",
+    "plot_gradient_norms": "gradients",
+    "plot_step_traces": "gradients",
+    "smooth_steps": "gradients",
+    "plot_accuracy_vs_depth": "sweep",
+    "plot_activation_init_grid": "sweep",
+    "plot_ratio_heatmap": "sweep",
+}
+_MODULES = {"article", "data", "diagnostics", "gradients", "style", "sweep"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MODULES:
+        return importlib.import_module(f"gradsweep.plotting.{name}")
+    if name in _HOMES:
+        return getattr(importlib.import_module(f"gradsweep.plotting.{_HOMES[name]}"), name)
+    raise AttributeError(f"module 'gradsweep.plotting' has no attribute {name!r}")
+
+
+__all__ = [  # noqa: F822  (resolved by __getattr__)
     "DIAGNOSTIC_COLUMNS",
     "diagnostics_table",
     "init_norm_table",

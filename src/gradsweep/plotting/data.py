@@ -20,8 +20,32 @@ import pandas as pd
 import pyarrow.dataset as ds
 
 from gradsweep.aggregate import widths_list
-from gradsweep.plotting.style import ACTIVATION_ORDER, INIT_ORDER, MAX_PANELS, ordered
 
+MAX_PANELS = 24  # per image (issue 13: figures must stay readable at 1,000 runs)
+MAX_HEIGHT_PX = 6000
+# Display order of categorical settings (anything else follows, sorted).
+ACTIVATION_ORDER = [
+    "sigmoid",
+    "tanh",
+    "softsign",
+    "softplus",
+    "relu",
+    "leaky_relu",
+    "elu",
+    "linear",
+]
+INIT_ORDER = [
+    "normal",
+    "standard_uniform",
+    "scaled_normal",
+    "scaled_normal_relu",
+    "lecun_normal",
+    "lecun_uniform",
+    "glorot_normal",
+    "glorot_uniform",
+    "he_normal",
+    "he_uniform",
+]
 TRACE_COLUMNS = ("run_id", "epoch", "step", "layer", "param", "grad_norm", "source")
 
 # Axes a figure may facet by, in the order they are used: the first two that vary are the
@@ -63,6 +87,12 @@ AXIS_NAMES = {
 
 
 # --------------------------------------------------------------------------- reading
+
+
+def ordered(values: object, preferred: list[str]) -> list[str]:
+    """Unique values as strings: the preferred ones in that order, then the rest sorted."""
+    present = [str(v) for v in pd.unique(pd.Series(values).dropna())]
+    return [v for v in preferred if v in present] + sorted(v for v in present if v not in preferred)
 
 
 def read_traces(

@@ -20,37 +20,20 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from gradsweep.plotting.data import (  # noqa: F401  (re-exported: the look uses the limits)
+    ACTIVATION_ORDER,
+    INIT_ORDER,
+    MAX_HEIGHT_PX,
+    MAX_PANELS,
+    ordered,
+)
+
 DPI = 150
 PANEL_W = 3.4  # inches per facet
 PANEL_H = 2.6
-MAX_PANELS = 24  # per image (issue 13: figures must stay readable at 1,000 runs)
-MAX_HEIGHT_PX = 6000
 DIVERGED_COLOR = "#b2182b"
 REFERENCE_COLOR = "black"
 BAND_ALPHA = 0.18
-# Display order of categorical settings (anything else follows, sorted).
-ACTIVATION_ORDER = [
-    "sigmoid",
-    "tanh",
-    "softsign",
-    "softplus",
-    "relu",
-    "leaky_relu",
-    "elu",
-    "linear",
-]
-INIT_ORDER = [
-    "normal",
-    "standard_uniform",
-    "scaled_normal",
-    "scaled_normal_relu",
-    "lecun_normal",
-    "lecun_uniform",
-    "glorot_normal",
-    "glorot_uniform",
-    "he_normal",
-    "he_uniform",
-]
 PROBE_YLABEL = "‖∂C/∂b‖ on probe set (log)"
 STEP_YLABEL = "‖∂C/∂b‖ on mini-batch (log)"
 
@@ -78,12 +61,6 @@ def save(fig: Figure, out: str | Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=DPI, format="png", metadata={"Panels": str(panel_count(fig))})
     fig.clear()
-
-
-def ordered(values: object, preferred: list[str]) -> list[str]:
-    """Unique values as strings: the preferred ones in that order, then the rest sorted."""
-    present = [str(v) for v in pd.unique(pd.Series(values).dropna())]
-    return [v for v in preferred if v in present] + sorted(v for v in present if v not in preferred)
 
 
 def layer_colors(n: int) -> list[tuple[float, float, float]]:
