@@ -11,7 +11,9 @@ import pandas as pd
 import pytest
 from workflow_helpers import copy_workflow, job_stats, snakemake
 
-from gradsweep import article, plots
+from gradsweep import plotting as article
+from gradsweep.aggregate import config_id
+from gradsweep.plotting import diagnostics, gradients, style
 
 NIELSEN = {
     "source": "Nielsen, ch. 5",
@@ -85,11 +87,23 @@ def make_experiment(
                             "run_id": run_id, "epoch": e, "step": s, "layer": layer,
                             "param": "bias", "grad_norm": g, "source": "step",
                         })  # fmt: skip
+            settings = {
+                "experiment": experiment,
+                "dataset": "digits",
+                "depth": depth,
+                "widths": widths,
+                "activation": act,
+                "init": init,
+                "epochs": epochs,
+                "learning_rate": 0.1,
+                "batch_size": 10,
+            }
             runs.append({
-                "run_id": run_id, "experiment": experiment, "run": run, "dataset": "digits",
-                "depth": depth, "widths": widths, "activation": act, "init": init,
-                "seed": seed, "epochs": epochs, "learning_rate": 0.1, "batch_size": 10,
-                "status": "diverged" if bad else "ok",
+                "run_id": run_id, "run": run, "config_id": config_id(settings), **settings,
+                "seed": seed, "status": "diverged" if bad else "ok",
+                "grad_ratio_init": SHRINK[act] ** (depth - 1),
+                "grad_ratio_final": SHRINK[act] ** (depth - 1),
+                "best_val_acc": 0.9 - 0.1 * seed if act == "sigmoid" else 0.95,
             })  # fmt: skip
     traces = pd.DataFrame(rows).astype(
         {"epoch": "int32", "step": "int64", "layer": "int16", "grad_norm": "float64"}
@@ -116,8 +130,8 @@ def no_figure_left_open():
 def test_activations_png(tmp_path: Path) -> None:
     out = tmp_path / "figures" / "activations.png"
     article.plot_activations(out)
-    img = _check_png(out, min_w=1800, min_h=1200)
-    assert img.shape[:2] == (round(7.2 * plots.DPI), round(10.5 * plots.DPI))
+    img = _check_png(out, min_w=1500, min_h=1000)
+    assert img.shape[:2] == (round(7.2 * style.DPI), round(10.5 * style.DPI))
     # σ′'s maximum is marked in the derivative colour (orange, #d95f02)
     rgb = img[..., :3]
     orange = (np.abs(rgb - np.array([0xD9, 0x5F, 0x02]) / 255).sum(axis=-1) < 0.1).mean()
@@ -128,8 +142,8 @@ def test_one_path_panels_order_layers(tmp_path: Path) -> None:
     runs, traces = make_experiment("one_path", [("1-1-1-1", "sigmoid", "scaled_normal")], epochs=12)
     out = tmp_path / "layers.png"
     summary = article.plot_layer_panels(traces, runs, out, "one_path")
-    img = _check_png(out, min_w=1800)
-    assert img.shape[1] == round((2.9 * 4 + 0.8) * plots.DPI)  # four panels side by side
+    img = _check_png(out, min_w=1500)
+    assert img.shape[1] == round((2.9 * 4 + 0.8) * style.DPI)  # four panels side by side
     med = summary.set_index("layer")["median"]
     assert list(med.index) == [1, 2, 3, 4]  # output layer left out
     assert med.is_monotonic_increasing and med[4] / med[1] == pytest.approx(125, rel=1e-6)
@@ -165,7 +179,7 @@ def test_speed_smooths_long_traces(tmp_path: Path) -> None:
         "long", [("30-30", "sigmoid", "scaled_normal")], epochs=3, steps_per_epoch=400
     )
     steps = traces[traces["source"] == "step"]
-    assert steps.groupby("layer").size().max() > plots.MAX_STEP_POINTS
+    assert steps.groupby("layer").size().max() > gradients.MAX_STEP_POINTS
     summary = article.plot_speed_of_learning(steps, runs, tmp_path / "s.png", "long")
     _check_png(tmp_path / "s.png")
     assert len(summary) == 1  # medians are taken on the raw trace, not the smoothed one
@@ -209,8 +223,8 @@ def test_nielsen_figures(tmp_path: Path) -> None:
         probe, runs, tmp_path / "speed.png", "nielsen_init", source="probe", reference=NIELSEN
     )
     _check_png(tmp_path / "speed.png")
-    assert len(summary) == 6
-    deep = summary[summary["run_id"].str.contains("d4-")]
+    assert len(summary) == 3 and (summary["n_seeds"] == 2).all()  # one panel per config
+    deep = summary[summary["config_id"].str.contains("/d4-")]
     assert deep["median_ratio"].iloc[0] == pytest.approx(125)
 
 
@@ -221,40 +235,43 @@ def test_diagnostics_columns_and_values(tmp_path: Path) -> None:
     probe = traces[traces["source"] == "probe"]
     out = tmp_path / "diag.png"
     summary = article.plot_diagnostics(probe, runs, out, "mix")
-    img = _check_png(out, min_w=1500, min_h=1500)
-    # 6 runs: one block of six columns
-    assert img.shape[1] == round((2.55 * 6 + 3.2) * plots.DPI)
-    assert set(summary["layer"]) == {1, 2, 3} and len(summary) == 6 * 3
-    one = summary.set_index(["run_id", "layer"]).loc[("mix/d3-w16x16x16-relu-he_normal-s0", 2)]
-    assert one["dead_frac_last"] == pytest.approx(0.25) and one["dead_frac_first"] == 0
-    assert one["weight_norm_last"] == pytest.approx(5.5)
+    img = _check_png(out, min_w=1000, min_h=1000)
+    # 3 configs of 2 seeds: three columns
+    assert img.shape[1] == round((2.9 * 3 + 3.4) * style.DPI)
+    assert set(summary["layer"]) == {1, 2, 3} and len(summary) == 3 * 3
+    assert (summary["n_seeds"] == 2).all()
+    relu = runs.loc[runs["activation"] == "relu", "config_id"].iloc[0]
+    one = summary.set_index(["config_id", "layer"]).loc[(relu, 2)]
+    # mean over the two seeds; the diverged seed's last epoch is blanked, so its last
+    # finite epoch (4) counts: dead 0.25 and 0.2, weight norm 5.5 and 5.4
+    assert one["dead_frac_last"] == pytest.approx((0.25 + 0.2) / 2) and one["dead_frac_first"] == 0
+    assert one["weight_norm_last"] == pytest.approx((5.5 + 5.4) / 2)
     assert one["saturated_frac_first"] == pytest.approx(0.1 * 2 / 3)
-    # the diverged run's last epoch (NaN / inf norms) is blanked, diagnostics included
-    bad = summary.set_index(["run_id", "layer"]).loc[(f"mix/{diverge}", 1)]
-    assert np.isfinite(bad["weight_norm_last"]) and bad["weight_norm_last"] == pytest.approx(5.4)
-    assert bad["dead_frac_last"] == pytest.approx(0.2) and bad["act_deriv_last"] == 0.5
     table = article.diagnostics_table(probe, runs)
     last = table[(table["run_id"] == f"mix/{diverge}") & (table["epoch"] == 5)]
-    assert len(last) == 3 and last.drop(columns=["run_id", "epoch", "layer"]).isna().all().all()
+    values = last.drop(columns=["run_id", "config_id", "epoch", "layer"])
+    assert len(last) == 3 and values.isna().all().all()
 
 
-def test_diagnostics_wraps_and_caps_many_runs(tmp_path: Path) -> None:
+def test_diagnostics_picks_informative_configs(tmp_path: Path) -> None:
     widths = [f"{w}-{w}" for w in (8, 16, 32, 64, 128)]
-    nets = [(w, a, "he_normal") for w in widths for a in ("relu", "sigmoid")]
+    nets = [(w, a, "he_normal") for w in widths for a in ("relu", "sigmoid", "tanh")]
     runs, traces = make_experiment("wide", nets, epochs=3, seeds=(0, 1))
-    assert len(runs) == 20 > article.MAX_DIAG_RUNS
+    runs.loc[runs["run_id"] == "wide/d2-w32x32-tanh-he_normal-s1", "best_val_acc"] = 0.05
+    assert runs["config_id"].nunique() == 15 > diagnostics.MAX_DIAG_CONFIGS
+    ids, why = diagnostics.pick_configs(runs)
+    picked = runs.drop_duplicates("config_id").set_index("config_id").loc[ids]
+    # highest ratio at init: sigmoid (5 per layer); lowest: relu (1); lowest median best val
+    # acc: the tanh config with one seed at 5 % (median 0.5, below sigmoid's 0.85)
+    assert set(picked["activation"]) == {"sigmoid", "relu", "tanh"}
+    assert "highest ratio at init" in why and "lowest accuracy" in why
     out = tmp_path / "diag.png"
     summary = article.plot_diagnostics(traces, runs, out, "wide")
     img = _check_png(out)
-    # 12 runs shown: two blocks of six columns, stacked
-    n_rows = len(article.DIAGNOSTIC_ROWS)
-    assert img.shape[1] == round((2.55 * 6 + 3.2) * plots.DPI)
-    assert img.shape[0] == round(((1.45 * n_rows + 0.75) * 2 + 0.9) * plots.DPI)
-    assert summary["run_id"].nunique() == article.MAX_DIAG_RUNS
-    # sigmoid runs are drawn first, narrow nets before wide ones: all 10 sigmoid runs shown
-    shown = list(pd.unique(summary["run_id"]))
-    assert shown[0] == "wide/d2-w8x8-sigmoid-he_normal-s0"
-    assert sum("sigmoid" in r for r in shown) == 10
+    assert summary["config_id"].nunique() == 3
+    n_rows = len(diagnostics.DIAGNOSTIC_ROWS)
+    assert n_rows * 3 <= style.MAX_PANELS
+    assert abs(img.shape[0] - (1.45 * n_rows + 1.9) * style.DPI) <= 1
 
 
 def test_figures_without_data(tmp_path: Path) -> None:
@@ -279,7 +296,7 @@ def test_workflow_plans_article_figures(tmp_path: Path) -> None:
     default = _planned_rules(workdir)
     for rule in ("plot_activations", "plot_one_path", "plot_nndl_demo", "plot_nielsen_init"):
         assert default.get(rule) == 1, default
-    assert default["plot_diagnostics"] == default["plot_experiment"] > 5
+    assert default["plot_diagnostics"] == default["plot_experiment"] > 5  # one page each
     smoke = _planned_rules(workdir, "--configfile", "config/smoke.yaml")
     assert smoke.get("plot_activations") == 1 and smoke.get("plot_diagnostics") == 1
     assert not {"plot_one_path", "plot_nndl_demo", "plot_nielsen_init"} & set(smoke)

@@ -10,7 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gradsweep import plots
+from gradsweep import plotting
+from gradsweep.aggregate import config_id
+from gradsweep.plotting import data as D
+from gradsweep.plotting import gradients, style
+from gradsweep.plotting import sweep as sweep_figures
 
 # Per-layer shrink factor of the probe bias gradient towards the input, at initialisation.
 SHRINK = {
@@ -87,10 +91,20 @@ def synthetic_sweep(
             )
         ratio_init = norms[(0, depth)] / norms[(0, 1)]
         ratio_final = norms[(last_epoch, depth)] / norms[(last_epoch, 1)]
+        settings = {
+            "experiment": exp,
+            "dataset": dataset,
+            "depth": depth,
+            "widths": "-".join([str(width)] * depth),
+            "activation": act,
+            "init": init,
+            "epochs": epochs,
+            "learning_rate": lr,
+            "batch_size": 10,
+        }
         runs.append({
-            "run_id": run_id, "experiment": exp, "run": run, "dataset": dataset,
-            "depth": depth, "widths": "-".join([str(width)] * depth), "activation": act,
-            "init": init, "seed": s, "epochs": epochs, "learning_rate": lr, "batch_size": 10,
+            "run_id": run_id, "run": run, "config_id": config_id(settings), **settings,
+            "seed": s,
             "status": "diverged" if diverged else "ok", "best_val_acc": best,
             "best_epoch": np.nan if diverged else epochs, "test_acc": best - 0.003,
             "final_test_acc": best - 0.004, "wall_s": 60.0,
@@ -121,55 +135,55 @@ def _check_png(path: Path, min_w: int = 600, min_h: int = 300) -> np.ndarray:
 
 
 def _expected_px(fig_inches: tuple[float, float]) -> tuple[int, int]:
-    return round(fig_inches[0] * plots.DPI), round(fig_inches[1] * plots.DPI)
+    return int(fig_inches[0] * style.DPI), int(fig_inches[1] * style.DPI)  # Agg truncates
 
 
 def test_gradient_norms_png(sweep, tmp_path: Path) -> None:
     runs, traces, _ = sweep
     out = tmp_path / "sub" / "gradients.png"
-    plots.plot_gradient_norms(traces, runs, out, "vanishing")
+    drawn = plotting.plot_gradient_norms(traces, runs, out, "vanishing")
     img = _check_png(out)
-    # 4 runs -> one row of 4 panels: the figure is wide, not tall
-    w_in = plots.PANEL_W * 4 + 1.6
-    h_in = plots.PANEL_H + 0.9
+    # 4 configs (depth 1-4) -> one row of 4 panels: the figure is wide, not tall
+    w_in, h_in = gradients.figure_size(1, 4)
     assert img.shape[1] == _expected_px((w_in, h_in))[0]
     assert img.shape[0] == _expected_px((w_in, h_in))[1]
+    assert len(drawn) == 4 and drawn["drawn"].all()
     assert plt.get_fignums() == []  # no figure left open
 
 
-def test_gradient_norms_panel_per_run_and_diverged(sweep, tmp_path: Path) -> None:
+def test_gradient_norms_panel_per_config_and_diverged(sweep, tmp_path: Path) -> None:
     runs, traces, _ = sweep
-    n = int((runs["experiment"] == "activations").sum())
+    act = runs[runs["experiment"] == "activations"]
     out = tmp_path / "g.png"
-    plots.plot_gradient_norms(traces, runs, out, "activations")
+    drawn = plotting.plot_gradient_norms(traces, runs, out, "activations")
     img = _check_png(out)
-    rows = -(-n // 4)
-    assert img.shape[0] == round((plots.PANEL_H * rows + 0.9) * plots.DPI)
+    # 36 runs = 18 configs x 2 seeds: one panel per config, every config drawn
+    assert set(drawn["config_id"]) == set(act["config_id"]) and len(drawn) == 18
+    assert (drawn["n_seeds"] == 2).all()
+    rows = -(-18 // 4)
+    assert img.shape[0] == _expected_px(gradients.figure_size(rows, 4))[1]
 
 
-def test_run_title_is_readable() -> None:
-    row = pd.Series({"run": "d4-w100x100x100x100-sigmoid-scaled_normal-s0", "depth": 4,
-                     "widths": "100-100-100-100", "activation": "sigmoid",
-                     "init": "scaled_normal", "seed": 0, "status": "ok"})  # fmt: skip
-    assert plots.run_title(row) == "sigmoid · scaled_normal\n4 × 100 units · seed 0"
-    row2 = row.copy()
-    row2["run"] = "d1-w16-relu-he_normal-s0-learning_rate0.1"
-    row2["widths"], row2["status"] = "16", "diverged"
-    title = plots.run_title(row2)
-    assert "DIVERGED" in title and "learning rate 0.1" in title and "16 units" in title
-    assert plots.widths_label("500-300-150-50") == "500-300-150-50"
+def test_config_title_is_readable() -> None:
+    cfg = {"depth": 4, "widths": "100-100-100-100", "width": "100", "activation": "sigmoid",
+           "init": "scaled_normal", "learning_rate": 0.1}  # fmt: skip
+    title = D.config_title(cfg, ["activation", "depth", "learning_rate"], 5)
+    assert title == "sigmoid · 4 hidden layers\nη 0.1 · n = 5 seeds"
+    assert D.config_title(cfg, [], 1).endswith("n = 1 seed")
+    assert D.widths_label("500-300-150-50") == "500-300-150-50"
+    assert D.widths_label("100-100-100") == "3 × 100"
 
 
 def test_step_traces_png_and_smoothing(sweep, tmp_path: Path) -> None:
     runs, traces, _ = sweep
     out = tmp_path / "steps.png"
-    plots.plot_step_traces(traces, runs, out, "vanishing")
+    plotting.plot_step_traces(traces, runs, out, "vanishing")
     _check_png(out)
     d = traces[(traces["source"] == "step") & (traces["run_id"] == runs["run_id"].iloc[0])]
     d = d[(d["layer"] == 1) & (d["param"] == "bias")]
-    assert len(d) > plots.MAX_STEP_POINTS
-    sm, window = plots.smooth_steps(d)
-    assert len(sm) <= plots.MAX_STEP_POINTS and window > 1
+    assert len(d) > gradients.MAX_STEP_POINTS
+    sm, window = plotting.smooth_steps(d)
+    assert len(sm) <= gradients.MAX_STEP_POINTS and window > 1
     # the median removes the heavy multiplicative noise: smoother than the raw trace
     assert np.diff(np.log(sm["grad_norm"])).std() < np.diff(np.log(d["grad_norm"])).std() / 2
 
@@ -177,21 +191,21 @@ def test_step_traces_png_and_smoothing(sweep, tmp_path: Path) -> None:
 def test_step_traces_without_any_steps(sweep, tmp_path: Path) -> None:
     runs, traces, _ = sweep
     out = tmp_path / "nosteps.png"
-    plots.plot_step_traces(traces[traces["source"] == "probe"], runs, out, "vanishing")
+    plotting.plot_step_traces(traces[traces["source"] == "probe"], runs, out, "vanishing")
     _check_png(out)
 
 
 def test_activation_init_grid_png(sweep, tmp_path: Path) -> None:
     runs, traces, _ = sweep
     out = tmp_path / "grid.png"
-    plots.plot_activation_init_grid(traces, runs, out)
-    img = _check_png(out, min_w=1500, min_h=1200)  # 3 x 3 panels
+    plotting.plot_activation_init_grid(traces, runs, out)
+    img = _check_png(out, min_w=1000, min_h=900)  # 3 x 3 panels
     assert img.shape[0] > img.shape[1] * 0.6
 
 
 def test_activation_init_grid_data_shows_vanishing(sweep) -> None:
     runs, traces, _ = sweep
-    df = plots._init_vs_final(traces, runs)
+    df = sweep_figures.init_vs_final(traces, runs)
     d = df[(df["run_id"] == "vanishing/d4-w30x30x30x30-sigmoid-scaled_normal-s0")
            & (df["when"] == "at initialisation")].set_index("layer")["grad_norm"]  # fmt: skip
     assert list(d.index) == [1, 2, 3, 4]  # output layer (5) excluded
@@ -204,14 +218,14 @@ def test_activation_init_grid_data_shows_vanishing(sweep) -> None:
 def test_accuracy_vs_depth_png(sweep, tmp_path: Path) -> None:
     runs, _, _ = sweep
     out = tmp_path / "acc.png"
-    plots.plot_accuracy_vs_depth(runs, out)
+    plotting.plot_accuracy_vs_depth(runs, out)
     _check_png(out)
 
 
 def test_ratio_heatmap_png(sweep, tmp_path: Path) -> None:
     runs, _, _ = sweep
     out = tmp_path / "heat.png"
-    plots.plot_ratio_heatmap(runs, out)
+    plotting.plot_ratio_heatmap(runs, out)
     _check_png(out)
 
 
@@ -220,11 +234,11 @@ def test_single_run_single_layer(sweep, tmp_path: Path) -> None:
     one = runs[runs["run_id"] == "lr/d1-w16-relu-he_normal-s0-learning_rate0.1"]
     assert len(one) == 1 and float(one["grad_ratio_init"].iloc[0]) == pytest.approx(1.0)
     tr = traces[traces["run_id"].isin(one["run_id"])]
-    plots.plot_gradient_norms(tr, one, tmp_path / "a.png", "lr")
-    plots.plot_step_traces(tr, one, tmp_path / "b.png", "lr")
-    plots.plot_activation_init_grid(tr, one, tmp_path / "c.png")
-    plots.plot_accuracy_vs_depth(one, tmp_path / "d.png")
-    plots.plot_ratio_heatmap(one, tmp_path / "e.png")
+    plotting.plot_gradient_norms(tr, one, tmp_path / "a.png", "lr")
+    plotting.plot_step_traces(tr, one, tmp_path / "b.png", "lr")
+    plotting.plot_activation_init_grid(tr, one, tmp_path / "c.png")
+    plotting.plot_accuracy_vs_depth(one, tmp_path / "d.png")
+    plotting.plot_ratio_heatmap(one, tmp_path / "e.png")
     for name in "abcde":
         _check_png(tmp_path / f"{name}.png", min_w=300, min_h=300)
     assert plt.get_fignums() == []
@@ -236,10 +250,10 @@ def test_all_diverged_nan_inf(sweep, tmp_path: Path) -> None:
         status="diverged", best_val_acc=np.nan, grad_ratio_init=np.inf, grad_ratio_final=np.nan
     )
     tr = traces[traces["run_id"].isin(bad["run_id"])].assign(grad_norm=np.nan)
-    plots.plot_gradient_norms(tr, bad, tmp_path / "a.png", "vanishing")
-    plots.plot_accuracy_vs_depth(bad, tmp_path / "b.png")
-    plots.plot_ratio_heatmap(bad, tmp_path / "c.png")
-    plots.plot_activation_init_grid(tr, bad, tmp_path / "d.png")
+    plotting.plot_gradient_norms(tr, bad, tmp_path / "a.png", "vanishing")
+    plotting.plot_accuracy_vs_depth(bad, tmp_path / "b.png")
+    plotting.plot_ratio_heatmap(bad, tmp_path / "c.png")
+    plotting.plot_activation_init_grid(tr, bad, tmp_path / "d.png")
     for name in "abcd":
         assert (tmp_path / f"{name}.png").stat().st_size > 5_000
 
@@ -248,12 +262,12 @@ def test_read_traces_filters(sweep, tmp_path: Path) -> None:
     _, traces, _ = sweep
     path = tmp_path / "traces.parquet"
     traces.to_parquet(path)
-    got = plots.read_traces(path, experiment="vanishing", source="probe")
+    got = plotting.read_traces(path, experiment="vanishing", source="probe")
     assert set(got["source"]) == {"probe"} and set(got["param"]) == {"bias"}
     assert got["run_id"].str.startswith("vanishing/").all() and len(got) > 0
     assert "experiment" not in got.columns
     # a per-run file without the experiment column is filtered by run_id prefix
     per_run = tmp_path / "run.parquet"
     traces.drop(columns="experiment").to_parquet(per_run)
-    got2 = plots.read_traces([per_run], experiment="lr", source="step")
+    got2 = plotting.read_traces([per_run], experiment="lr", source="step")
     assert len(got2) > 0 and got2["run_id"].str.startswith("lr/").all()

@@ -158,7 +158,7 @@ def test_changed_training_setting_reruns_only_that_experiment(sweep):
 # (d)
 @pytest.mark.parametrize(
     ("module", "also"),
-    [("plots.py", set()), ("table.py", {"results_table"})],
+    [("plotting/style.py", set()), ("table.py", {"results_table"})],
 )
 def test_edited_plotting_module_reruns_only_figures_and_tables(sweep, module, also):
     path = sweep / "src/gradsweep" / module

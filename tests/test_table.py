@@ -7,9 +7,17 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats as sps
 
 from gradsweep import table
-from gradsweep.table import Column, format_percent, format_ratio, results_markdown
+from gradsweep.table import (
+    Column,
+    format_percent,
+    format_ratio,
+    results_markdown,
+    seeds_markdown,
+    write_results,
+)
 
 
 def _run(experiment: str, depth: int, width: int, act: str, init: str, seed: int, **kw) -> dict:
@@ -97,7 +105,7 @@ def test_intro_explains_ratio(runs: pd.DataFrame) -> None:
 
 
 def test_section_per_experiment_with_dataset(runs: pd.DataFrame) -> None:
-    md = results_markdown(runs)
+    md = seeds_markdown(runs)
     assert md.count("\n## ") == 2
     assert md.index("## activations") < md.index("## vanishing")
     act = md.split("## activations\n", 1)[1].split("\n## ", 1)[0]
@@ -107,7 +115,7 @@ def test_section_per_experiment_with_dataset(runs: pd.DataFrame) -> None:
 
 
 def test_one_row_per_run_sorted(runs: pd.DataFrame) -> None:
-    md = results_markdown(runs)
+    md = seeds_markdown(runs)
     rows = _table_rows(md, "vanishing")
     assert len(rows) == 6
     # sorted by depth, then widths numerically (30 before 100), activation, init, seed
@@ -124,7 +132,7 @@ def test_one_row_per_run_sorted(runs: pd.DataFrame) -> None:
 
 
 def test_columns_and_values(runs: pd.DataFrame) -> None:
-    md = results_markdown(runs)
+    md = seeds_markdown(runs)
     assert _header(md, "vanishing") == [c.header for c in table.COLUMNS]
     deep = _table_rows(md, "vanishing")[-1]
     cells = dict(zip(_header(md, "vanishing"), deep, strict=True))
@@ -136,7 +144,7 @@ def test_columns_and_values(runs: pd.DataFrame) -> None:
 
 
 def test_diverged_run_kept_with_dashes(runs: pd.DataFrame) -> None:
-    md = results_markdown(runs)
+    md = seeds_markdown(runs)
     rows = _table_rows(md, "activations")
     cells = dict(zip(_header(md, "activations"), rows[0], strict=True))
     assert cells["activation"] == "relu" and cells["status"] == "diverged"
@@ -150,7 +158,7 @@ def test_diverged_run_kept_with_dashes(runs: pd.DataFrame) -> None:
 def test_varying_setting_becomes_a_column(runs: pd.DataFrame) -> None:
     lr = pd.DataFrame([_run("lr", 1, 16, "relu", "he_normal", 0, learning_rate=lr)
                        for lr in (0.1, 1.0)])  # fmt: skip
-    md = results_markdown(pd.concat([runs, lr], ignore_index=True))
+    md = seeds_markdown(pd.concat([runs, lr], ignore_index=True))
     header = _header(md, "lr")
     assert header[header.index("seed") + 1] == "learning rate"
     assert [r[header.index("learning rate")] for r in _table_rows(md, "lr")] == ["0.1", "1"]
@@ -160,7 +168,7 @@ def test_varying_setting_becomes_a_column(runs: pd.DataFrame) -> None:
 def test_extra_columns_via_column_list(runs: pd.DataFrame) -> None:
     ref = runs.assign(reference=0.95)
     cols = [*table.COLUMNS, Column("reference (%)", "reference", format_percent)]
-    md = results_markdown(ref, columns=cols)
+    md = seeds_markdown(ref, columns=cols)
     assert _header(md, "vanishing")[-1] == "reference (%)"
     assert all(r[-1] == "95.00" for r in _table_rows(md, "vanishing"))
 
@@ -168,3 +176,70 @@ def test_extra_columns_via_column_list(runs: pd.DataFrame) -> None:
 def test_empty_runs() -> None:
     md = results_markdown(pd.DataFrame(columns=["experiment"]))
     assert md.startswith("# Results") and "No runs" in md
+
+
+REFERENCE = {
+    "source": "the seed article (MNIST)",
+    "metric": "best_val_acc",
+    "values": [
+        {"widths": "100-100-100-100", "value": 96.08},
+        {"widths": "100", "value": 95.25},
+        {"widths": "100-100", "value": 99.0},
+    ],
+}
+ACC = [0.958, 0.962, 0.965, 0.954, 0.109]
+
+
+@pytest.fixture
+def seeds() -> pd.DataFrame:
+    rows = [
+        _run("sigmoid_depth", 4, 100, "sigmoid", "scaled_normal", s, best_val_acc=a,
+             grad_ratio_init=r, escape_epoch=e, verdict="v")
+        for s, (a, r, e) in enumerate(zip(ACC, [143, 98, 210, 160, 1252],
+                                          [5, 30, 5, 6, np.nan], strict=True))
+    ]  # fmt: skip
+    rows += [
+        _run("sigmoid_depth", 2, 100, "sigmoid", "scaled_normal", s, best_val_acc=a)
+        for s, a in enumerate([0.958, 0.960, 0.962])
+    ]
+    rows.append(_run("sigmoid_depth", 1, 100, "sigmoid", "scaled_normal", 0, best_val_acc=0.95))
+    return pd.DataFrame(rows)
+
+
+def test_one_row_per_config_with_interval(seeds: pd.DataFrame) -> None:
+    md = results_markdown(seeds, {"sigmoid_depth": REFERENCE})
+    rows = _table_rows(md, "sigmoid_depth")
+    header = _header(md, "sigmoid_depth")
+    assert len(rows) == 3  # 9 runs, 3 configs
+    assert "3 configs" in md and "9 runs" in md
+    cells = {r[0]: dict(zip(header, r, strict=True)) for r in rows}
+    deep = cells["4"]
+    acc = 100 * np.array(ACC)
+    lo, hi = sps.t.interval(0.95, 4, loc=acc.mean(), scale=sps.sem(acc))
+    assert deep["n"] == "5"
+    assert deep["best val acc (%) mean [95 % CI]"] == f"{acc.mean():.2f} [{lo:.2f}, {hi:.2f}]"
+    assert deep["never learned"] == "1/5"
+    med = f"{np.median(acc):.2f} ({acc.min():.2f}–{acc.max():.2f})"
+    assert header.count("median (min–max)") == 4 and rows[-1][header.index("n") + 2] == med
+    gm = sps.gmean([143, 98, 210, 160, 1252])
+    assert deep["grad ratio at init: geo. mean [95 % CI]"].startswith(f"{gm:.0f} [")
+    assert deep["escape epoch median (min–max)"] == "5.5 (5–30); 1 never"
+    # Δ of the mean, and where 96.08 lies (the stuck seed widens the interval)
+    assert deep["Δ mean"] == f"{acc.mean() - 96.08:+.2f}"
+    assert deep["published is"] == ("inside" if lo <= 96.08 <= hi else "above")
+    two = cells["2"]
+    assert two["published is"] == "above"  # 99.0 above [95.6, 96.4]
+    one = cells["1"]
+    assert one["published is"] == "n = 1, no interval"
+    assert one["best val acc (%) mean [95 % CI]"] == "95.00"
+    assert "n = 1, no interval: 1 config(s) ran a single seed." in md
+    assert "Student-t" in md and "geometric mean" in md  # the method is named
+    assert "[results_seeds.md](results_seeds.md)" in md
+
+
+def test_write_results_links_the_per_seed_page(seeds: pd.DataFrame, tmp_path) -> None:
+    out, per_seed = tmp_path / "results.md", tmp_path / "results_seeds.md"
+    write_results(seeds, out, per_seed, {"sigmoid_depth": REFERENCE})
+    assert "(results_seeds.md)" in out.read_text()
+    assert len(_table_rows(per_seed.read_text(), "sigmoid_depth")) == 9  # one row per seed
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.md", "results_seeds.md"]

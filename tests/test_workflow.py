@@ -86,12 +86,18 @@ def test_smoke_sweep_writes_every_output(smoke_run):
     assert info["config"]["widths"] == [16] and info["versions"]["tensorflow"].startswith("2.")
 
 
-def test_results_table_has_a_row_per_run(smoke_run):
+def test_results_table_has_a_row_per_config_and_per_seed(smoke_run):
     text = (smoke_run / "results/results.md").read_text()
     runs = pd.read_parquet(smoke_run / "results/runs.parquet")
     rows = [line for line in text.splitlines() if line.startswith("|") and "---" not in line]
+    assert len(rows) == runs["config_id"].nunique() + 1  # header + one per config
+    assert "## smoke" in text and "[results_seeds.md](results_seeds.md)" in text
+    seeds = (smoke_run / "results/results_seeds.md").read_text()
+    rows = [line for line in seeds.splitlines() if line.startswith("|") and "---" not in line]
     assert len(rows) == len(runs) + 1  # header + one per run
-    assert "## smoke" in text
+    # the verdict names the phase at initialisation and over training
+    assert set(runs["verdict_init"]) <= {"vanishing", "healthy", "exploding", "unknown"}
+    assert runs["verdict"].str.len().gt(0).all() and "escape_epoch" in runs
 
 
 def test_figures_are_real_pngs(smoke_run):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,6 +15,51 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from gradsweep.io import METRICS_SCHEMA, TRACES_SCHEMA, atomic_path, write_parquet
+from gradsweep.stats import SETTINGS, escape_epoch
+
+# runs.parquet's columns and types (docs/outputs.md). Written with this schema so that
+# per-experiment tables stack even where a setting is null in one experiment only.
+RUNS_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("experiment", pa.string()),
+        ("run", pa.string()),
+        ("config_id", pa.string()),
+        ("dataset", pa.string()),
+        ("depth", pa.int64()),
+        ("widths", pa.string()),
+        ("activation", pa.string()),
+        ("init", pa.string()),
+        ("seed", pa.int64()),
+        ("epochs", pa.int64()),
+        ("learning_rate", pa.float64()),
+        ("batch_size", pa.int64()),
+        ("l2", pa.float64()),
+        ("loss", pa.string()),
+        ("bias_init", pa.string()),
+        ("weight_scale", pa.float64()),
+        ("train_subset", pa.int64()),
+        ("probe_size", pa.int64()),
+        ("trace_every", pa.int64()),
+        ("status", pa.string()),
+        ("best_val_acc", pa.float64()),
+        ("best_epoch", pa.int64()),
+        ("test_acc", pa.float64()),
+        ("final_test_acc", pa.float64()),
+        ("wall_s", pa.float64()),
+        ("grad_ratio_init", pa.float64()),
+        ("grad_ratio_final", pa.float64()),
+        ("grad_ratio_median", pa.float64()),
+        ("escape_epoch", pa.float64()),
+        ("verdict_init", pa.string()),
+        ("verdict_final", pa.string()),
+        ("verdict", pa.string()),
+        ("probe_bias_norms_init", pa.list_(pa.float64())),
+        ("bias_order_frac", pa.float64()),
+        ("dead_frac_final", pa.float64()),
+        ("saturated_frac_final", pa.float64()),
+    ]
+)
 
 
 class AggregationError(RuntimeError):
@@ -70,7 +116,7 @@ def _hidden_mean(probe: pd.DataFrame, column: str, epoch: int) -> float:
 
 def run_summary(info: dict[str, Any], probe: pd.DataFrame, metrics: pd.DataFrame) -> dict:
     """One row of runs.parquet from a run's run.json, probe traces and metrics."""
-    from gradsweep.reference import verdict
+    from gradsweep.reference import dynamic_verdict, verdict
 
     cfg = info["config"]
     trained = metrics[metrics["epoch"] > 0]
@@ -84,34 +130,68 @@ def run_summary(info: dict[str, Any], probe: pd.DataFrame, metrics: pd.DataFrame
         ratios = norms.iloc[:, -1] / norms.iloc[:, 0]  # last ÷ first hidden layer, per epoch
     increasing = (norms.diff(axis=1).iloc[:, 1:] > 0).all(axis=1)
     median_ratio = float(ratios.median()) if ratios.notna().any() else np.nan
+    if len(cfg["widths"]) == 1:
+        ratios = pd.Series(1.0, index=norms.index)  # one hidden layer: last = first
+    if info.get("diverged"):  # the epoch it diverged at has no meaningful ratio
+        ratios = ratios[ratios.index < info["diverged"]["epoch"]]
+    # a diverged run never stays healthy to the end
+    escape = np.nan if info["status"] == "diverged" else escape_epoch(ratios)
+    init_ratio = float(ratios.get(0, np.nan))
+    final_ratio = float(ratios.get(last_epoch, np.nan))
+    settings = run_settings(info["experiment"], cfg)
     return {
         "run_id": info["run_id"],
         "experiment": info["experiment"],
         "run": info["run"],
-        "dataset": cfg["dataset"],
-        "depth": len(cfg["widths"]),
-        "widths": "-".join(map(str, cfg["widths"])),
-        "activation": cfg["activation"],
-        "init": cfg["init"],
+        "config_id": config_id(settings),
+        **settings,
         "seed": cfg["seed"],
-        "epochs": cfg["epochs"],
-        "learning_rate": cfg["learning_rate"],
-        "batch_size": cfg["batch_size"],
         "status": info["status"],
         "best_val_acc": float(best["val_acc"]) if best is not None else np.nan,
         "best_epoch": int(best["epoch"]) if best is not None else -1,
         "test_acc": float(best["test_acc"]) if best is not None else np.nan,
         "final_test_acc": float(trained["test_acc"].iloc[-1]) if len(trained) else np.nan,
         "wall_s": float(info["wall_s"]),
-        "grad_ratio_init": float(ratios.get(0, np.nan)),
-        "grad_ratio_final": float(ratios.get(last_epoch, np.nan)),
+        "grad_ratio_init": init_ratio,
+        "grad_ratio_final": final_ratio,
         "grad_ratio_median": median_ratio,
-        "verdict": verdict(info["status"], median_ratio),
+        "escape_epoch": escape,
+        "verdict_init": verdict("ok", init_ratio),  # nothing has diverged before training
+        "verdict_final": verdict(info["status"], final_ratio),
+        "verdict": dynamic_verdict(info["status"], ratios, escape),
         "probe_bias_norms_init": [float(v) for v in norms.loc[0]] if 0 in norms.index else [],
         "bias_order_frac": float(increasing.mean()) if len(increasing) else np.nan,
         "dead_frac_final": _hidden_mean(probe, "dead_frac", last_epoch),
         "saturated_frac_final": _hidden_mean(probe, "saturated_frac", last_epoch),
     }
+
+
+def widths_string(widths: Sequence[int]) -> str:
+    """runs.parquet's ``widths`` column: ``[500, 300, 150, 50]`` -> ``"500-300-150-50"``."""
+    return "-".join(map(str, widths))
+
+
+def widths_list(widths: object) -> list[int]:
+    """The inverse of :func:`widths_string` (``[]`` for a missing value)."""
+    if not isinstance(widths, str):
+        return []
+    return [int(p) for p in widths.split("-") if p.isdigit()]
+
+
+def run_settings(experiment: str, cfg: dict[str, Any]) -> dict[str, Any]:
+    """The experiment and every setting of a run but its seed (stats.SETTINGS), as columns."""
+    derived = {"depth": len(cfg["widths"]), "widths": widths_string(cfg["widths"])}
+    return {"experiment": experiment} | {k: derived.get(k, cfg.get(k)) for k in SETTINGS}
+
+
+def config_id(settings: dict[str, Any]) -> str:
+    """``<experiment>/d<depth>-w<widths>-<activation>-<init>-<8 hex digits>``: readable, and
+    unique per config (the hash covers every setting but the seed)."""
+    digest = hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
+    return (
+        f"{settings['experiment']}/d{settings['depth']}-w{settings['widths']}-"
+        f"{settings['activation']}-{settings['init']}-{digest[:8]}"
+    )
 
 
 def _with_experiment(table: pa.Table, experiment: str) -> pa.Table:
@@ -144,8 +224,8 @@ def aggregate(
             rows.append(run_summary(info, probe.to_pandas(), metric_table.to_pandas()))
     with atomic_path(out_metrics) as tmp:
         pq.write_table(pa.concat_tables(metric_tables), tmp)
-    runs = pd.DataFrame(rows)
-    write_parquet(runs, out_runs)
+    runs = pd.DataFrame(rows, columns=RUNS_SCHEMA.names)
+    write_parquet(runs, out_runs, RUNS_SCHEMA)
     return runs
 
 

@@ -1,13 +1,18 @@
 """Verdicts from the gradient ratio, and published numbers beside the measured ones.
 
 The verdict of a run looks at r = ‖∂C/∂b‖ of the last hidden layer ÷ that of the first, on
-the probe set, taken as the median over all probe epochs (initialisation and after each
-epoch), so one noisy epoch does not decide it:
+the probe set, at initialisation (epoch 0) and after every epoch. Each value is classed:
 
-- ``diverged``: the loss, a gradient or a weight became NaN or infinite;
 - ``vanishing``: r > 10 — the first layer learns over ten times slower than the last;
 - ``exploding``: r < 1/10 — the first layer's gradient is over ten times the last's;
-- ``healthy``: anything between (a single hidden layer has r = 1).
+- ``healthy``: 1/10 ≤ r ≤ 10 (a single hidden layer has r = 1);
+- ``diverged`` (whole run): the loss, a gradient or a weight became NaN or infinite.
+
+The run's *escape epoch* is the first epoch from which r stays inside [1/10, 10] to the end
+(:func:`gradsweep.stats.escape_epoch`). The verdict states both phases, e.g.
+``vanishing until epoch 5 → healthy`` (r > 10 at initialisation, inside the band from epoch 5
+on), ``healthy`` (inside the band throughout), ``vanishing throughout`` or
+``healthy → vanishing from epoch 7``.
 """
 
 from __future__ import annotations
@@ -46,7 +51,32 @@ def verdict(status: str, ratio: float) -> str:
     return "healthy"
 
 
-def _matches(row: pd.Series, entry: dict[str, Any]) -> bool:
+def dynamic_verdict(status: str, ratios: pd.Series, escape: float) -> str:
+    """Verdict at initialisation and over training (module docstring) from the ratio per
+    epoch (index = epoch, 0 = initialisation) and the run's escape epoch."""
+    if status == "diverged":
+        return "diverged"
+    r = pd.to_numeric(ratios, errors="coerce").sort_index()
+    if r.empty:
+        return "unknown"
+    classes = [verdict("ok", float(x)) for x in r]
+    first, last = classes[0], classes[-1]
+    if np.isfinite(escape):
+        if escape <= r.index[0]:
+            return "healthy"
+        if first != "healthy":
+            return f"{first} until epoch {int(escape)} → healthy"
+        before = classes[list(r.index).index(escape) - 1]
+        return f"healthy → {before} → healthy from epoch {int(escape)}"
+    if all(c == first for c in classes):
+        return f"{first} throughout"
+    since = len(classes) - 1
+    while since > 0 and classes[since - 1] == last:
+        since -= 1
+    return f"{first} → {last} from epoch {int(r.index[since])}"
+
+
+def matches(row: pd.Series, entry: dict[str, Any]) -> bool:
     return all(str(row.get(k)) == str(v) for k, v in entry.items() if k != "value")
 
 
@@ -97,7 +127,7 @@ def annotate(runs: pd.DataFrame, references: dict[str, dict | None]) -> pd.DataF
         if metric is None:
             cells.append(("", "", ""))
             continue
-        entry = next((e for e in block.get("values", []) if _matches(row, e)), None)
+        entry = next((e for e in block.get("values", []) if matches(row, e)), None)
         cells.append(compare(row, metric, entry["value"] if entry else None))
     runs["measured"], runs["reference"], runs["delta"] = (
         (list(c) for c in zip(*cells, strict=True)) if cells else ([], [], [])

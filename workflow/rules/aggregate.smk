@@ -3,7 +3,7 @@ rule aggregate_experiment:
         infos=lambda wildcards: run_outputs("run.json", wildcards.experiment),
         traces=lambda wildcards: run_outputs("traces.parquet", wildcards.experiment),
         metrics=lambda wildcards: run_outputs("metrics.parquet", wildcards.experiment),
-        code=sources("aggregate", "reference"),
+        code=sources("aggregate", "reference", "stats"),
     output:
         runs="results/experiments/{experiment}/runs.parquet",
         traces="results/experiments/{experiment}/traces.parquet",

@@ -1,4 +1,4 @@
-# The article's figures (gradsweep.article): the activation functions behind the chain rule,
+# The article's figures (gradsweep.plotting.article, .diagnostics): the activation functions behind the chain rule,
 # and from the per-experiment aggregates the one_path panels, the nndl_demo speed of
 # learning, Nielsen's norms at initialisation and every experiment's chain-rule diagnostics.
 # article_outputs() lists those of the experiments this config has.
@@ -9,7 +9,7 @@ include: "article_common.smk"
 
 rule plot_activations:
     input:
-        code=sources("article", "plots"),
+        code=sources(*PLOTTING_CODE),
     output:
         report(
             "results/figures/activations.png",
@@ -28,7 +28,7 @@ rule plot_activations:
 rule plot_one_path:
     input:
         **experiment_tables("one_path"),
-        code=sources("article", "plots"),
+        code=sources(*PLOTTING_CODE),
     output:
         layers=report(
             "results/figures/one_path/layers.png",
@@ -49,7 +49,7 @@ rule plot_one_path:
 rule plot_nndl_demo:
     input:
         **experiment_tables("nndl_demo"),
-        code=sources("article", "plots"),
+        code=sources(*PLOTTING_CODE),
     output:
         speed=report(
             "results/figures/nndl_demo/speed.png",
@@ -70,7 +70,7 @@ rule plot_nndl_demo:
 rule plot_nielsen_init:
     input:
         **experiment_tables("nielsen_init"),
-        code=sources("article", "plots"),
+        code=sources(*PLOTTING_CODE),
     output:
         init_norms=report(
             "results/figures/nielsen_init/init_norms.png",
@@ -101,7 +101,7 @@ rule plot_nielsen_init:
 rule plot_diagnostics:
     input:
         unpack(lambda wildcards: experiment_tables(wildcards.experiment)),
-        code=sources("article", "plots"),
+        code=sources(*PLOTTING_CODE),
     output:
         diagnostics=report(
             "results/figures/{experiment}/diagnostics.png",

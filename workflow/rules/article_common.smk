@@ -1,5 +1,25 @@
-# Helpers of rules/article.smk (kept apart: Snakemake's linter wants functions and rules in
-# separate files).
+# Helpers of rules/article.smk and the figure lists of final_outputs() (kept apart:
+# Snakemake's linter wants functions and rules in separate files).
+from gradsweep.plotting.data import page_suffixes, settings_frame
+
+# every run's settings as runs.parquet will hold them: figure pages are known before any run
+SETTINGS = settings_frame(RUNS.values())
+
+# What every figure job imports (the plotting package imports all of its modules, and they
+# import these): an edit of any of them redraws the figures.
+PLOTTING_CODE = [
+    "plotting",
+    "plotting.data",
+    "plotting.style",
+    "plotting.gradients",
+    "plotting.sweep",
+    "plotting.article",
+    "plotting.diagnostics",
+    "table",
+    "reference",
+    "aggregate",
+    "stats",
+]
 
 # Figures drawn only for these experiments (when the config has them): name -> outputs.
 ARTICLE_FIGURES = {
@@ -30,3 +50,18 @@ def experiment_tables(experiment):
         table: f"results/experiments/{experiment}/{table}.parquet"
         for table in ("runs", "traces", "metrics")
     }
+
+
+def figure_pages(experiment):
+    """Suffixes of an experiment's gradient-figure pages ("" when one image holds it all)."""
+    return page_suffixes(SETTINGS[SETTINGS["experiment"] == experiment])
+
+
+def experiment_figures():
+    """Every page of every experiment's gradients and steps figures."""
+    return [
+        f"results/figures/{experiment}/{name}{page}.png"
+        for experiment in EXPERIMENTS
+        for page in figure_pages(experiment)
+        for name in ("gradients", "steps")
+    ]

@@ -85,11 +85,11 @@ def run_outputs(name, experiment=None):
 def final_outputs():
     return [
         "results/results.md",
+        "results/results_seeds.md",
         "results/figures/activation_init.png",
         "results/figures/accuracy_depth.png",
         "results/figures/ratio_heatmap.png",
-        *expand("results/figures/{experiment}/gradients.png", experiment=EXPERIMENTS),
-        *expand("results/figures/{experiment}/steps.png", experiment=EXPERIMENTS),
+        *experiment_figures(),
         *article_outputs(),
         *expand("results/tensorboard/{name}", name=["hparams-config", *EXPERIMENTS]),
         # every run's own files too: a deleted run is retrained even when the figures exist

@@ -1,11 +1,16 @@
 rule results_table:
     input:
         runs="results/runs.parquet",
-        code=sources("table", "reference"),
+        code=sources("table", "reference", "stats"),
     output:
-        report(
+        table=report(
             "results/results.md",
             caption="../report/results_table.rst",
+            category="Results table",
+        ),
+        seeds=report(
+            "results/results_seeds.md",
+            caption="../report/results_seeds.rst",
             category="Results table",
         ),
     log:
@@ -25,8 +30,7 @@ rule plot_figures:
     input:
         runs="results/runs.parquet",
         traces="results/traces.parquet",
-        metrics="results/metrics.parquet",
-        code=sources("plots", "table"),
+        code=sources(*PLOTTING_CODE),
     output:
         activation_init=report(
             "results/figures/activation_init.png",
@@ -51,27 +55,33 @@ rule plot_figures:
         "../scripts/plot_figures.py"
 
 
+# One job per page of an experiment's gradient figures: `{page}` is "" when all its configs
+# fit in one image, else e.g. "-initglorot_uniform-width16" (gradsweep.plotting.data.pages;
+# the list is computed from the config when the workflow is parsed, figure_pages()).
 rule plot_experiment:
     input:
         runs="results/experiments/{experiment}/runs.parquet",
         traces="results/experiments/{experiment}/traces.parquet",
-        metrics="results/experiments/{experiment}/metrics.parquet",
-        code=sources("plots", "table"),
+        code=sources(*PLOTTING_CODE),
     output:
         gradients=report(
-            "results/figures/{experiment}/gradients.png",
+            "results/figures/{experiment}/gradients{page}.png",
             caption="../report/gradients.rst",
             category="Experiments",
             subcategory="{experiment}",
+            labels={"figure": "gradients per epoch", "page": "{page}"},
         ),
         steps=report(
-            "results/figures/{experiment}/steps.png",
+            "results/figures/{experiment}/steps{page}.png",
             caption="../report/steps.rst",
             category="Experiments",
             subcategory="{experiment}",
+            labels={"figure": "gradients per step", "page": "{page}"},
         ),
     log:
-        "logs/plot_experiment/{experiment}.log",
+        "logs/plot_experiment/{experiment}{page}.log",
+    wildcard_constraints:
+        page=r"(-[A-Za-z0-9_.+-]+)?",
     conda:
         "../envs/gradsweep.yaml"
     script:

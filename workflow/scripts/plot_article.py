@@ -1,4 +1,4 @@
-"""Snakemake adapter: the article's figures (see gradsweep.article), one rule each."""
+"""Snakemake adapter: the article's figures (see gradsweep.plotting), one rule each."""
 
 import logging
 import os
@@ -7,7 +7,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 import pandas as pd  # noqa: E402
 
-from gradsweep import article, plots  # noqa: E402
+from gradsweep import plotting  # noqa: E402
 
 smk = snakemake  # type: ignore[name-defined]  # noqa: F821  (injected by Snakemake)
 
@@ -25,41 +25,41 @@ def experiment_data(source, columns=None):
     experiment = smk.params.experiment
     runs = pd.read_parquet(smk.input.runs, filters=[("experiment", "==", experiment)])
     kwargs = {"columns": columns} if columns else {}
-    traces = plots.read_traces(smk.input.traces, experiment=experiment, source=source, **kwargs)
+    traces = plotting.read_traces(smk.input.traces, experiment=experiment, source=source, **kwargs)
     log.info("experiment %s: %d runs, %d %s trace rows", experiment, len(runs), len(traces), source)
     return experiment, runs, traces
 
 
 def activations():
-    article.plot_activations(smk.output[0])
+    plotting.plot_activations(smk.output[0])
 
 
 def one_path():
     experiment, runs, probe = experiment_data("probe")
-    summary = article.plot_layer_panels(probe, runs, smk.output.layers, experiment)
+    summary = plotting.plot_layer_panels(probe, runs, smk.output.layers, experiment)
     log.info("probe bias-gradient norm per layer:\n%s", summary)
 
 
 def nndl_demo():
     experiment, runs, steps = experiment_data("step")
-    summary = article.plot_speed_of_learning(steps, runs, smk.output.speed, experiment)
+    summary = plotting.plot_speed_of_learning(steps, runs, smk.output.speed, experiment)
     log.info("median step bias-gradient norms:\n%s", summary)
 
 
 def nielsen_init():
     experiment, runs, probe = experiment_data("probe")
     reference = smk.params.reference
-    table = article.plot_init_norms(probe, runs, reference, smk.output.init_norms, experiment)
+    table = plotting.plot_init_norms(probe, runs, reference, smk.output.init_norms, experiment)
     log.info("norms at initialisation vs published:\n%s", table)
-    summary = article.plot_speed_of_learning(
+    summary = plotting.plot_speed_of_learning(
         probe, runs, smk.output.speed, experiment, source="probe", reference=reference
     )
     log.info("median probe bias-gradient norms over the epochs:\n%s", summary)
 
 
 def diagnostics():
-    experiment, runs, probe = experiment_data("probe", article.DIAGNOSTIC_COLUMNS)
-    summary = article.plot_diagnostics(probe, runs, smk.output.diagnostics, experiment)
+    experiment, runs, probe = experiment_data("probe", plotting.DIAGNOSTIC_COLUMNS)
+    summary = plotting.plot_diagnostics(probe, runs, smk.output.diagnostics, experiment)
     log.info("diagnostics at the first and last epoch:\n%s", summary.to_string())
 
 

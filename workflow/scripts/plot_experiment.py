@@ -1,4 +1,4 @@
-"""Snakemake adapter: per-experiment gradient figures (see gradsweep.plots)."""
+"""Snakemake adapter: one page of an experiment's gradient figures (gradsweep.plotting)."""
 
 import logging
 import os
@@ -7,7 +7,8 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 import pandas as pd  # noqa: E402
 
-from gradsweep import plots  # noqa: E402
+from gradsweep import plotting  # noqa: E402
+from gradsweep.plotting.data import page_runs  # noqa: E402
 
 smk = snakemake  # type: ignore[name-defined]  # noqa: F821  (injected by Snakemake)
 
@@ -16,17 +17,18 @@ logging.basicConfig(
 )
 log = logging.getLogger("plot_experiment")
 logging.captureWarnings(True)
-experiment = smk.wildcards.experiment
+experiment, page = smk.wildcards.experiment, smk.wildcards.page
 
 runs = pd.read_parquet(smk.input.runs, filters=[("experiment", "==", experiment)])
-log.info("experiment %s: %d runs", experiment, len(runs))
+_, shown = page_runs(runs, page)
+log.info("experiment %s, page %r: %d of %d runs", experiment, page, len(shown), len(runs))
 
-# read probe and step rows separately, filtered in pyarrow, bias only
-probe = plots.read_traces(smk.input.traces, experiment=experiment, source="probe")
-plots.plot_gradient_norms(probe, runs, smk.output.gradients, experiment)
-log.info("wrote %s from %d probe rows", smk.output.gradients, len(probe))
-del probe
-
-steps = plots.read_traces(smk.input.traces, experiment=experiment, source="step")
-plots.plot_step_traces(steps, runs, smk.output.steps, experiment)
-log.info("wrote %s from %d step rows", smk.output.steps, len(steps))
+# only this page's runs, probe and step rows separately, filtered in pyarrow, bias only
+for source, plot, out in (
+    ("probe", plotting.plot_gradient_norms, smk.output.gradients),
+    ("step", plotting.plot_step_traces, smk.output.steps),
+):
+    traces = plotting.read_traces(smk.input.traces, source=source, run_ids=shown["run_id"])
+    drawn = plot(traces, runs, out, experiment, page)
+    log.info("wrote %s from %d %s rows: %d configs", out, len(traces), source, len(drawn))
+    del traces

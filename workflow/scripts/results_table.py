@@ -1,11 +1,11 @@
-"""Snakemake adapter: results/runs.parquet -> Markdown results table (see gradsweep.table)."""
+"""Snakemake adapter: results/runs.parquet -> results.md (per config) and the per-seed page
+(see gradsweep.table)."""
 
 import logging
-from pathlib import Path
 
 import pandas as pd
 
-from gradsweep.table import results_markdown
+from gradsweep.table import write_results
 
 smk = snakemake  # type: ignore[name-defined]  # noqa: F821  (injected by Snakemake)
 
@@ -13,8 +13,12 @@ logging.basicConfig(
     filename=smk.log[0], level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
 )
 runs = pd.read_parquet(smk.input.runs)
-out = Path(smk.output[0])
-tmp = out.with_name(out.name + ".tmp")
-tmp.write_text(results_markdown(runs, references=dict(smk.params.references)), encoding="utf-8")
-tmp.replace(out)
-logging.info("wrote %s: %d runs in %d experiments", out, len(runs), runs["experiment"].nunique())
+write_results(runs, smk.output.table, smk.output.seeds, dict(smk.params.references))
+logging.info(
+    "wrote %s and %s: %d runs, %d configs, %d experiments",
+    smk.output.table,
+    smk.output.seeds,
+    len(runs),
+    runs["config_id"].nunique(),
+    runs["experiment"].nunique(),
+)

@@ -1,18 +1,17 @@
 """The article's figures: the activation functions behind the chain rule, the one-path net's
-four panels, the nndl demo's speed of learning, Nielsen's gradient norms at initialisation and
-the chain-rule diagnostics of every experiment (input columns: docs/outputs.md).
+four panels, the nndl demo's speed of learning and Nielsen's gradient norms at initialisation
+(input columns: docs/outputs.md).
 
-Same conventions as :mod:`gradsweep.plots` (whose helpers and styling this module reuses):
-every function draws on a standalone Figure, saves a PNG at ``plots.DPI`` and leaves nothing
-open. Functions that show measured data return the numbers they drew as a small DataFrame,
-for the rule's log and for tests.
+Every function draws on a standalone Figure and leaves nothing open. Functions that show
+measured data return the numbers they drew as a small DataFrame, for the rule's log and for
+tests.
 """
 
 from __future__ import annotations
 
 import math
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,50 +22,32 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from gradsweep import plots
-from gradsweep.io import DIAGNOSTICS
-from gradsweep.plots import (
+from gradsweep.plotting import data as D
+from gradsweep.plotting.gradients import smooth_steps
+from gradsweep.plotting.style import (
+    ACTIVATION_ORDER,
+    BAND_ALPHA,
     DIVERGED_COLOR,
     PROBE_YLABEL,
+    REFERENCE_COLOR,
     STEP_YLABEL,
-    _decade_limits,
-    _empty_note,
-    _finite_positive,
-    _isin,
-    _layer_colors,
-    _layer_legend,
-    _mark_divergence,
-    _save,
-    _style,
-    _suptitle,
-    _thousands,
-    _title_axes,
-    is_diverged,
-    widths_label,
+    decade_limits,
+    empty_note,
+    layer_colors,
+    mark_divergence,
+    save,
+    style,
+    suptitle,
+    thousands,
 )
+from gradsweep.reference import matches
 from gradsweep.table import format_ratio
 
-# Columns of traces.parquet the diagnostics figure reads (probe rows, bias param).
-DIAGNOSTIC_COLUMNS = ("run_id", "epoch", "step", "layer", "param", "grad_norm", "source")
-DIAGNOSTIC_COLUMNS += DIAGNOSTICS
-SATURATING = {"sigmoid", "tanh", "softsign"}  # |z| > 2 means saturated only for these
-MAX_DERIVATIVE = {"sigmoid": 0.25}  # the others' derivatives reach 1
-MAX_DIAG_COLUMNS = 6  # runs side by side in one block of the diagnostics figure
-MAX_DIAG_RUNS = 12  # more runs than this are left out (and counted in the title)
-ACTIVATION_ORDER = ["sigmoid", "tanh", "softsign", "softplus", "relu", "leaky_relu", "elu"]
 FUNCTION_COLOR = "#1b4f8a"
 DERIVATIVE_COLOR = "#d95f02"
-REFERENCE_COLOR = "black"
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _hidden_bias(traces: pd.DataFrame, runs: pd.DataFrame, source: str) -> pd.DataFrame:
-    """Bias-gradient rows of hidden layers (1..depth) of ``runs``, one trace source."""
-    tr = traces[(traces["source"] == source) & (traces["param"] == "bias")]
-    tr = tr[_isin(tr["run_id"], runs["run_id"])].merge(runs[["run_id", "depth"]], on="run_id")
-    return tr[(tr["layer"] >= 1) & (tr["layer"] <= tr["depth"])]
 
 
 def _by_activation(runs: pd.DataFrame, experiment: str | None) -> pd.DataFrame:
@@ -76,7 +57,7 @@ def _by_activation(runs: pd.DataFrame, experiment: str | None) -> pd.DataFrame:
     rank = {a: i for i, a in enumerate(ACTIVATION_ORDER)}
     order = runs.assign(
         _act=runs["activation"].map(lambda a: rank.get(str(a), len(rank))),
-        _widths=runs["widths"].map(plots._width_sort_key),  # 30-30 before 100-100
+        _widths=runs["widths"].map(D.width_sort_key),  # 30-30 before 100-100
     )
     keys = ["_act", "activation", "depth", "_widths", "init", "seed", "run"]
     order = order.sort_values([k for k in keys if k in order], kind="stable")
@@ -100,17 +81,15 @@ def _sci(x: float) -> str:
 
 
 def _reference_entry(row: pd.Series, reference: Mapping[str, Any] | None) -> Any:
-    """The ``value`` of the first reference entry whose other keys all match the run."""
-    for entry in (reference or {}).get("values", []) or []:
-        if all(str(row.get(k)) == str(v) for k, v in entry.items() if k != "value"):
-            return entry.get("value")
-    return None
+    """The ``value`` of the first reference entry that matches the run (reference.matches)."""
+    entries = (reference or {}).get("values", []) or []
+    return next((e.get("value") for e in entries if matches(row, e)), None)
 
 
 def _x_axis(ax: Axes, source: str, max_x: float) -> None:
     if source == "step":
         ax.set_xlim(0, max_x * 1.02)
-        ax.xaxis.set_major_formatter(FuncFormatter(_thousands))
+        ax.xaxis.set_major_formatter(FuncFormatter(thousands))
     else:
         ax.set_xlim(-0.02 * max_x - 0.3, max_x * 1.02 + 0.3)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=5))
@@ -156,7 +135,7 @@ def plot_activations(out: str | Path) -> None:
     derivatives on one axis: the factors the chain rule multiplies in at every layer."""
     z = np.linspace(-6, 6, 1201)
     sig = 1 / (1 + np.exp(-z))
-    with _style():
+    with style():
         fig = Figure(figsize=(10.5, 7.2), layout="constrained")
         (a, b), (c, d) = fig.subplots(2, 2)
 
@@ -225,8 +204,8 @@ def plot_activations(out: str | Path) -> None:
             ax.set_xlim(-6, 6)
             ax.axvline(0, color="0.6", lw=0.6)
             ax.set_xlabel("z (weighted input of a unit)")
-        _suptitle(fig, "The activation functions behind the chain rule, and their derivatives")
-        _save(fig, out)
+        suptitle(fig, "The activation functions behind the chain rule, and their derivatives")
+        save(fig, out)
 
 
 # --------------------------------------------------------------------------- one_path
@@ -241,11 +220,11 @@ def plot_layer_panels(
     Returns per run and layer the median, first and last norm over the epochs.
     """
     runs = _by_activation(runs, experiment)
-    tr = _finite_positive(_hidden_bias(traces, runs, "probe"), "grad_norm")
+    tr = D.finite_positive(D.hidden_bias(traces, runs, "probe"), "grad_norm")
     tr = tr.sort_values(["run_id", "layer", "epoch"])
     depth = int(runs["depth"].max()) if len(runs) else 1
-    colors = _layer_colors(depth)
-    limits = _decade_limits(tr["grad_norm"])
+    colors = layer_colors(depth)
+    limits = decade_limits(tr["grad_norm"])
     max_epoch = int(tr["epoch"].max()) if len(tr) else 1
     summary = (
         tr.groupby(["run_id", "layer"])["grad_norm"]
@@ -256,7 +235,7 @@ def plot_layer_panels(
     ordered = layer_order_fraction(norms.dropna())
     styles = ["-", "--", ":", "-."]
 
-    with _style():
+    with style():
         fig = Figure(figsize=(2.9 * depth + 0.8, 3.3), layout="constrained")
         axes = fig.subplots(1, depth, squeeze=False, sharey=True)[0]
         for layer, ax in enumerate(axes, start=1):
@@ -264,7 +243,7 @@ def plot_layer_panels(
             ax.set_title(f"hidden layer {layer}{side}")
             rows = tr[tr["layer"] == layer]
             if rows.empty:
-                _empty_note(ax, "no finite gradients")
+                empty_note(ax, "no finite gradients")
                 continue
             for k, (_, d) in enumerate(rows.groupby("run_id", sort=False)):
                 ax.plot(
@@ -291,8 +270,8 @@ def plot_layer_panels(
             title += f"\nlayer {order} holds in {100 * ordered:.0f} % of epochs"
         if len(runs) > 1:
             title += f" · {len(runs)} runs, one line style each"
-        _suptitle(fig, title)
-        _save(fig, out)
+        suptitle(fig, title)
+        save(fig, out)
     return summary
 
 
@@ -318,39 +297,42 @@ def plot_speed_of_learning(
     source: str = "step",
     reference: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
-    """Nielsen's "speed of learning" picture: one panel per run (sigmoid first), each hidden
+    """Nielsen's "speed of learning" picture: one panel per config (sigmoid first; seeds as a
+    geometric-mean line with a min–max band), each hidden
     layer's bias-gradient norm vs SGD step (``source="step"``) or epoch (``"probe"``), log y
     shared by the finished runs; each panel states the median last ÷ first layer ratio.
     With a ``reference`` block (metric ``probe_bias_norms_init``) the published norms at
     initialisation are drawn as black diamonds at epoch 0.
 
-    Returns one row per run with the medians it drew.
+    Returns one row per config with the medians it drew.
     """
     runs = _by_activation(runs, experiment)
     x = "step" if source == "step" else "epoch"
-    tr = _hidden_bias(traces, runs, source)
-    diverged_at = plots._divergence_points(tr, runs, x)
-    traced = runs[_isin(runs["run_id"], tr["run_id"])]
-    tr = _finite_positive(tr, "grad_norm").sort_values(["run_id", "layer", x])
+    tr = D.hidden_bias(traces, runs, source)
+    diverged_at = D.divergence_points(tr, runs, x)
+    traced = runs[D.isin(runs["run_id"], tr["run_id"])]
+    configs = traced.drop_duplicates("config_id")
+    tr = D.finite_positive(tr, "grad_norm").sort_values(["run_id", "layer", x])
     windows: set[int] = set()
     parts = []
     for _, d in tr.groupby(["run_id", "layer"], sort=False):
-        d, window = plots.smooth_steps(d) if source == "step" else (d, 1)
+        d, window = smooth_steps(d) if source == "step" else (d, 1)
         windows.add(window)
         parts.append(d)
     smooth = pd.concat(parts) if parts else tr
+    bands = D.seed_band(smooth, ["config_id", "layer", x]) if len(smooth) else None
     depth = int(traced["depth"].max()) if len(traced) else 1
-    colors = _layer_colors(depth)
+    colors = layer_colors(depth)
     ok_ids = traced.loc[traced["status"] != "diverged", "run_id"]
-    shown = smooth.loc[_isin(smooth["run_id"], ok_ids), "grad_norm"]
-    refs = {r["run_id"]: _reference_entry(r, reference) for _, r in traced.iterrows()}
+    shown = smooth.loc[D.isin(smooth["run_id"], ok_ids), "grad_norm"]
+    refs = {r["config_id"]: _reference_entry(r, reference) for _, r in configs.iterrows()}
     ref_values = pd.Series([v for vals in refs.values() if vals for v in vals], dtype=float)
-    limits = _decade_limits(pd.concat([shown, ref_values]))
+    limits = decade_limits(pd.concat([shown, ref_values]))
     max_x = float(tr[x].max()) if len(tr) else 1.0
     rows = []
 
-    with _style():
-        n = max(1, len(traced))
+    with style():
+        n = max(1, len(configs))
         ncols = min(3, n)
         nrows = math.ceil(n / ncols)
         legend_w = 2.8 if ncols == 1 else 0.0  # a single panel gets its legend on the right
@@ -360,18 +342,29 @@ def plot_speed_of_learning(
         axes = fig.subplots(nrows, ncols, squeeze=False, sharey=False).ravel().tolist()
         for ax in axes[n:]:
             ax.set_visible(False)
-        if traced.empty:
-            _empty_note(axes[0], f"no {source} traces for experiment {experiment!r}")
-        for ax, (_, run) in zip(axes, traced.iterrows(), strict=False):
-            _title_axes(ax, run)
-            data = smooth[smooth["run_id"] == run["run_id"]]
-            raw = tr[tr["run_id"] == run["run_id"]]
-            if data.empty:
-                _empty_note(ax, "no finite gradients")
+        if configs.empty:
+            empty_note(axes[0], f"no {source} traces for experiment {experiment!r}")
+        for ax, (_, cfg) in zip(axes, configs.iterrows(), strict=False):
+            members = traced[traced["config_id"] == cfg["config_id"]]
+            n_div = int((members["status"] == "diverged").sum())
+            title = (
+                f"{cfg['activation']} · {cfg['init']}\n{D.widths_label(cfg['widths'])} units"
+                f" · n = {len(members)} seed{'s' if len(members) != 1 else ''}"
+            )
+            if n_div:
+                title += f" · {n_div} diverged"
+            ax.set_title(title, color=DIVERGED_COLOR if n_div else "black")
+            data = bands[bands["config_id"] == cfg["config_id"]] if bands is not None else None
+            raw = tr[tr["config_id"] == cfg["config_id"]]
+            if data is None or data.empty:
+                empty_note(ax, "no finite gradients")
                 continue
             for layer, d in data.groupby("layer"):
-                ax.plot(d[x], d["grad_norm"], color=colors[int(layer) - 1], lw=1.4)
-            for layer, value in enumerate(refs.get(run["run_id"]) or [], start=1):
+                color = colors[int(layer) - 1]
+                ax.plot(d[x], d["gmean"], color=color, lw=1.4)
+                if (d["n"] > 1).any():
+                    ax.fill_between(d[x], d["lo"], d["hi"], color=color, alpha=BAND_ALPHA, lw=0)
+            for layer, value in enumerate(refs.get(cfg["config_id"]) or [], start=1):
                 ax.plot(
                     [0],
                     [value],
@@ -384,20 +377,24 @@ def plot_speed_of_learning(
                     clip_on=False,
                 )
             summary = _speed_summary(raw, x)
-            rows.append({"run_id": run["run_id"], "activation": run["activation"], **summary})
+            rows.append(
+                {"config_id": cfg["config_id"], "activation": cfg["activation"],
+                 "n_seeds": len(members), **summary}
+            )  # fmt: skip
             if "median_ratio" in summary and np.isfinite(summary["median_ratio"]):
                 over = "iterations" if x == "step" else "epochs"
                 ax.set_title(
-                    f"{ax.get_title()}\nlayer {int(run['depth'])} ÷ layer 1: "
+                    f"{ax.get_title()}\nlayer {int(cfg['depth'])} ÷ layer 1: "
                     f"×{_sci(summary['median_ratio'])} (median, {over})",
                     color=ax.title.get_color(),
                 )
             ax.set_yscale("log")
-            own = limits if not is_diverged(run) else _decade_limits(data["grad_norm"])
+            own = limits if not n_div else decade_limits(data["gmean"])
             if own is not None:
                 ax.set_ylim(*own)
             _x_axis(ax, source, max_x)
-            _mark_divergence(ax, diverged_at.get(run["run_id"]))
+            for run_id in members["run_id"]:
+                mark_divergence(ax, diverged_at.get(run_id))
         xlabel = (
             "iteration (one mini-batch update each)"
             if source == "step"
@@ -407,9 +404,11 @@ def plot_speed_of_learning(
             ax.set_xlabel(xlabel)
         fig.supylabel(STEP_YLABEL if source == "step" else PROBE_YLABEL)
         title = _title("Speed of learning per hidden layer", experiment, traced)
+        title += "\n(line: geometric mean over seeds, band: min–max"
         if max(windows, default=1) > 1:
-            title += f"\n(lines: rolling median over {max(windows)} iterations)"
-        _suptitle(fig, title)
+            title += f"; each seed a rolling median over {max(windows)} iterations"
+        title += ")"
+        suptitle(fig, title)
         handles = [Line2D([], [], color=c, lw=2) for c in colors]
         names = [f"hidden layer {i}" for i in range(1, depth + 1)]
         names[0] += " (input side)"
@@ -426,7 +425,7 @@ def plot_speed_of_learning(
             fig.legend(
                 handles, names, loc="outside lower center", ncol=min(len(names), 3), frameon=False
             )
-        _save(fig, out)
+        save(fig, out)
     result = pd.DataFrame(rows)
     ratio_last = [c for c in result.columns if c != "median_ratio"] + ["median_ratio"]
     return result[ratio_last] if "median_ratio" in result else result
@@ -447,8 +446,8 @@ def init_norm_table(
     Columns: widths, depth, layer, measured, n_runs, reference, ratio (measured ÷ reference).
     """
     runs = _by_activation(runs, experiment)
-    tr = _hidden_bias(traces, runs, "probe")
-    tr = _finite_positive(tr[tr["epoch"] == 0], "grad_norm")
+    tr = D.hidden_bias(traces, runs, "probe")
+    tr = D.finite_positive(tr[tr["epoch"] == 0], "grad_norm")
     keys = ["widths", "activation", "init"]
     tr = tr.merge(runs[["run_id", *keys]], on="run_id")
     table = (
@@ -480,23 +479,23 @@ def plot_init_norms(
     diamond. Returns :func:`init_norm_table`."""
     table = init_norm_table(traces, runs, reference, experiment)
     runs = _by_activation(runs, experiment)
-    tr = _hidden_bias(traces, runs, "probe")
-    seeds = _finite_positive(tr[tr["epoch"] == 0], "grad_norm")
+    tr = D.hidden_bias(traces, runs, "probe")
+    seeds = D.finite_positive(tr[tr["epoch"] == 0], "grad_norm")
     seeds = seeds.merge(runs[["run_id", "widths", "activation", "init"]], on="run_id")
     group_keys = ["widths", "activation", "init"]
     groups = list(table.groupby(group_keys, sort=False).groups)
     vary = [k for k in ("activation", "init") if table[k].nunique() > 1]
     depth = int(table["depth"].max()) if len(table) else 1
-    colors = _layer_colors(depth)
+    colors = layer_colors(depth)
     bar_w = 0.8 / depth
     values = pd.concat([table["measured"], table["reference"].dropna(), seeds["grad_norm"]])
-    limits = _decade_limits(values)
+    limits = decade_limits(values)
 
-    with _style():
+    with style():
         fig = Figure(figsize=(max(6.0, 0.95 * len(table) + 3.2), 4.6), layout="constrained")
         ax = fig.subplots()
         if table.empty:
-            _empty_note(ax, f"no probe gradients at initialisation for {experiment!r}")
+            empty_note(ax, f"no probe gradients at initialisation for {experiment!r}")
         for g, key in enumerate(groups):
             sub = table[(table[group_keys] == pd.Series(key, index=group_keys)).all(axis=1)]
             n = len(sub)
@@ -540,7 +539,7 @@ def plot_init_norms(
             ax.set_ylim(limits[0], limits[1] * 3)  # headroom for the value labels
         labels = []
         for key in groups:
-            text = widths_label(key[0]) + " units"
+            text = D.widths_label(key[0]) + " units"
             extra = " · ".join(str(dict(zip(group_keys, key, strict=True))[k]) for k in vary)
             labels.append(f"{text}\n{extra}" if extra else text)
         ax.set_xticks(range(len(groups)), labels)
@@ -559,214 +558,6 @@ def plot_init_norms(
         fig.legend(handles, names, loc="outside right center", frameon=False, fontsize=8)
         title = _title("Gradient norms at initialisation, per hidden layer", experiment, runs)
         title += "\nlabels: measured (published)"
-        _suptitle(fig, title)
-        _save(fig, out)
+        suptitle(fig, title)
+        save(fig, out)
     return table
-
-
-# --------------------------------------------------------------------------- diagnostics
-
-# (column, row label, scale): "log", "linear" or "percent" (a fraction shown in %)
-DIAGNOSTIC_ROWS: list[tuple[str, str, str]] = [
-    ("grad_norm", "‖∂C/∂b‖, probe\n(log)", "log"),
-    ("act_deriv", "mean |σ′(z)|", "linear"),
-    ("weight_norm", "‖W‖ incoming\n(Frobenius, log)", "log"),
-    ("chain_factor", "chain factor\nmean|σ′(zˡ)|·‖Wˡ⁺¹‖ (log)", "log"),
-    ("saturated_frac", "saturated\n|z| > 2 (%)", "percent"),
-    ("dead_frac", "dead units (%)", "percent"),
-    ("same_sign_frac", "same-sign units (%)", "percent"),
-]
-
-
-def diagnostics_table(traces: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
-    """Probe rows of hidden layers, one per run × layer × epoch, with grad_norm and the
-    chain-rule diagnostics (bias param: the diagnostics repeat on kernel rows).
-
-    A run's epoch at which any hidden layer's gradient or weight norm is NaN or infinite (the
-    net has diverged) has every value set to NaN: diagnostics of broken weights mean nothing.
-    """
-    tr = _hidden_bias(traces, runs, "probe")
-    cols = ["run_id", "epoch", "layer", "grad_norm", *[c for c in DIAGNOSTICS if c in tr]]
-    data = tr[cols].sort_values(["run_id", "layer", "epoch"]).reset_index(drop=True)
-    values = cols[3:]
-    checked = [c for c in ("grad_norm", "weight_norm") if c in data]
-    broken = ~np.isfinite(data[checked].astype(float)).all(axis=1)
-    broken = broken.groupby([data["run_id"], data["epoch"]]).transform("any")
-    data.loc[broken, values] = np.nan
-    return data
-
-
-def _diag_limits(data: pd.DataFrame, ok_ids: pd.Series) -> dict[str, tuple[float, float]]:
-    limits = {}
-    shared = data[_isin(data["run_id"], ok_ids)]
-    if shared.empty:  # every run diverged: share what they have
-        shared = data
-    for col, _, scale in DIAGNOSTIC_ROWS:
-        if col not in data:
-            continue
-        v = pd.to_numeric(shared[col], errors="coerce")
-        v = v[np.isfinite(v)]
-        if scale == "log":
-            lim = _decade_limits(v)
-            if lim is not None:
-                limits[col] = lim
-        elif scale == "linear" and len(v):
-            limits[col] = (0.0, max(0.3, float(v.max()) * 1.1))
-    return limits
-
-
-def _diag_panel(
-    ax: Axes,
-    data: pd.DataFrame,
-    run: pd.Series,
-    col: str,
-    scale: str,
-    colors: list,
-    limits: Mapping[str, tuple[float, float]],
-    markers: bool,
-) -> None:
-    act = str(run.get("activation"))
-    if col not in data or data[col].notna().sum() == 0:
-        _empty_note(ax, "not recorded")
-        return
-    if col == "saturated_frac" and act not in SATURATING:
-        ax.text(
-            0.5,
-            0.5,
-            f"not meaningful\nfor {act}",
-            transform=ax.transAxes,
-            ha="center",
-            va="center",
-            color="0.5",
-            fontsize=8,
-        )
-        ax.set_ylim(-3, 103)
-        return
-    for layer, d in data.groupby("layer"):
-        v = pd.to_numeric(d[col], errors="coerce")
-        ok = np.isfinite(v) & ((v > 0) if scale == "log" else True)
-        y = v[ok] * (100 if scale == "percent" else 1)
-        ax.plot(
-            d.loc[ok, "epoch"],
-            y,
-            color=colors[int(layer) - 1],
-            lw=1.4,
-            marker="o" if markers else None,
-            ms=2.5,
-        )
-    if scale == "log":
-        ax.set_yscale("log")
-        own = limits.get(col) if not is_diverged(run) else _decade_limits(data[col])
-        if own is not None:
-            ax.set_ylim(*own)
-    elif scale == "percent":
-        ax.set_ylim(-4, 104)
-        ax.set_yticks([0, 50, 100])
-    else:
-        if col in limits:
-            ax.set_ylim(*limits[col])
-        peak = MAX_DERIVATIVE.get(act)
-        if col == "act_deriv" and peak is not None:
-            ax.axhline(peak, color="0.4", lw=0.8, ls=":")
-            ax.annotate(
-                "max ¼",
-                (1, peak),
-                xycoords=("axes fraction", "data"),
-                xytext=(-2, 2),
-                textcoords="offset points",
-                ha="right",
-                va="bottom",
-                fontsize=7,
-                color="0.3",
-                bbox={"facecolor": "white", "alpha": 0.8, "lw": 0, "pad": 0.5},
-                zorder=6,
-            )
-
-
-def plot_diagnostics(
-    traces: pd.DataFrame, runs: pd.DataFrame, out: str | Path, experiment: str | None = None
-) -> pd.DataFrame:
-    """The chain rule made visible, one column per run (wrapped into blocks of
-    ``MAX_DIAG_COLUMNS``; beyond ``MAX_DIAG_RUNS`` runs the rest are counted in the title).
-
-    Rows, each vs epoch with one line per hidden layer: the measured probe bias-gradient norm;
-    mean |σ′(z)|; ‖W‖; the chain factor mean|σ′(zˡ)|·‖Wˡ⁺¹‖; saturated, dead and same-sign
-    fractions. Returns the diagnostics at the first and last epoch per run and layer.
-    """
-    runs = _by_activation(runs, experiment)
-    shown = runs.head(MAX_DIAG_RUNS)
-    data = diagnostics_table(traces, shown)
-    diverged_at = plots._divergence_points(data, shown, "epoch")  # last epoch recorded
-    depth = int(shown["depth"].max()) if len(shown) else 1
-    colors = _layer_colors(depth)
-    limits = _diag_limits(data, shown.loc[shown["status"] != "diverged", "run_id"])
-    max_epoch = int(data["epoch"].max()) if len(data) else 1
-    n = max(1, len(shown))
-    n_blocks = math.ceil(n / MAX_DIAG_COLUMNS)
-    ncols = math.ceil(n / n_blocks)
-    n_rows = len(DIAGNOSTIC_ROWS)
-    panel_h = 1.45
-    block_h = panel_h * n_rows + 0.75
-    by_run = dict(tuple(data.groupby("run_id", sort=False)))
-
-    with _style():
-        fig = Figure(figsize=(2.55 * ncols + 3.2, block_h * n_blocks + 0.9), layout="constrained")
-        subfigs = fig.subfigures(n_blocks, 1, squeeze=False).ravel() if n_blocks > 1 else [fig]
-        for b, sub in enumerate(subfigs):
-            block = shown.iloc[b * ncols : (b + 1) * ncols]
-            axes = sub.subplots(n_rows, ncols, squeeze=False, sharex=True)
-            for j in range(ncols):
-                if j >= len(block):
-                    for ax in axes[:, j]:
-                        ax.set_visible(False)
-                    continue
-                run = block.iloc[j]
-                _title_axes(axes[0, j], run)
-                d = by_run.get(run["run_id"], data.iloc[:0])
-                for i, (col, label, scale) in enumerate(DIAGNOSTIC_ROWS):
-                    ax = axes[i, j]
-                    if d.empty:
-                        _empty_note(ax, "no probe rows")
-                        continue
-                    _diag_panel(ax, d, run, col, scale, colors, limits, max_epoch <= 30)
-                    if i == 0:
-                        _mark_divergence(ax, diverged_at.get(run["run_id"]))
-                    elif run["run_id"] in diverged_at:
-                        ax.axvline(diverged_at[run["run_id"]], color=DIVERGED_COLOR, ls="--", lw=1)
-                    if j == 0:
-                        ax.set_ylabel(label, fontsize=8)
-                    _x_axis(ax, "probe", max_epoch)
-                    ax.tick_params(labelsize=7)
-                axes[-1, j].set_xlabel("epoch")
-            if len(shown) == 0:
-                _empty_note(axes[0, 0], f"no runs for experiment {experiment!r}")
-        title = _title("Chain-rule diagnostics per hidden layer", experiment, shown)
-        if len(runs) > len(shown):
-            title += f"\n({len(runs) - len(shown)} further run(s) not shown)"
-        _suptitle(fig, title)
-        _layer_legend(fig, depth)
-        _save(fig, out)
-    first_last = data.groupby(["run_id", "layer"], sort=False).agg(
-        **{
-            f"{c}_{w}": (c, w)
-            for c in ("grad_norm", *DIAGNOSTICS)
-            if c in data
-            for w in ("first", "last")
-        }
-    )
-    drawn = {run_id: i for i, run_id in enumerate(shown["run_id"])}
-    first_last = first_last.reset_index()
-    order = first_last["run_id"].map(drawn)
-    return first_last.assign(_o=order).sort_values(["_o", "layer"]).drop(columns="_o")
-
-
-__all__: Sequence[str] = [
-    "plot_activations",
-    "plot_layer_panels",
-    "plot_speed_of_learning",
-    "init_norm_table",
-    "plot_init_norms",
-    "diagnostics_table",
-    "plot_diagnostics",
-    "layer_order_fraction",
-]

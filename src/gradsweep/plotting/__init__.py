@@ -1,0 +1,77 @@
+"""Every figure of gradsweep, from the aggregate tables (columns: docs/outputs.md).
+
+- :mod:`~gradsweep.plotting.data`: the tidy data layer (runs/traces into long tables, configs,
+  facets and pages; every setting a column of runs.parquet, never parsed from a run name);
+- :mod:`~gradsweep.plotting.style`: the shared look and axes helpers;
+- :mod:`~gradsweep.plotting.gradients`: per-experiment gradient norms per epoch and per step;
+- :mod:`~gradsweep.plotting.sweep`: the sweep-wide figures (norms by activation × init,
+  accuracy vs depth, ratio heatmap);
+- :mod:`~gradsweep.plotting.article`: the article's figures (activations, one_path, speed of
+  learning, Nielsen's norms at initialisation);
+- :mod:`~gradsweep.plotting.diagnostics`: the chain-rule diagnostics.
+
+Figures aggregate seeds per config (a geometric-mean or mean line with a min–max band, or
+dots) and stay within ``style.MAX_PANELS`` panels and ``style.MAX_HEIGHT_PX`` pixels per
+image: an experiment with more configs is split into pages (``data.pages``).
+"""
+
+import importlib
+from typing import Any
+
+# Where each public name lives. Imported on first use (PEP 562), so the workflow can import
+# gradsweep.plotting.data at parse time without loading matplotlib and seaborn.
+_HOMES = {
+    "init_norm_table": "article",
+    "layer_order_fraction": "article",
+    "plot_activations": "article",
+    "plot_init_norms": "article",
+    "plot_layer_panels": "article",
+    "plot_speed_of_learning": "article",
+    "page_suffixes": "data",
+    "pages": "data",
+    "read_traces": "data",
+    "settings_frame": "data",
+    "DIAGNOSTIC_COLUMNS": "diagnostics",
+    "diagnostics_table": "diagnostics",
+    "pick_configs": "diagnostics",
+    "plot_diagnostics": "diagnostics",
+    "plot_gradient_norms": "gradients",
+    "plot_step_traces": "gradients",
+    "smooth_steps": "gradients",
+    "plot_accuracy_vs_depth": "sweep",
+    "plot_activation_init_grid": "sweep",
+    "plot_ratio_heatmap": "sweep",
+}
+_MODULES = {"article", "data", "diagnostics", "gradients", "style", "sweep"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MODULES:
+        return importlib.import_module(f"gradsweep.plotting.{name}")
+    if name in _HOMES:
+        return getattr(importlib.import_module(f"gradsweep.plotting.{_HOMES[name]}"), name)
+    raise AttributeError(f"module 'gradsweep.plotting' has no attribute {name!r}")
+
+
+__all__ = [  # noqa: F822  (resolved by __getattr__)
+    "DIAGNOSTIC_COLUMNS",
+    "diagnostics_table",
+    "init_norm_table",
+    "layer_order_fraction",
+    "page_suffixes",
+    "pages",
+    "pick_configs",
+    "plot_accuracy_vs_depth",
+    "plot_activation_init_grid",
+    "plot_activations",
+    "plot_diagnostics",
+    "plot_gradient_norms",
+    "plot_init_norms",
+    "plot_layer_panels",
+    "plot_ratio_heatmap",
+    "plot_speed_of_learning",
+    "plot_step_traces",
+    "read_traces",
+    "settings_frame",
+    "smooth_steps",
+]

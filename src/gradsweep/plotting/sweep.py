@@ -1,0 +1,388 @@
+"""Sweep-wide figures from ``results/runs.parquet`` and the probe traces: the per-layer norms
+by activation and init, accuracy vs depth (every seed a dot) and the ratio heatmap at
+initialisation and at the end."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from gradsweep.plotting import data as D
+from gradsweep.plotting.style import (
+    ACTIVATION_ORDER,
+    INIT_ORDER,
+    PANEL_H,
+    PANEL_W,
+    PROBE_YLABEL,
+    decade_limits,
+    empty_note,
+    facet_axes,
+    ordered,
+    save,
+    style,
+    suptitle,
+)
+from gradsweep.table import format_ratio
+
+
+def init_vs_final(traces: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """Probe bias-gradient norms of hidden layers at epoch 0 and at each run's last epoch."""
+    tr = D.hidden_bias(traces, runs, "probe").merge(
+        runs[["run_id", "activation", "init"]], on="run_id"
+    )
+    tr = D.finite_positive(tr, "grad_norm")
+    last = tr.groupby("run_id")["epoch"].transform("max")
+    at_init = tr[tr["epoch"] == 0].assign(when="at initialisation")
+    finished = D.isin(tr["run_id"], runs.loc[runs["status"] != "diverged", "run_id"])
+    at_end = tr[(tr["epoch"] == last) & (last > 0) & finished].assign(when="after training")
+    return pd.concat([at_init, at_end], ignore_index=True)
+
+
+def plot_activation_init_grid(
+    traces: pd.DataFrame, runs: pd.DataFrame, out: str | Path
+) -> pd.DataFrame:
+    """One panel per activation × init pair of the sweep (activations down the rows);
+    x = hidden layer, y = probe bias-gradient norm (log).
+
+    One colour per depth; dashed = at initialisation, solid = after the last epoch.
+    Median over seeds, widths and experiments sharing depth × activation × init; the band
+    spans their min–max. Returns one row per line drawn with the number of runs in it.
+    """
+    df = init_vs_final(traces, runs)
+    acts = ordered(runs["activation"], ACTIVATION_ORDER) or ["?"]
+    inits = ordered(runs["init"], INIT_ORDER) or ["?"]
+    depths = sorted(int(d) for d in runs["depth"].dropna().unique()) or [1]
+    palette = dict(zip(depths, sns.color_palette("rocket", len(depths) + 1)[:-1], strict=True))
+    if len(depths) == 1:
+        palette = {depths[0]: sns.color_palette("rocket", 3)[1]}
+    agg = (
+        df.groupby(["activation", "init", "depth", "when", "layer"], as_index=False)["grad_norm"]
+        .agg(grad_norm="median", lo="min", hi="max")
+        .sort_values("layer")
+    )
+    pairs = [
+        (a, i)
+        for a in acts
+        for i in inits
+        if ((runs["activation"] == a) & (runs["init"] == i)).any()
+    ] or [("?", "?")]
+    ncols = min(len(pairs), max(len(inits), 1), 5)
+    limits = decade_limits(agg["grad_norm"])
+    styles = {"at initialisation": (0, (3, 2)), "after training": "-"}
+    markers = {"at initialisation": "o", "after training": "s"}
+
+    with style():
+        nrows = math.ceil(len(pairs) / ncols)
+        fig = Figure(
+            figsize=(PANEL_W * 0.85 * ncols + 1.8, PANEL_H * nrows + 0.9),
+            layout="constrained",
+        )
+        grid = fig.subplots(nrows, ncols, squeeze=False, sharex=True, sharey=True)
+        for ax in grid.ravel()[len(pairs) :]:
+            ax.set_visible(False)
+        for ax, (act, init) in zip(grid.ravel(), pairs, strict=False):
+            if True:
+                ax.set_title(f"{act} · {init}")
+                cell = agg[(agg["activation"] == act) & (agg["init"] == init)]
+                if cell.empty:
+                    empty_note(ax, "no finite gradients")
+                for (depth, when), d in cell.groupby(["depth", "when"]):
+                    if (d["hi"] > d["lo"]).any():
+                        ax.fill_between(
+                            d["layer"], d["lo"], d["hi"], color=palette[int(depth)], alpha=0.12,
+                            lw=0,
+                        )  # fmt: skip
+                    ax.plot(
+                        d["layer"],
+                        d["grad_norm"],
+                        color=palette[int(depth)],
+                        ls=styles[str(when)],
+                        marker=markers[str(when)],
+                        ms=3.5,
+                        lw=1.5,
+                        mfc="white" if when == "at initialisation" else None,
+                    )
+                ax.set_yscale("log")
+                if limits is not None:
+                    ax.set_ylim(*limits)
+        step = math.ceil(max(depths) / 12)
+        grid[0, 0].set_xticks(range(1, max(depths) + 1, step))
+        grid[0, 0].set_xlim(0.6, max(depths) + 0.4)
+        fig.supxlabel("hidden layer (1 = next to the input)")
+        fig.supylabel(PROBE_YLABEL)
+        suptitle(
+            fig, "Vanishing gradients: per-layer gradient norm by activation and initialisation"
+        )
+        handles = [Line2D([], [], color=palette[d], lw=2) for d in depths]
+        labels = [f"{d} hidden layer{'s' if d > 1 else ''}" for d in depths]
+        handles += [
+            Line2D(
+                [],
+                [],
+                color="0.3",
+                ls=styles[w],
+                marker=markers[w],
+                ms=4,
+                mfc="white" if w == "at initialisation" else None,
+            )
+            for w in styles
+        ]
+        labels += list(styles)
+        fig.legend(
+            handles,
+            labels,
+            loc="outside right center",
+            frameon=False,
+            title="median over runs\n(band: min–max)",
+        )
+        save(fig, out)
+    counts = df.groupby(["activation", "init", "depth", "when"]).size().rename("n_runs")
+    return counts.reset_index()
+
+
+def _natural_key(text: str) -> list[object]:
+    """Sort ``width 64`` before ``width 256``."""
+    return [float(t) if i % 2 else t for i, t in enumerate(re.split(r"(\d+(?:\.\d+)?)", text))]
+
+
+PANEL_SETTINGS = {"width": "width", "learning_rate": "learning rate", "batch_size": "batch size"}
+
+
+def accuracy_panels(runs: pd.DataFrame) -> pd.Series:
+    """Panel label per run: the experiment plus every setting (width, learning rate, batch
+    size) that varies inside it, so an accuracy line never averages over those settings."""
+    df = runs.assign(width=runs["widths"].map(D.unit_width))
+    labels = pd.Series("", index=runs.index, dtype=object)
+    for exp, sub in df.groupby("experiment", dropna=False):
+        datasets = ", ".join(map(str, sub["dataset"].dropna().unique()))
+        head = f"{exp} ({datasets})" if datasets else str(exp)
+        varying = [c for c in PANEL_SETTINGS if c in sub and sub[c].nunique() > 1]
+        for idx, row in sub.iterrows():
+            extra = ", ".join(
+                f"{PANEL_SETTINGS[c]} {row[c]:g}"
+                if isinstance(row[c], float)
+                else f"{PANEL_SETTINGS[c]} {row[c]}"
+                for c in varying
+            )
+            labels[idx] = f"{head}\n{extra}" if extra else head
+    return labels
+
+
+def plot_accuracy_vs_depth(runs: pd.DataFrame, out: str | Path) -> pd.DataFrame:
+    """Best validation accuracy (%) vs number of hidden layers, hue = activation, style = init.
+
+    One panel per experiment (split further by width / learning rate / batch size when the
+    experiment varies them); mean over seeds with a min–max band, every seed a dot.
+    Returns the config_ids drawn (one row per config) with their panel.
+    """
+    runs = runs.reset_index(drop=True)
+    df = runs.assign(
+        acc=pd.to_numeric(runs["best_val_acc"], errors="coerce") * 100,
+        panel=accuracy_panels(runs),
+    )
+    diverged = df[df["status"] == "diverged"].groupby("panel").size()
+    df = df[np.isfinite(df["acc"])]
+    panels = sorted(accuracy_panels(runs).unique(), key=_natural_key) or ["(no runs)"]
+    acts = ordered(runs["activation"], ACTIVATION_ORDER)
+    inits = ordered(runs["init"], INIT_ORDER)
+    palette = dict(zip(acts, sns.color_palette("colorblind", len(acts)), strict=True))
+    marker_cycle = ["o", "s", "^", "D", "v", "P", "X"]
+    dash_cycle = ["-", "--", ":", "-."]
+    marks = {init: marker_cycle[k % len(marker_cycle)] for k, init in enumerate(inits)}
+    dashes = {init: dash_cycle[k % len(dash_cycle)] for k, init in enumerate(inits)}
+
+    with style():
+        fig, axes = facet_axes(len(panels), ncols=min(3, len(panels)))
+        for ax, panel in zip(axes, panels, strict=True):
+            sub = df[df["panel"] == panel]
+            title = panel
+            if diverged.get(panel, 0):
+                title += f"\n{diverged[panel]} diverged run(s) without accuracy"
+            ax.set_title(title)
+            if sub.empty:
+                empty_note(ax, "no finite accuracies")
+                continue
+            for (act, init), d in sub.groupby(["activation", "init"]):
+                g = d.groupby("depth")["acc"].agg(["mean", "min", "max"]).reset_index()
+                color = palette[str(act)]
+                ax.plot(
+                    g["depth"],
+                    g["mean"],
+                    color=color,
+                    ls=dashes[str(init)],
+                    marker=marks[str(init)],
+                    ms=5,
+                    lw=1.5,
+                )
+                if (g["max"] > g["min"]).any():
+                    ax.fill_between(g["depth"], g["min"], g["max"], color=color, alpha=0.15, lw=0)
+                ax.scatter(
+                    d["depth"], d["acc"], color=color, marker=marks[str(init)], s=10, alpha=0.6,
+                    lw=0, zorder=3,
+                )  # fmt: skip
+            depths = sorted(int(v) for v in sub["depth"].unique())
+            ax.set_xticks(depths if len(depths) <= 12 else depths[:: math.ceil(len(depths) / 12)])
+            ax.set_xlim(depths[0] - 0.5, depths[-1] + 0.5)
+            lo, hi = float(sub["acc"].min()), float(sub["acc"].max())
+            if hi - lo < 2:  # a flat line or a single point: show at least 3 percentage points
+                mid = (lo + hi) / 2
+                ax.set_ylim(mid - 1.5, mid + 1.5)
+            ax.set_xlabel("hidden layers")
+        fig.supylabel("best validation accuracy (%)")
+        suptitle(fig, "Accuracy vs depth (line: mean over seeds; band: min–max; dots: seeds)")
+        handles = [Line2D([], [], color=palette[a], lw=2) for a in acts]
+        handles += [Line2D([], [], color="0.3", ls=dashes[i], marker=marks[i]) for i in inits]
+        labels = [f"activation: {a}" for a in acts] + [f"init: {i}" for i in inits]
+        fig.legend(handles, labels, loc="outside right center", frameon=False)
+        save(fig, out)
+    cols = [c for c in ("config_id", "experiment", "panel") if c in df]
+    return df[cols].drop_duplicates(cols[0]).reset_index(drop=True)
+
+
+def heatmap_rows(runs: pd.DataFrame) -> pd.Series:
+    """Row label per run of an experiment's heatmap: every varying axis but activation and
+    init (depth or widths, learning rate, ...), so no cell mixes configs."""
+    df = D.with_axes(runs)
+    axes = [a for a in D.varying_axes(df) if a not in ("activation", "init")]
+    if not axes:
+        return df["widths"].map(D.widths_label)
+    labels = []
+    for _, row in df.iterrows():
+        parts = []
+        for a in axes:
+            if a == "depth" and "width" in axes:
+                continue
+            if a == "width":
+                parts.append(D.widths_label(row["widths"]))
+            else:
+                parts.append(D.axis_text(a, row[a]))
+        labels.append(" · ".join(parts))
+    return pd.Series(labels, index=runs.index)
+
+
+def _row_order(sub: pd.DataFrame) -> list[str]:
+    keys = sub.assign(_w=sub["widths"].map(D.width_sort_key)).sort_values(["depth", "_w"])
+    return list(pd.unique(keys["row"]))
+
+
+def plot_ratio_heatmap(runs: pd.DataFrame, out: str | Path) -> pd.DataFrame:
+    """log10(grad ratio) at initialisation (left) and after the last epoch (right), rows =
+    the experiment's other varying settings (depth, widths, ...), columns = activation × init;
+    one block per experiment.
+
+    Cells show the geometric mean over seeds and, with several seeds, their min–max. Returns
+    one row per cell (experiment, row, column, when, n, gmean, min, max).
+    """
+    runs = runs.reset_index(drop=True)
+    experiments = sorted(runs["experiment"].dropna().unique()) or ["(none)"]
+    acts = ordered(runs["activation"], ACTIVATION_ORDER)
+    inits = ordered(runs["init"], INIT_ORDER)
+    column_order = [f"{a}\n{i}" for a in acts for i in inits]
+    whens = {"grad_ratio_init": "at initialisation", "grad_ratio_final": "after the last epoch"}
+    parts = []
+    for exp in experiments:
+        sub = runs[runs["experiment"] == exp]
+        if sub.empty:
+            continue
+        sub = sub.assign(
+            row=heatmap_rows(sub),
+            column=sub["activation"].astype(str) + "\n" + sub["init"].astype(str),
+        )
+        for col, when in whens.items():
+            ratio = pd.to_numeric(sub[col], errors="coerce")
+            parts.append(
+                sub.assign(
+                    when=when,
+                    ratio=ratio,
+                    log_ratio=np.log10(ratio.where(np.isfinite(ratio) & (ratio > 0))),
+                )
+            )
+    df = pd.concat(parts, ignore_index=True) if parts else runs.assign(row=[], column=[])
+    finite = df["log_ratio"].dropna() if len(df) else pd.Series(dtype=float)
+    vmax = max(float(finite.abs().max()) if len(finite) else 1.0, 0.5)
+    cmap = sns.color_palette("vlag", as_cmap=True)
+    n_rows = [max(1, df.loc[df["experiment"] == e, "row"].nunique()) for e in experiments]
+    n_columns = max(1, int(df.groupby("experiment")["column"].nunique().max()) if len(df) else 1)
+    cell_w, cell_h = 1.2, 0.5  # inches
+    cells = []
+
+    with style():
+        fig = Figure(
+            figsize=(2 * cell_w * n_columns + 5.5, cell_h * sum(n_rows) + 1.2 * len(n_rows) + 1),
+            layout="constrained",
+        )
+        axes = fig.subplots(len(experiments), 2, squeeze=False, height_ratios=n_rows)
+        for (ax_init, ax_end), exp in zip(axes, experiments, strict=True):
+            sub = df[df["experiment"] == exp]
+            dataset = ", ".join(map(str, sub["dataset"].dropna().unique())) if len(sub) else ""
+            name = f"{exp} ({dataset})" if dataset else str(exp)
+            if sub.empty:
+                empty_note(ax_init, "no runs")
+                ax_end.set_visible(False)
+                continue
+            rows = _row_order(sub)
+            columns = [c for c in column_order if c in set(sub["column"])]  # those it ran
+            for ax, when in (
+                (ax_init, whens["grad_ratio_init"]),
+                (ax_end, whens["grad_ratio_final"]),
+            ):
+                w = sub[sub["when"] == when]
+                g = w.groupby(["row", "column"])
+                stats = g.agg(
+                    log=("log_ratio", "mean"), lo=("ratio", "min"), hi=("ratio", "max"),
+                    n=("ratio", "size"),
+                )  # fmt: skip
+                grid = stats["log"].unstack("column").reindex(index=rows, columns=columns)
+                lo = stats["lo"].unstack("column").reindex(index=rows, columns=columns)
+                hi = stats["hi"].unstack("column").reindex(index=rows, columns=columns)
+                n = stats["n"].unstack("column").reindex(index=rows, columns=columns)
+                sns.heatmap(
+                    grid.astype(float), ax=ax, cmap=cmap, center=0, vmin=-vmax, vmax=vmax,
+                    cbar=False, linewidths=1, linecolor="white",
+                )  # fmt: skip
+                ax.set_facecolor("0.96")  # combinations not run
+                for i, r in enumerate(rows):
+                    for j, c in enumerate(columns):
+                        if pd.isna(n.loc[r, c]):
+                            continue
+                        v = grid.loc[r, c]
+                        if pd.notna(v):
+                            text = format_ratio(10**v)
+                        else:
+                            text = "∞" if hi.loc[r, c] == np.inf else "—"
+                        if n.loc[r, c] > 1 and lo.loc[r, c] != hi.loc[r, c]:
+                            text += f"\n{format_ratio(lo.loc[r, c])}–{format_ratio(hi.loc[r, c])}"
+                        ax.text(j + 0.5, i + 0.5, text, ha="center", va="center", fontsize=6.5)
+                        cells.append(
+                            {"experiment": exp, "row": r, "column": c, "when": when,
+                             "n": int(n.loc[r, c]), "gmean": 10**v if pd.notna(v) else np.nan,
+                             "min": lo.loc[r, c], "max": hi.loc[r, c]}
+                        )  # fmt: skip
+                ax.grid(False)
+                ax.set_xlabel("")
+                ax.set_ylabel("")
+                ax.set_title(f"{name} — {when}")
+                ax.tick_params(axis="x", labelrotation=0, labelsize=7)
+                ax.tick_params(axis="y", labelrotation=0, labelsize=7)
+            ax_end.set_yticklabels([])
+        for ax in axes[-1]:
+            ax.set_xlabel("activation / weight init")
+        mappable = ScalarMappable(norm=Normalize(-vmax, vmax), cmap=cmap)
+        cbar = fig.colorbar(mappable, ax=list(axes.ravel()), shrink=min(1.0, 4 / len(axes) + 0.3))
+        cbar.set_label("log₁₀(grad ratio)\n> 0 vanishing · < 0 exploding")
+        suptitle(
+            fig,
+            "Gradient ratio last ÷ first hidden layer, at initialisation and after training\n"
+            "(geometric mean over seeds; second line: min–max)",
+        )
+        save(fig, out)
+    return pd.DataFrame(cells)

@@ -1,0 +1,126 @@
+"""Replicate statistics (gradsweep.stats) against independent NumPy / SciPy computations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as sps
+
+from gradsweep import stats
+from gradsweep.reference import dynamic_verdict
+
+ACC = [0.958, 0.962, 0.965, 0.954, 0.109]  # four seeds learn, one never does
+RATIOS = [143.0, 98.0, 210.0, 160.0, 1252.0]
+
+
+def test_mean_interval_matches_scipy() -> None:
+    n, mean, lo, hi = stats.mean_interval(ACC)
+    ref = sps.t.interval(0.95, len(ACC) - 1, loc=np.mean(ACC), scale=sps.sem(ACC))
+    assert n == 5 and mean == pytest.approx(np.mean(ACC))
+    assert (lo, hi) == pytest.approx(ref)
+    # scipy's own one-sample t-test confidence interval agrees too
+    ci = sps.ttest_1samp(ACC, 0).confidence_interval(0.95)
+    assert (lo, hi) == pytest.approx((ci.low, ci.high))
+
+
+def test_geometric_interval_on_log_scale() -> None:
+    n, gmean, lo, hi = stats.geometric_interval(RATIOS)
+    logs = np.log10(RATIOS)
+    ref = sps.t.interval(0.95, 4, loc=logs.mean(), scale=sps.sem(logs))
+    assert n == 5 and gmean == pytest.approx(sps.gmean(RATIOS))
+    assert (lo, hi) == pytest.approx((10 ** ref[0], 10 ** ref[1]))
+    assert lo < gmean < hi
+
+
+def test_single_value_and_non_finite() -> None:
+    assert stats.mean_interval([0.9])[0] == 1
+    n, mean, lo, hi = stats.mean_interval([0.9, np.nan, np.inf])
+    assert (n, mean) == (1, 0.9) and np.isnan(lo) and np.isnan(hi)
+    assert stats.mean_interval([])[0] == 0
+    # zero and inf ratios have no logarithm: left out of the geometric mean
+    n, g, _, _ = stats.geometric_interval([10.0, 1000.0, 0.0, np.inf])
+    assert n == 2 and g == pytest.approx(100.0)
+    assert stats.position(96.3, np.nan, np.nan) == "n = 1, no interval"
+    assert [stats.position(v, 95.0, 96.0) for v in (94, 95.5, 97)] == ["below", "inside", "above"]
+
+
+@pytest.mark.parametrize(
+    ("ratios", "expected"),
+    [
+        ([143, 150, 102, 67, 36, 7, 0.9, 0.5, 0.7], 5),  # the issue's sigmoid 4 x 100, seed 0
+        ([1.0, 1.2, 0.9], 0),  # healthy from the start
+        ([145, 300, 800, 1252], None),  # never escapes
+        ([5, 20, 5, 5], 2),  # left the band once: escapes after the last exit
+        ([5, 5, 20], None),  # leaves the band at the end
+        ([0.01, 0.05, 0.2], 2),  # exploding start
+    ],
+)
+def test_escape_epoch(ratios: list[float], expected: int | None) -> None:
+    got = stats.escape_epoch(pd.Series(ratios, dtype=float))
+    assert (np.isnan(got) and expected is None) or got == expected
+    # independent check: every epoch from the escape on is inside [0.1, 10], the one before not
+    r = np.asarray(ratios, dtype=float)
+    inside = (r >= 0.1) & (r <= 10)
+    if expected is not None:
+        assert inside[expected:].all() and (expected == 0 or not inside[expected - 1])
+
+
+def test_dynamic_verdict_names_both_phases() -> None:
+    r = pd.Series([143, 150, 102, 67, 36, 7, 0.9, 0.5, 0.7], dtype=float)
+    assert dynamic_verdict("ok", r, stats.escape_epoch(r)) == "vanishing until epoch 5 → healthy"
+    assert dynamic_verdict("ok", pd.Series([1.0, 2.0]), 0.0) == "healthy"
+    never = pd.Series([145.0, 300.0, 1252.0])
+    assert dynamic_verdict("ok", never, np.nan) == "vanishing throughout"
+    late = pd.Series([1.0, 2.0, 20.0, 30.0])
+    assert dynamic_verdict("ok", late, np.nan) == "healthy → vanishing from epoch 2"
+    assert dynamic_verdict("diverged", r, 5.0) == "diverged"
+
+
+def test_config_summary_against_numpy() -> None:
+    base = {"experiment": "sigmoid_depth", "dataset": "mnist", "depth": 4,
+            "widths": "100-100-100-100", "activation": "sigmoid", "init": "scaled_normal",
+            "epochs": 60, "learning_rate": 0.5, "status": "ok"}  # fmt: skip
+    runs = pd.DataFrame(
+        [
+            {
+                **base,
+                "seed": s,
+                "best_val_acc": a,
+                "test_acc": a - 0.002,
+                "grad_ratio_init": r,
+                "grad_ratio_final": r / 150,
+                "escape_epoch": e,
+            }
+            for s, a, r, e in zip(range(5), ACC, RATIOS, [5, 30, 5, 6, np.nan], strict=True)
+        ]  # fmt: skip
+        + [
+            {
+                **base,
+                "depth": 1,
+                "widths": "100",
+                "seed": 0,
+                "best_val_acc": 0.95,
+                "test_acc": 0.95,
+                "grad_ratio_init": 1.0,
+                "grad_ratio_final": 1.0,
+                "escape_epoch": 0.0,
+            }
+        ]  # fmt: skip
+    )
+    summary = stats.config_summary(runs).set_index("depth")
+    deep = summary.loc[4]
+    acc = np.array(ACC)
+    half = sps.t.ppf(0.975, 4) * acc.std(ddof=1) / np.sqrt(5)
+    assert deep["n"] == 5 and deep["seeds"] == "0,1,2,3,4"
+    assert deep["best_val_acc_mean"] == pytest.approx(acc.mean())
+    assert deep["best_val_acc_lo"] == pytest.approx(acc.mean() - half)
+    assert deep["best_val_acc_median"] == pytest.approx(np.median(acc))
+    assert (deep["best_val_acc_min"], deep["best_val_acc_max"]) == (acc.min(), acc.max())
+    assert deep["n_never_learned"] == 1  # 10.9 % < 2 x chance
+    assert deep["grad_ratio_init_mean"] == pytest.approx(sps.gmean(RATIOS))
+    assert deep["grad_ratio_final_mean"] == pytest.approx(sps.gmean(RATIOS) / 150)
+    assert deep["n_never_escaped"] == 1 and deep["escape_epoch_median"] == 5.5
+    assert (deep["escape_epoch_min"], deep["escape_epoch_max"]) == (5, 30)
+    one = summary.loc[1]
+    assert one["n"] == 1 and np.isnan(one["best_val_acc_lo"]) and one["n_never_learned"] == 0
