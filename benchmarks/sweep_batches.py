@@ -15,6 +15,8 @@ inside a batch: a trained run's seconds in ``train_batch`` (the batch manifest) 
 steady-state training time (its epochs × the median of its epochs 2… from ``metrics.parquet``);
 so it is everything a run costs beyond its SGD and evaluation: building the net, tracing and
 compiling (when the batch has no compiled code of that shape yet), epoch 0, writing files.
+Also printed: each run's whole seconds and process CPU seconds in its batch (CPU time is less
+sensitive to a loaded machine than wall time).
 The last line: ``key=value`` figures (medians).
 
 The sweeps:
@@ -140,6 +142,8 @@ def startups(workdir: Path) -> list[dict]:
                     "batch": manifest.name,
                     "new_shape": new_shape,
                     "startup_s": member["seconds"] - cfg["epochs"] * steady,
+                    "seconds": member["seconds"],
+                    "cpu_s": member.get("cpu_s", float("nan")),
                 }
             )
     return rows
@@ -217,14 +221,15 @@ def main() -> None:
             "reused_shape": [s for s in starts if not s["new_shape"]],
         }
         for name, group in groups.items():
-            values = sorted(s["startup_s"] for s in group)
-            if values:
-                p90 = values[int(0.9 * (len(values) - 1))]
-                print(
-                    f"per-run start-up in a batch, {name}: n={len(values)} median "
-                    f"{statistics.median(values):.2f} s, p90 {p90:.2f} s, max {values[-1]:.2f} s"
-                )
-                summary[f"startup_{name}_s"] = statistics.median(values)
+            for what in ("startup_s", "seconds", "cpu_s"):
+                values = sorted(s[what] for s in group)
+                if values:
+                    p90 = values[int(0.9 * (len(values) - 1))]
+                    print(
+                        f"per run in a batch, {what}, {name}: n={len(values)} median "
+                        f"{statistics.median(values):.2f}, p90 {p90:.2f}, max {values[-1]:.2f}"
+                    )
+            summary[f"startup_{name}_s"] = statistics.median(s["startup_s"] for s in group)
         summary["startup_mean_s"] = statistics.fmean(s["startup_s"] for s in starts)
     print(" ".join(f"{k}={v:.2f}" for k, v in summary.items()))
 

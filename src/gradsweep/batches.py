@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import shutil
 from collections.abc import Iterable, Mapping
@@ -90,11 +89,14 @@ def plan_batches(
     batches: dict[tuple[str, str], list[str]] = {}
     for experiment in sorted(by_experiment):
         packed: list[list[str]] = []
-        load = math.inf
+        load = 0.0
         for run in sorted(by_experiment[experiment], key=lambda r: r["run"]):
             cost = estimate_seconds(run)
-            full = len(packed[-1]) >= runs_per_job if runs_per_job else load + cost > target
-            if not packed or full:
+            if runs_per_job:
+                full = not packed or len(packed[-1]) >= runs_per_job
+            else:
+                full = not packed or load + cost > target
+            if full:
                 packed.append([])
                 load = 0.0
             packed[-1].append(run["run"])
