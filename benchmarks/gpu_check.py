@@ -117,7 +117,7 @@ def compare(gpu: Path, cpu: Path) -> dict[str, float]:
         assert a["run_id"] == b["run_id"]
         ta, tb = (pd.read_parquet(Path(m["cache"]) / "traces.parquet") for m in (a, b))
         ma, mb = (pd.read_parquet(Path(m["cache"]) / "metrics.parquet") for m in (a, b))
-        if a["status"] != b["status"]:
+        if a.get("status") != b.get("status"):
             worst["status_mismatch"] += 1
             continue
         keys = ["epoch", "step", "layer", "param", "source"]

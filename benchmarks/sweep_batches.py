@@ -77,10 +77,11 @@ def fashion25(checkout: Path) -> dict:
     config["experiments"] = {k: copy.deepcopy(config["experiments"][k]) for k in keep}
     for name, experiment in config["experiments"].items():
         grids = experiment["grid"] if isinstance(experiment["grid"], list) else [experiment["grid"]]
-        kept = [g for g in grids if [2048, 1024, 512, 256] not in g.get("widths", [])]
-        for grid in kept:
+        for grid in grids:
+            if "widths" in grid:
+                grid["widths"] = [w for w in grid["widths"] if w != [2048, 1024, 512, 256]]
             grid["seed"] = [0, 1]
-        experiment["grid"] = kept
+        experiment["grid"] = grids
         if "reference" in experiment and name == "relu_depth":
             values = experiment["reference"].get("values", [])
             experiment["reference"]["values"] = [
@@ -125,14 +126,15 @@ def startups(workdir: Path) -> list[dict]:
     for manifest in sorted((workdir / "results/batches").rglob("*.json")):
         shapes: set = set()
         for member in json.loads(manifest.read_text())["runs"]:
-            info = json.loads((Path(member["cache"]) / "run.json").read_text())
+            entry = workdir / member["cache"]  # relative to the working directory
+            info = json.loads((entry / "run.json").read_text())
             cfg = info["config"]
             shape = (tuple(cfg["widths"]), cfg["activation"], cfg["learning_rate"], cfg["loss"])
             new_shape = shape not in shapes
             shapes.add(shape)
             if not member["trained"]:
                 continue
-            wall = pd.read_parquet(Path(member["cache"]) / "metrics.parquet")["wall_s"]
+            wall = pd.read_parquet(entry / "metrics.parquet")["wall_s"]
             deltas = wall.diff().to_numpy()[2:]  # epochs 2, 3, …
             steady = float(statistics.median(deltas)) if len(deltas) else 0.0
             rows.append(

@@ -263,18 +263,19 @@ def test_removed_run_output_is_rebuilt_alone_on_request(sweep):
     assert placed(jobs) == {("smoke", "d4-w16-relu-he_normal-s0")}
 
 
-def test_removed_run_and_cache_entry_retrain_only_that_run_of_its_batch(sweep):
-    """Deleting a run's cache entry and its batch's manifest (the way to force a retrain):
-    the batch job trains that run and restores its batch-mates."""
+def test_forced_batch_without_a_cache_entry_retrains_only_that_run(sweep):
+    """The way to retrain a run (docs/batches.md): delete its cache entry, force its batch.
+    The batch job is planned (and trains that run only: its batch-mates are in the cache)."""
     run = "d4-w16-relu-he_normal-s0"
     info = json.loads((sweep / "results/runs/smoke" / run / "run.json").read_text())
     from gradsweep.batches import cache_entry
 
     shutil.rmtree(cache_entry(sweep / "results/cache", info["config"]))
-    (sweep / "results/batches/smoke/b000.json").unlink()
-    counts, jobs = plan(sweep)
+    counts, jobs = plan(sweep, "--forcerun", "results/batches/smoke/b000.json")
     assert batches(jobs) == {("smoke", "b000")}
+    assert placed(jobs) == {("smoke", r) for r in SMOKE_RUNS}
     assert not DATA_RULES & set(counts)
+    assert {job["experiment"] for job in jobs if "experiment" in job} == {"smoke"}
 
 
 # grouping (job batches for clusters); the real SLURM submission is tested in test_slurm.py

@@ -30,10 +30,13 @@ from gradsweep.config import TRAIN_SIZES
 # start-up is a small share, while a sweep still makes several jobs to spread over the cores.
 SECONDS_PER_JOB = 60.0
 
-# Cost model of one run on one CPU thread, fitted to measured runs (benchmarks/README.md,
-# "Batches"): a fixed cost per run (net set-up, tracing and XLA compiling of a new shape,
-# writing the files), per epoch (probe, diagnostics, checkpoint), per SGD step, and
-# multiply-adds: 3 per weight and image for a training step, 1 for evaluating an image.
+# Cost model of one run on one CPU thread, set by hand from benchmarks/README.md's numbers
+# (idle machine): a fixed cost per run inside a batch (net set-up, epoch 0, files; plus
+# tracing and XLA compiling when its shape is new: ~0.3 s reused, ~2 s new), per epoch (probe,
+# diagnostics, checkpoint; a digits d4-w16 epoch is ~0.02 s), per SGD step, and multiply-adds:
+# 3 per weight and image for a training step (784-100x4: model 159 µs, measured 134 µs;
+# 784-2048-1024-512-256: 6.6 ms vs 7.5 ms), 1 for evaluating an image. Only relative sizes
+# matter much: they decide which runs share a job.
 RUN_S = 1.0
 EPOCH_S = 0.02
 STEP_S = 25e-6

@@ -41,9 +41,14 @@ rule run_files:
         traces="results/runs/{experiment}/{run}/traces.parquet",
         metrics="results/runs/{experiment}/{run}/metrics.parquet",
         info="results/runs/{experiment}/{run}/run.json",
+    log:
+        "logs/run_files/{experiment}/{run}.log",
+    conda:
+        "../envs/gradsweep.yaml"
     params:
         entry=run_cache_entry,
         run_id=lambda wildcards: f"{wildcards.experiment}/{wildcards.run}",
         out_dir=lambda wildcards, output: os.path.dirname(output.info),
     shell:
-        PUBLISH + " {params.entry:q} {params.run_id:q} {params.out_dir:q}"
+        PUBLISH
+        + " {params.entry:q} {params.run_id:q} {params.out_dir:q} > {log:q} 2>&1"
