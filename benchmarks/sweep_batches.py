@@ -9,19 +9,21 @@ figures, table, article figures) in a fresh temporary copy of the checkout's ``w
 ``config/`` and ``src/``, so no run starts from a cache or a finished result. Copies run one
 after another in ``--order`` (interleaved, so a change in the machine's load hits both).
 
-Printed per sweep: wall time, the span of the training phase (first train job started to the
-last run's files in place, from Snakemake's log), and for batched sweeps the per-run start-up
-inside a batch: a trained run's seconds in ``train_batch`` (the batch manifest) minus its
-steady-state training time (its epochs × the median of its epochs 2… from ``metrics.parquet``);
-so it is everything a run costs beyond its SGD and evaluation: building the net, tracing and
-compiling (when the batch has no compiled code of that shape yet), epoch 0, writing files.
-Also printed: each run's whole seconds and process CPU seconds in its batch (CPU time is less
-sensitive to a loaded machine than wall time).
-The last line: ``key=value`` figures (medians).
+Printed per sweep: wall time; CPU time (Snakemake and all its jobs, user + system: less
+sensitive to other load on the machine than wall time); the span of the training phase
+(first train job started to the last run's files in place, from Snakemake's log); and, for
+batched sweeps, the per-run start-up inside a batch: a trained run's seconds in
+``train_batch`` (the batch manifest) minus its steady-state training time (its epochs x the
+median of its epochs 2, 3, ... from ``metrics.parquet``). That is everything a run costs
+beyond its SGD and evaluation: building the net, tracing and compiling (when the batch has
+no compiled code of that shape yet), epoch 0, writing files. Also printed: each run's whole
+seconds and process CPU seconds in its batch. The last line: ``key=value`` figures (medians).
 
 The sweeps:
   digits144  a new user's first grid: depth [1, 3, 6] x width [16, 64] x 4 activations x
              3 inits x 2 seeds on sklearn's digits, 5 epochs (issue 14)
+  digits48   the same with activations [sigmoid, relu] and inits [scaled_normal, he_normal]
+             (48 runs; for a loaded machine, where the old 144-run sweep takes hours)
   fashion25  config/fashion.yaml's sigmoid_depth + relu_depth + nielsen_depth without the
              2048-wide net, seeds 0 and 1 (26 runs of 30 or 60 epochs on Fashion-MNIST)
 """
@@ -33,6 +35,7 @@ import copy
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -90,7 +93,15 @@ def fashion25(checkout: Path) -> dict:
     return config
 
 
-SWEEPS = {"digits144": lambda checkout: DIGITS144, "fashion25": fashion25}
+def digits48(checkout: Path) -> dict:
+    """digits144 with 2 activations and 2 inits: 12 net shapes of 4 runs (144: 24 of 6)."""
+    config = copy.deepcopy(DIGITS144)
+    grid = config["experiments"]["grid144"]["grid"]
+    grid.update(activation=["sigmoid", "relu"], init=["scaled_normal", "he_normal"])
+    return config
+
+
+SWEEPS = {"digits144": lambda checkout: DIGITS144, "digits48": digits48, "fashion25": fashion25}
 STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ [\d:]{8} \d{4})\]$")
 RULE = re.compile(r"^\s*(?:local)?rule (\w+):\s*$")
 
@@ -158,6 +169,7 @@ def run_sweep(kind: str, checkout: Path, config: dict, cores: int) -> dict:
     env = {**os.environ, "PYTHONPATH": str(work / "src")}
     load = os.getloadavg()[0]
     t0 = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     result = subprocess.run(
         ["snakemake", "--cores", str(cores), "--configfile", "sweep.yaml"],
         cwd=work,
@@ -166,6 +178,8 @@ def run_sweep(kind: str, checkout: Path, config: dict, cores: int) -> dict:
         text=True,
     )
     wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # Snakemake and all its jobs
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     log = result.stdout + result.stderr
     if result.returncode:
         sys.exit(f"{kind} sweep failed in {work}:\n{log[-5000:]}")
@@ -176,6 +190,7 @@ def run_sweep(kind: str, checkout: Path, config: dict, cores: int) -> dict:
     row = {
         "kind": kind,
         "wall_s": wall,
+        "cpu_s": cpu,
         "train_span_s": train_span(log),
         "train_jobs": counts.get("train", 0),
         "load_before": load,
@@ -201,19 +216,22 @@ def main() -> None:
         row = run_sweep(kind, checkouts[kind], config, args.cores)
         runs.append(row)
         print(
-            f"{kind}: wall {row['wall_s']:.1f} s, training phase {row['train_span_s']:.0f} s, "
+            f"{kind}: wall {row['wall_s']:.1f} s, CPU {row['cpu_s']:.0f} s, "
+            f"training phase {row['train_span_s']:.0f} s, "
             f"{row['train_jobs']} train jobs, load {row['load_before']:.1f} -> "
             f"{row['load_after']:.1f}",
             flush=True,
         )
     summary = {}
     for kind in ("old", "new"):
-        walls = [r["wall_s"] for r in runs if r["kind"] == kind]
-        if walls:
-            summary[f"{kind}_wall_s"] = statistics.median(walls)
-            print(f"{kind} wall: median {statistics.median(walls):.1f} s, runs {walls}")
+        for what in ("wall_s", "cpu_s", "train_span_s"):
+            values = [round(r[what], 1) for r in runs if r["kind"] == kind]
+            if values:
+                summary[f"{kind}_{what}"] = statistics.median(values)
+                print(f"{kind} {what}: median {statistics.median(values):.1f}, all {values}")
     if "old_wall_s" in summary and "new_wall_s" in summary:
         summary["speedup"] = summary["old_wall_s"] / summary["new_wall_s"]
+        summary["cpu_ratio"] = summary["old_cpu_s"] / summary["new_cpu_s"]
     starts = [s for r in runs for s in r["startups"]]
     if starts:
         groups = {

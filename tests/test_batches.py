@@ -168,25 +168,32 @@ def python(*args: str) -> str:
 def test_batch_trains_what_is_missing_and_equals_runs_trained_alone(tmp_path):
     data.prepare("digits", [], tmp_path / "digits.npz")
     # four runs of one shape (init and seed differ: one compiled epoch for all four), then a
-    # broken one, then a run of another shape
+    # broken one, one that diverges (eta = 50 on a deep ReLU net), then a run of another shape
     runs = digits_runs(epochs=2, depth=[1], activation=["sigmoid"])
     broken = {**runs[-1], "run": "zz-broken", "activation": "no_such_activation"}
+    (diverging,) = digits_runs(
+        epochs=2, depth=[4], activation=["relu"], seed=[0], init=["he_normal"], learning_rate=[50]
+    )
     other = digits_runs(epochs=2, depth=[2], activation=["relu"], seed=[0], init=["he_normal"])
-    batch = [*runs, broken, *other]
+    batch = [*runs, broken, diverging, *other]
     out = json.loads(python(json.dumps(batch), str(tmp_path), "batch").splitlines()[-1])
     lines = [line for line in out["lines"] if line.startswith(("run ", "RAISED"))]
-    assert lines[:4] == [f"run {i}/6 a/{r['run']}: training" for i, r in enumerate(runs, 1)]
-    assert lines[4] == "run 5/6 a/zz-broken: training"
-    assert lines[5].startswith("run 5/6 a/zz-broken FAILED") and "no_such_activation" in lines[5]
-    assert lines[6] == f"run 6/6 a/{other[0]['run']}: training"
-    assert lines[-1].startswith("RAISED 1 of 6 runs of this batch failed: a/zz-broken")
+    assert lines[:4] == [f"run {i}/7 a/{r['run']}: training" for i, r in enumerate(runs, 1)]
+    assert lines[4] == "run 5/7 a/zz-broken: training"
+    assert lines[5].startswith("run 5/7 a/zz-broken FAILED") and "no_such_activation" in lines[5]
+    assert lines[6] == f"run 6/7 a/{diverging['run']}: training"
+    assert lines[7] == f"run 7/7 a/{other[0]['run']}: training"
+    assert lines[-1].startswith("RAISED 1 of 7 runs of this batch failed: a/zz-broken")
     assert not (tmp_path / "batch.json").exists()  # the batch failed: no manifest
     # the four runs of one shape were traced once: the later three reused the compiled epoch
-    assert out["compiled"] == 2 and sorted(out["traces"]) == [1, 1]
-    for cfg in [*runs, *other]:
+    assert out["compiled"] == 3 and sorted(out["traces"]) == [1, 1, 1]
+    # the diverged run is a result, as before, and its batch-mate after it trained
+    status = json.loads((cache_entry(tmp_path / "cache", diverging) / "run.json").read_text())
+    assert status["status"] == "diverged"
+    for cfg in [*runs, diverging, *other]:
         assert is_cached(cache_entry(tmp_path / "cache", cfg))
         log = (tmp_path / "logs/a" / f"{cfg['run']}.log").read_text()
-        assert f"a/{cfg['run']} epoch 2/2" in log
+        assert f"a/{cfg['run']} epoch 1/2" in log
 
     # each run alone, in a fresh process: the same numbers, bit for bit
     python(json.dumps([runs[-1], other[0]]), str(tmp_path), "alone")
@@ -201,9 +208,9 @@ def test_batch_trains_what_is_missing_and_equals_runs_trained_alone(tmp_path):
             )
 
     # the batch again, the broken run fixed (dropped): nothing is trained, the manifest says so
-    good = [*runs, *other]
+    good = [*runs, diverging, *other]
     out = json.loads(python(json.dumps(good), str(tmp_path), "batch").splitlines()[-1])
     assert all("in the run cache, not trained" in line for line in out["lines"]), out["lines"]
     assert out["compiled"] == 0  # TensorFlow never set up a net
     manifest = json.loads((tmp_path / "batch.json").read_text())
-    assert [m["trained"] for m in manifest["runs"]] == [False] * 5
+    assert [m["trained"] for m in manifest["runs"]] == [False] * 6

@@ -327,7 +327,7 @@ def test_changed_batch_mate_trains_alone_and_added_runs_train_alone(sweep, finis
 
     kept, changed = "d1-w8-sigmoid-scaled_normal-s0", "d1-w8-sigmoid-scaled_normal-s1"
     assert manifest(sweep, "tiny") == {
-        f"{kept}-learning_rate0.5": False,  # renamed, same config: restored
+        f"{kept}-learning_rate0.1": False,  # renamed, same config: restored
         f"{changed}-learning_rate0.05": True,  # its config changed: trained
     }
     assert manifest(sweep, "smoke") == {r: r in smoke_runs(2) for r in smoke_runs(1, 2, 4)}
@@ -340,7 +340,7 @@ def test_changed_batch_mate_trains_alone_and_added_runs_train_alone(sweep, finis
             assert p.stem in smoke_runs(2) or p.stem == f"{changed}-learning_rate0.05", p
     # restored results equal the finished sweep's (the renamed run: all but its name)
     same = [f"smoke/{r}" for r in ("d1-w16-relu-he_normal-s0", "d4-w16-relu-he_normal-s0")]
-    for old, new in [(r, r) for r in same] + [(f"tiny/{kept}", f"tiny/{kept}-learning_rate0.5")]:
+    for old, new in [(r, r) for r in same] + [(f"tiny/{kept}", f"tiny/{kept}-learning_rate0.1")]:
         for name in ("traces.parquet", "metrics.parquet"):
             a = pd.read_parquet(finished / "results/runs" / old / name)
             b = pd.read_parquet(sweep / "results/runs" / new / name)
