@@ -28,10 +28,13 @@ from workflow_helpers import copy_workflow, snakemake
 
 from gradsweep import data
 from gradsweep.aggregate import AggregationError, aggregate
+from gradsweep.batches import cache_entry, is_cached
+from gradsweep.config import expand_runs
 from gradsweep.io import DIAGNOSTICS, METRICS_SCHEMA, TRACES_SCHEMA, write_json, write_parquet
 from gradsweep.run import _Checkpoint
 
 RUN = "d2-w32-sigmoid-scaled_normal-s0"
+FIRST = "d1-w32-sigmoid-scaled_normal-s0"
 LONG = {  # ~100 ms an epoch on digits: a kill lands mid-training
     "dataset": "digits",
     "training": {"epochs": 120},
@@ -201,7 +204,11 @@ def test_concurrent_jobs_keep_to_their_threads_and_their_files(sweep):
 
 @pytest.mark.slow
 def test_killed_job_resumes_from_its_checkpoint_with_identical_results(sweep, tmp_path):
-    workdir = write_config(copy_workflow(tmp_path), {**BASE, "experiments": {"resume": LONG}})
+    """A batch of two runs (FIRST, then RUN) killed during RUN: FIRST's results survive in the
+    run cache (Snakemake deleted nothing of it), and the rerun restores FIRST untrained and
+    resumes RUN from its checkpoint, with the results of an uninterrupted run alone."""
+    two = {**LONG, "grid": {**LONG["grid"], "depth": [1, 2]}}  # FIRST sorts before RUN
+    workdir = write_config(copy_workflow(tmp_path), {**BASE, "experiments": {"resume": two}})
     target = f"results/runs/resume/{RUN}/run.json"
     args = (target, "--cores", "1", "--configfile", "sweep.yaml")
     state = workdir / f"results/checkpoints/resume/{RUN}/state.json"
@@ -232,6 +239,11 @@ def test_killed_job_resumes_from_its_checkpoint_with_identical_results(sweep, tm
     out = workdir / f"results/runs/resume/{RUN}"
     for name in ("traces.parquet", "metrics.parquet", "run.json"):
         assert not (out / name).exists(), name
+    assert not (workdir / "results/batches/resume/b000.json").exists()
+    # FIRST, finished before the kill, is in the run cache
+    first = {**expand_runs(yaml.safe_load((workdir / "sweep.yaml").read_text()))[0]}
+    assert first["run"] == FIRST
+    assert is_cached(cache_entry(workdir / "results/cache", first))
     assert json.loads(state.read_text())["epoch"] >= killed_at
     for part in (workdir / "results").rglob("*.parquet"):  # checkpoint parts: each one whole
         assert pq.read_table(part).num_rows > 0, part
@@ -241,6 +253,11 @@ def test_killed_job_resumes_from_its_checkpoint_with_identical_results(sweep, tm
     text = (workdir / f"logs/train/resume/{RUN}.log").read_text()
     resumed = [line for line in text.splitlines() if "resumed from the checkpoint" in line]
     assert len(resumed) == 1 and int(resumed[0].split()[-1]) >= killed_at, text
+    batch_log = (workdir / "logs/train/resume/b000.log").read_text()
+    assert f"run 1/2 resume/{FIRST}: in the run cache, not trained" in batch_log, batch_log
+    assert f"run 2/2 resume/{RUN}: training" in batch_log
+    manifest = json.loads((workdir / "results/batches/resume/b000.json").read_text())
+    assert [m["trained"] for m in manifest["runs"]] == [False, True]
     assert_same_training(workdir, f"resume/{RUN}", sweep["workdir"], f"resume/{RUN}")
     assert run_files(workdir, f"resume/{RUN}")[2]["status"] == "ok"
     assert not (workdir / f"results/checkpoints/resume/{RUN}").exists()

@@ -1,6 +1,11 @@
 """Rerun only what changed: after one finished sweep, `snakemake --dry-run` plans exactly the
 jobs an edit affects, and nothing after an edit that changes no result.
 
+A `train` job trains a batch of runs (docs/batches.md): its wildcards name the experiment and
+the batch; a `run_files` job puts one run's files in place from the run cache. A dry run shows
+which batches run; which of their runs are trained (not in the cache) shows in a real run, in
+the batch's manifest (`test_changed_batch_mate_trains_alone_...`).
+
 One real sweep (the smoke sweep plus a tiny second experiment) runs once per module. Each test
 gets its own copy of the finished directory (results, logs and .snakemake/ metadata, mtimes
 kept), at the path the sweep ran in: the figure rules list their gradsweep modules by absolute
@@ -10,12 +15,14 @@ path, so a copy anywhere else would look like a changed set of inputs to them.
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
 import shutil
 from collections import Counter
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from workflow_helpers import (
@@ -97,19 +104,36 @@ def plan(workdir: Path, *targets: str) -> tuple[Counter, list[dict]]:
     return counts, jobs
 
 
-def trained(jobs: list[dict]) -> set[tuple[str, str]]:
-    return {(job["experiment"], job["run"]) for job in jobs if job["rule"] == "train"}
+def batches(jobs: list[dict]) -> set[tuple[str, str]]:
+    """The planned train jobs: (experiment, batch)."""
+    return {(job["experiment"], job["batch"]) for job in jobs if job["rule"] == "train"}
+
+
+def placed(jobs: list[dict]) -> set[tuple[str, str]]:
+    """The runs whose files a planned run_files job puts in place (from the run cache)."""
+    return {(job["experiment"], job["run"]) for job in jobs if job["rule"] == "run_files"}
+
+
+def manifest(workdir: Path, experiment: str, batch: str = "b000") -> dict[str, bool]:
+    """{run name: trained in this batch job (False: restored from the run cache)}."""
+    text = (workdir / "results/batches" / experiment / f"{batch}.json").read_text()
+    return {m["run_id"].split("/")[1]: m["trained"] for m in json.loads(text)["runs"]}
+
+
+TRAIN_RULES = {"train", "run_files"}
 
 
 def downstream(counts: Counter) -> Counter:
     """The planned jobs after aggregation: figures, tables, the report's targets."""
-    return Counter({r: n for r, n in counts.items() if r not in {"train", *DATA_RULES}})
+    return Counter({r: n for r, n in counts.items() if r not in {*TRAIN_RULES, *DATA_RULES}})
 
 
 def test_finished_sweep_ran_both_experiments(finished):
     for experiment, runs in (("smoke", SMOKE_RUNS), ("tiny", TINY_RUNS)):
         done = {p.parent.name for p in (finished / "results/runs" / experiment).glob("*/run.json")}
         assert done == runs
+        # short runs: one batch per experiment, every run trained in it
+        assert manifest(finished, experiment) == dict.fromkeys(runs, True)
 
 
 # (a)
@@ -132,8 +156,9 @@ def test_unchanged_sweep_has_nothing_to_do(sweep):
 def test_new_grid_value_plans_only_the_new_runs(sweep):
     write_config(sweep, lambda c: c["experiments"]["smoke"]["grid"]["depth"].append(2))
     counts, jobs = plan(sweep)
-    assert trained(jobs) == {("smoke", run) for run in smoke_runs(2)}
-    assert counts["train"] == 4
+    # the smoke batch gains 4 members; a real run trains only them (see the real-run test)
+    assert batches(jobs) == {("smoke", "b000")}
+    assert {r for _, r in placed(jobs)} >= smoke_runs(2)
     assert not DATA_RULES & set(counts)
     assert counts["aggregate_experiment"] == 1 and counts["aggregate"] == 1
     assert {job["experiment"] for job in jobs if "experiment" in job} == {"smoke"}
@@ -144,8 +169,8 @@ def test_new_grid_value_plans_only_the_new_runs(sweep):
 def test_changed_training_setting_reruns_only_that_experiment(sweep):
     write_config(sweep, lambda c: c["experiments"]["tiny"]["training"].update(learning_rate=0.05))
     counts, jobs = plan(sweep)
-    assert trained(jobs) == {("tiny", run) for run in TINY_RUNS}
-    assert counts["train"] == 2
+    assert batches(jobs) == {("tiny", "b000")}
+    assert placed(jobs) == {("tiny", run) for run in TINY_RUNS}
     assert all(
         job["reason"].startswith("Params have changed") for job in jobs if job["rule"] == "train"
     )
@@ -165,7 +190,7 @@ def test_edited_plotting_module_reruns_only_figures_and_tables(sweep, module, al
     path.write_text(path.read_text() + "\n# an edit that changes no figure\n")
     counts, jobs = plan(sweep)
     assert counts == downstream(counts)  # no train, data or aggregation job
-    assert not (DATA_RULES | AGGREGATE_RULES) & set(counts)
+    assert not (DATA_RULES | AGGREGATE_RULES | TRAIN_RULES) & set(counts)
     assert counts["plot_figures"] == 1
     assert counts["plot_experiment"] == 2  # one per experiment
     assert ("results_table" in counts) == bool(also)
@@ -213,31 +238,53 @@ def test_trainer_code_edit_reruns_nothing_until_the_version_is_bumped(sweep):
     assert n == 1
     config_py.write_text(text)
     counts, jobs = plan(sweep)
-    assert trained(jobs) == {("smoke", r) for r in SMOKE_RUNS} | {("tiny", r) for r in TINY_RUNS}
+    assert batches(jobs) == {("smoke", "b000"), ("tiny", "b000")}
+    # a new TRAINER_VERSION is a new cache key for every run: all are trained again
+    assert placed(jobs) == {("smoke", r) for r in SMOKE_RUNS} | {("tiny", r) for r in TINY_RUNS}
     assert not DATA_RULES & set(counts)
 
 
 # (f)
-def test_removed_run_output_reruns_only_that_run(sweep):
+def test_removed_run_output_is_restored_from_the_run_cache_alone(sweep):
+    """A deleted run folder comes back from the run cache: no batch job, no training."""
     shutil.rmtree(sweep / "results/runs/smoke/d4-w16-relu-he_normal-s0")
     counts, jobs = plan(sweep)
-    assert trained(jobs) == {("smoke", "d4-w16-relu-he_normal-s0")}
+    assert batches(jobs) == set()
+    assert placed(jobs) == {("smoke", "d4-w16-relu-he_normal-s0")}
     assert {job["experiment"] for job in jobs if "experiment" in job} == {"smoke"}
     assert counts["aggregate_experiment"] == 1 and not DATA_RULES & set(counts)
 
 
 def test_removed_run_output_is_rebuilt_alone_on_request(sweep):
-    """Until (f) is fixed: asking for the run's files plans that run and nothing else."""
     run = "results/runs/smoke/d4-w16-relu-he_normal-s0"
     (sweep / run / "traces.parquet").unlink()
     counts, jobs = plan(sweep, f"{run}/traces.parquet", f"{run}/run.json")
-    assert counts == Counter(train=1)
-    assert trained(jobs) == {("smoke", "d4-w16-relu-he_normal-s0")}
+    assert counts == Counter(run_files=1)
+    assert placed(jobs) == {("smoke", "d4-w16-relu-he_normal-s0")}
+
+
+def test_forced_batch_without_a_cache_entry_retrains_only_that_run(sweep):
+    """The way to retrain a run (docs/batches.md): delete its cache entry, force its batch.
+    The batch job is planned (and trains that run only: its batch-mates are in the cache)."""
+    run = "d4-w16-relu-he_normal-s0"
+    info = json.loads((sweep / "results/runs/smoke" / run / "run.json").read_text())
+    from gradsweep.batches import cache_entry
+
+    shutil.rmtree(cache_entry(sweep / "results/cache", info["config"]))
+    counts, jobs = plan(sweep, "--forcerun", "results/batches/smoke/b000.json")
+    assert batches(jobs) == {("smoke", "b000")}
+    assert placed(jobs) == {("smoke", r) for r in SMOKE_RUNS}
+    assert not DATA_RULES & set(counts)
+    assert {job["experiment"] for job in jobs if "experiment" in job} == {"smoke"}
 
 
 # grouping (job batches for clusters); the real SLURM submission is tested in test_slurm.py
 def test_groups_batch_the_new_train_jobs(sweep):
-    write_config(sweep, lambda c: c["experiments"]["smoke"]["grid"]["depth"].append(2))
+    def edit(config):
+        config["experiments"]["smoke"]["grid"]["depth"].append(2)
+        config["train"]["runs_per_job"] = 4  # smoke: 3 batches of 4 runs, all new; tiny as is
+
+    write_config(sweep, edit)
     group = ("--groups", "train=g", "--group-components", "g=2")
     _, _, output = dry_run(
         sweep,
@@ -249,6 +296,56 @@ def test_groups_batch_the_new_train_jobs(sweep):
         env=without_slurm_settings(),
     )
     groups = group_jobs(output)
-    assert [len(g) for g in groups] == [2, 2]
+    assert sorted(len(g) for g in groups) == [1, 2]
     assert {job["rule"] for g in groups for job in g} == {"train"}
-    assert {job["run"] for g in groups for job in g} == smoke_runs(2)
+    assert {(j["experiment"], j["batch"]) for g in groups for j in g} == {
+        ("smoke", f"b00{i}") for i in range(3)
+    }
+
+
+# (g) batches, for real: what a batch job trains and what it takes from the run cache
+def test_changed_batch_mate_trains_alone_and_added_runs_train_alone(sweep, finished):
+    """One tiny run's learning rate changes (which renames both tiny runs: the varied key
+    joins their names), smoke gains depth 2, and a smoke run's folder is deleted. A real run
+    trains exactly the changed run and the 4 new ones; every other run, renamed or not, comes
+    from the run cache: not trained, its cached files untouched, its results the same."""
+
+    def edit(config):
+        config["experiments"]["smoke"]["grid"]["depth"].append(2)
+        tiny = config["experiments"]["tiny"]["grid"]
+        config["experiments"]["tiny"]["grid"] = [
+            {**tiny, "seed": [0]},
+            {**tiny, "seed": [1], "learning_rate": [0.05]},
+        ]
+
+    write_config(sweep, edit)
+    shutil.rmtree(sweep / "results/runs/smoke/d1-w16-relu-he_normal-s0")
+    cache = sorted((sweep / "results/cache").rglob("*"))
+    before = {p: p.read_bytes() for p in cache if p.is_file()}
+    logs = {p: p.stat().st_mtime_ns for p in (sweep / "logs/train").rglob("d*.log")}
+    snakemake(sweep, *SWEEP)
+
+    kept, changed = "d1-w8-sigmoid-scaled_normal-s0", "d1-w8-sigmoid-scaled_normal-s1"
+    assert manifest(sweep, "tiny") == {
+        f"{kept}-learning_rate0.1": False,  # renamed, same config: restored
+        f"{changed}-learning_rate0.05": True,  # its config changed: trained
+    }
+    assert manifest(sweep, "smoke") == {r: r in smoke_runs(2) for r in smoke_runs(1, 2, 4)}
+    # the restored runs' cache entries (run.json has the run's wall time) and logs are as they
+    # were: not trained again
+    assert {p: p.read_bytes() for p in before} == before
+    assert {p: p.stat().st_mtime_ns for p in logs} == logs
+    for p in (sweep / "logs/train").rglob("d*.log"):  # the new runs' own logs
+        if p not in logs:
+            assert p.stem in smoke_runs(2) or p.stem == f"{changed}-learning_rate0.05", p
+    # restored results equal the finished sweep's (the renamed run: all but its name)
+    same = [f"smoke/{r}" for r in ("d1-w16-relu-he_normal-s0", "d4-w16-relu-he_normal-s0")]
+    for old, new in [(r, r) for r in same] + [(f"tiny/{kept}", f"tiny/{kept}-learning_rate0.1")]:
+        for name in ("traces.parquet", "metrics.parquet"):
+            a = pd.read_parquet(finished / "results/runs" / old / name)
+            b = pd.read_parquet(sweep / "results/runs" / new / name)
+            assert set(b["run_id"]) == {new}
+            pd.testing.assert_frame_equal(a.drop(columns="run_id"), b.drop(columns="run_id"))
+    runs = pd.read_parquet(sweep / "results/runs.parquet")
+    assert len(runs) == 14 and runs["run_id"].is_unique
+    assert dry_run(sweep, *SWEEP)[0] == Counter()  # and then nothing is left to do

@@ -6,7 +6,9 @@ Elsewhere they are skipped only where `sbatch` is absent; an `sbatch` without a 
 that answers is a failure.
 
 The SLURM sweep and a local sweep of the same config run at the same time, each in its own
-temporary copy of the repository; the SLURM run's results must equal the local ones.
+temporary copy of the repository; the SLURM run's results must equal the local ones. The
+config is the smoke sweep in batches of 4 runs (train.runs_per_job): 2 train jobs, each one
+SLURM job that trains 4 runs in one process.
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 from workflow_helpers import copy_checkout, copy_finished, snakemake, without_slurm_settings
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
-SMOKE = ("--configfile", "config/smoke.yaml")
+SMOKE = ("--configfile", "config/smoke4.yaml")
 # locally only what the comparison reads: every run and the aggregates, no figures
 LOCAL = (
     "results/runs.parquet",
@@ -56,6 +59,15 @@ RUNS = sorted(
     for i in ("scaled_normal", "he_normal")
 )
 VARYING = ("wall_s", "slurm_job_id", "host")  # differ between any two runs of a config
+BATCHES = {"b000": RUNS[:4], "b001": RUNS[4:]}  # runs in sorted order, 4 per job
+
+
+def write_smoke(workdir: Path, runs_per_job: int) -> Path:
+    """config/smoke4.yaml: config/smoke.yaml with ``runs_per_job`` runs per train job."""
+    config = yaml.safe_load((workdir / "config/smoke.yaml").read_text())
+    config["train"]["runs_per_job"] = runs_per_job
+    (workdir / "config/smoke4.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return workdir
 
 
 def clean_env() -> dict[str, str]:
@@ -89,8 +101,8 @@ def cluster() -> None:
 @pytest.fixture(scope="module")
 def sweeps(cluster, tmp_path_factory) -> dict:
     """The smoke sweep through SLURM and, at the same time, locally up to the aggregates."""
-    slurm_dir = copy_checkout(tmp_path_factory.mktemp("slurm"))
-    local_dir = copy_checkout(tmp_path_factory.mktemp("local"))
+    slurm_dir = write_smoke(copy_checkout(tmp_path_factory.mktemp("slurm")), 4)
+    local_dir = write_smoke(copy_checkout(tmp_path_factory.mktemp("local")), 4)
     env = clean_env()
 
     def start(workdir: Path, args: tuple[str, ...]) -> subprocess.Popen:
@@ -135,25 +147,31 @@ def scontrol_job(job_id: str) -> dict[str, str] | None:
     return dict(re.findall(r"(\w+)=(\S*)", result.stdout))
 
 
-def test_every_train_job_ran_as_its_own_slurm_job(sweeps):
+def test_every_batch_ran_as_one_slurm_job(sweeps):
     workdir, output = sweeps["slurm"], sweeps["output"]
     submitted = dict(SUBMITTED.findall(output))  # SLURM job id -> its log file
     ids = {run: run_info(workdir, run)["slurm_job_id"] for run in RUNS}
     assert all(ids.values()), ids
-    assert len(set(ids.values())) == len(RUNS), ids
     assert set(ids.values()) <= set(submitted), (ids, submitted)
-    for run, job_id in ids.items():
-        # the plugin's log of the job (kept with --slurm-keep-successful-logs) names the run
+    for batch, runs in BATCHES.items():
+        (job_id,) = {ids[run] for run in runs}  # the batch's runs share one SLURM job
+        # the plugin's log of the job (kept with --slurm-keep-successful-logs) names the batch
         log = Path(submitted[job_id])
         assert log.is_file() and log.name == f"{job_id}.log"
-        assert f"run={run}" in log.read_text()
+        text = log.read_text()
+        assert f"batch={batch}" in text
+        for i, run in enumerate(runs, start=1):  # progress: which run of the batch trains
+            assert f"train smoke/{batch}: run {i}/4 smoke/{run}: training" in text, text
         job = scontrol_job(job_id)  # known for MinJobAge seconds (900 on the CI cluster)
         if job is not None:
             assert job["JobState"] == "COMPLETED", job
-            assert job["Comment"] == f"rule_train_wildcards_smoke_{run}", job
+            assert job["Comment"] == f"rule_train_wildcards_smoke_{batch}", job
             assert Path(job["WorkDir"]).resolve() == workdir.resolve(), job
-    # the other jobs went to SLURM too; only `all`, which runs nothing, stays local
-    assert len(submitted) > len(RUNS)
+            assert job["TimeLimit"] == "00:40:00", job  # train.runtime (10) x 4 runs
+    assert len(set(ids.values())) == len(BATCHES), ids
+    # the other jobs went to SLURM too; only `all` and the run_files copies stay local
+    assert len(submitted) > len(BATCHES)
+    assert "rule_run_files" not in output
 
 
 def test_slurm_results_equal_a_local_run(sweeps):
@@ -181,26 +199,31 @@ def test_slurm_results_equal_a_local_run(sweeps):
 
 
 def test_grouped_train_jobs_share_slurm_jobs(sweeps, tmp_path):
-    """--groups train=g --group-components g=2: one SLURM job per two train jobs."""
-    workdir = copy_finished(sweeps["slurm"], tmp_path / "grouped")
+    """One run per batch, --groups train=g --group-components g=2: one SLURM job per two
+    batch jobs. Four runs are gone from the results and the run cache: their batches train
+    them; the other four batches only restore theirs from the cache."""
+    from gradsweep.batches import cache_entry
+
+    workdir = write_smoke(copy_finished(sweeps["slurm"], tmp_path / "grouped"), 1)
     redo = RUNS[:4]
     for run in redo:
+        shutil.rmtree(cache_entry(workdir / "results/cache", run_info(workdir, run)["config"]))
         shutil.rmtree(workdir / "results/runs/smoke" / run)
-    targets = [f"results/runs/smoke/{run}/run.json" for run in redo]
+    targets = [f"results/runs/smoke/{run}/run.json" for run in RUNS]
     # targets first: --group-components takes every following word as a group
     group = ("--groups", "train=g", "--group-components", "g=2", "--cores", "1")
     result = snakemake(workdir, *targets, *SLURM, *group, env=clean_env())
     submitted = SUBMITTED.findall(result.stdout + result.stderr)
-    assert len(submitted) == 2, result.stdout + result.stderr
+    assert len(submitted) == 4, result.stdout + result.stderr  # 8 batches of one run
     ids = {run: run_info(workdir, run)["slurm_job_id"] for run in redo}
-    assert sorted(ids.values()) == sorted(2 * [job_id for job_id, _ in submitted]), ids
+    assert set(ids.values()) <= {job_id for job_id, _ in submitted}, ids
     for job_id, _ in submitted:
         job = scontrol_job(job_id)
         if job is not None:
             assert job["JobState"] == "COMPLETED", job
             # --cores 1: sized for one train job at a time (the group's jobs run in series)
             assert job["NumCPUs"] == "1", job
-    for run in redo:  # the same numbers as the ungrouped SLURM sweep
+    for run in RUNS:  # the same numbers as the ungrouped SLURM sweep
         for name in ("traces.parquet", "metrics.parquet"):
             a, b = (
                 pd.read_parquet(d / "results/runs/smoke" / run / name)
@@ -211,3 +234,7 @@ def test_grouped_train_jobs_share_slurm_jobs(sweeps, tmp_path):
                 b.drop(columns=["wall_s"], errors="ignore"),
                 check_exact=True,
             )
+    # the four runs kept in the cache were restored, not trained again
+    for run in RUNS[4:]:
+        before = run_info(sweeps["slurm"], run)["slurm_job_id"]
+        assert run_info(workdir, run)["slurm_job_id"] == before

@@ -1,20 +1,26 @@
-"""One training run from config to ``traces.parquet``, ``metrics.parquet`` and ``run.json``.
+"""Training runs from config to ``traces.parquet``, ``metrics.parquet`` and ``run.json``.
 
 The run checkpoints after every epoch (weights, traces and metrics so far) into its own
 folder; a rerun after a kill resumes from there and gives the same results as an
 uninterrupted run, because each epoch's batch order is a pure function of (seed, epoch).
+
+``train_batch`` trains several runs in one process (see ``gradsweep.batches``): TensorFlow is
+set up once, the data are loaded once, and runs of one net shape share their compiled
+functions (the variables are reassigned, the traced and XLA-compiled code is reused), with
+results bit for bit equal to a run trained alone.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
 import shutil
 import socket
 import time
-from collections.abc import Callable
+import traceback
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from functools import partial
 from importlib.metadata import version
 from pathlib import Path
@@ -24,11 +30,17 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from gradsweep.batches import CACHE_FILES, cache_entry, config_hash, is_cached
 from gradsweep.io import METRICS_SCHEMA, TRACES_SCHEMA, write_json, write_parquet
 
+_DEVICE: list[str] = []  # the device string, once this process has set TensorFlow up
 
-def _setup_tensorflow(threads: int, seed: int) -> str:
-    """Thread pools, determinism and the device; must run before TensorFlow executes an op."""
+
+def _setup_tensorflow(threads: int) -> str:
+    """Thread pools, determinism and the device, once per process (a batch keeps its threads
+    and its GPU for all its runs); must run before TensorFlow executes an op."""
+    if _DEVICE:
+        return _DEVICE[0]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
     import tensorflow as tf
@@ -47,10 +59,11 @@ def _setup_tensorflow(threads: int, seed: int) -> str:
         tf.config.set_visible_devices(gpus, "GPU")
     for gpu in gpus:
         tf.config.experimental.set_memory_growth(gpu, True)
-    keras.utils.set_random_seed(seed)
+    keras.utils.set_random_seed(0)  # before determinism: it needs a seed; each run sets its own
     tf.config.experimental.enable_op_determinism()
     logical = tf.config.list_logical_devices("GPU")
-    return f"{logical[0].name} (CUDA device {cuda_ids[0]})" if logical else "/device:CPU:0"
+    _DEVICE.append(f"{logical[0].name} (CUDA device {cuda_ids[0]})" if logical else "/device:CPU:0")
+    return _DEVICE[0]
 
 
 _GPU_LOCKS: list = []  # lock files of the GPUs this process holds, open until it exits
@@ -103,10 +116,6 @@ def norms_frame(
     )
 
 
-def config_hash(cfg: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:16]
-
-
 class _Checkpoint:
     """Per-epoch parts plus the weights; ``state.json``, written last, marks an epoch done."""
 
@@ -153,6 +162,80 @@ class _Checkpoint:
         return traces, metrics
 
 
+# What one process reuses across the runs it trains: the data (as NumPy and as tensors) and,
+# per net shape and training setting, a net's variables with the functions compiled for them.
+_DATA: dict[tuple, Any] = {}
+_COMPILED: OrderedDict[tuple, tuple] = OrderedDict()
+_COMPILED_KEEP = 4  # batches run in sorted order: runs of one shape come one after another
+
+
+def _load(path: Path) -> Any:
+    from gradsweep.data import load_prepared
+
+    stat = path.stat()
+    key = ("splits", str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    if key not in _DATA:
+        _DATA.clear()  # one data set at a time
+        _DATA[key] = load_prepared(path)
+    return _DATA[key]
+
+
+def _tensors(path: Path, splits: Any, n: int) -> tuple:
+    """x and one-hot y of the first ``n`` training images, validation and test, as tensors."""
+    key = ("tensors", str(path.resolve()), n)
+    if key not in _DATA:
+        import tensorflow as tf
+
+        def tensors(x: np.ndarray, y: np.ndarray) -> tuple:
+            return tf.constant(x, tf.float32), tf.one_hot(y, 10)
+
+        _DATA[key] = (
+            *tensors(splits.x_train[:n], splits.y_train[:n]),
+            *tensors(splits.x_val, splits.y_val),
+            *tensors(splits.x_test, splits.y_test),
+        )
+    return _DATA[key]
+
+
+def _compiled(cfg: dict[str, Any], n_inputs: int, n: int, jit_compile: bool) -> tuple:
+    """(net, trainer, diagnose) for ``cfg``, its variables set to ``cfg``'s initial weights.
+
+    Everything a traced function bakes in is in the key; init, bias_init, weight_scale and
+    seed only set the variables' values, so runs that differ in them share the compiled code.
+    """
+    import tensorflow as tf
+
+    from gradsweep.diagnostics import layer_diagnostics
+    from gradsweep.model import DenseNet
+    from gradsweep.train import SGD, Trainer
+
+    sizes = [n_inputs, *cfg["widths"], 10]
+    fresh = DenseNet(
+        sizes, cfg["activation"], cfg["init"], cfg["bias_init"], cfg["weight_scale"], cfg["seed"]
+    )
+    sgd = SGD(
+        learning_rate=cfg["learning_rate"],
+        batch_size=cfg["batch_size"],
+        l2=cfg["l2"],
+        l2_n=cfg["l2_n"] or n,
+        trace_every=cfg["trace_every"],
+        jit_compile=jit_compile,
+    )
+    key = (tuple(sizes), cfg["activation"], cfg["loss"], sgd, n)
+    if key in _COMPILED:
+        _COMPILED.move_to_end(key)
+        net, trainer, diagnose = _COMPILED[key]
+        for variable, value in zip(net.params, fresh.params, strict=True):
+            variable.assign(value)
+        return net, trainer, diagnose
+    trainer = Trainer(fresh, cfg["loss"], sgd)
+    diagnose = tf.function(partial(layer_diagnostics, fresh, cfg["loss"]))
+    _COMPILED[key] = (fresh, trainer, diagnose)
+    while len(_COMPILED) > _COMPILED_KEEP:
+        _COMPILED.popitem(last=False)
+    return fresh, trainer, diagnose
+
+
 def train_run(
     cfg: dict[str, Any],
     data: Path,
@@ -163,50 +246,24 @@ def train_run(
     jit_compile: bool = True,
 ) -> dict[str, Any]:
     """Train the run ``cfg`` (one entry of ``gradsweep.config.expand_runs``) on ``data``."""
-    from gradsweep.data import load_prepared
-
-    splits = load_prepared(data)  # before TensorFlow starts: a bad file fails in a second
+    splits = _load(Path(data))  # before TensorFlow starts: a bad file fails in a second
     out_dir = Path(out_dir)
     for folder in filter(None, (out_dir, checkpoint_dir)):  # temporary files of a killed run
         for stale in Path(folder).glob(".*.tmp"):
             stale.unlink(missing_ok=True)
-    device = _setup_tensorflow(threads, cfg["seed"])
+    device = _setup_tensorflow(threads)
+    import keras
     import tensorflow as tf
 
-    from gradsweep.diagnostics import diagnostics_frame, layer_diagnostics
-    from gradsweep.model import DenseNet
-    from gradsweep.train import SGD, Trainer, epoch_batches
+    from gradsweep.diagnostics import diagnostics_frame
+    from gradsweep.train import epoch_batches
 
+    keras.utils.set_random_seed(cfg["seed"])
     run_id = f"{cfg['experiment']}/{cfg['run']}"
     n = cfg["train_subset"] or len(splits.x_train)
-    n_classes = 10
-
-    def tensors(x: np.ndarray, y: np.ndarray) -> tuple[tf.Tensor, tf.Tensor]:
-        return tf.constant(x, tf.float32), tf.one_hot(y, n_classes)
-
-    x_train, y_train = tensors(splits.x_train[:n], splits.y_train[:n])
-    x_val, y_val = tensors(splits.x_val, splits.y_val)
-    x_test, y_test = tensors(splits.x_test, splits.y_test)
+    x_train, y_train, x_val, y_val, x_test, y_test = _tensors(Path(data), splits, n)
     x_probe, y_probe = x_train[: cfg["probe_size"]], y_train[: cfg["probe_size"]]
-
-    net = DenseNet(
-        [x_train.shape[1], *cfg["widths"], n_classes],
-        cfg["activation"],
-        cfg["init"],
-        cfg["bias_init"],
-        cfg["weight_scale"],
-        cfg["seed"],
-    )
-    sgd = SGD(
-        learning_rate=cfg["learning_rate"],
-        batch_size=cfg["batch_size"],
-        l2=cfg["l2"],
-        l2_n=cfg["l2_n"] or n,
-        trace_every=cfg["trace_every"],
-        jit_compile=jit_compile,
-    )
-    trainer = Trainer(net, cfg["loss"], sgd)
-    diagnose = tf.function(partial(layer_diagnostics, net, cfg["loss"]))
+    net, trainer, diagnose = _compiled(cfg, int(x_train.shape[1]), n, jit_compile)
     steps_per_epoch = n // cfg["batch_size"]
     ckpt = _Checkpoint(checkpoint_dir, config_hash(cfg)) if checkpoint_dir else None
 
@@ -291,6 +348,75 @@ def train_run(
     if ckpt:
         shutil.rmtree(ckpt.folder, ignore_errors=True)
     return info
+
+
+def train_batch(
+    runs: Sequence[dict[str, Any]],
+    data: Path,
+    manifest: Path,
+    cache: Path,
+    checkpoints: Path,
+    logs: Path,
+    threads: int = 1,
+    progress: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Train the runs of one batch one after another in this process.
+
+    A run found in the run cache is not trained again. Each trained run goes to the cache as
+    soon as it ends, so a crash at run k keeps runs 1 … k−1; its per-epoch lines go to
+    ``logs/<experiment>/<run>.log``. A run that raises does not stop the others; the batch
+    fails after the last one (with the run named), and writes ``manifest`` only when all are
+    cached. ``progress`` gets one line per run ("run i/n …") and every epoch line.
+    """
+    members = []
+    failed = []
+    for i, cfg in enumerate(runs, start=1):
+        run_id = f"{cfg['experiment']}/{cfg['run']}"
+        entry = cache_entry(cache, cfg)
+        member = {"run_id": run_id, "cache": str(entry)}
+        start, start_cpu = time.perf_counter(), time.process_time()
+        if is_cached(entry):
+            cached_as = json.loads((entry / "run.json").read_text())["run_id"]
+            also = "" if cached_as == run_id else f" (trained as {cached_as})"
+            progress(f"run {i}/{len(runs)} {run_id}: in the run cache{also}, not trained")
+            members.append({**member, "trained": False})
+            continue
+        progress(f"run {i}/{len(runs)} {run_id}: training")
+        log_path = Path(logs) / cfg["experiment"] / f"{cfg['run']}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "w", buffering=1) as run_log:
+
+            def log(line: str, run_log: Any = run_log) -> None:
+                print(line, file=run_log)
+                progress(line)
+
+            try:
+                info = train_run(
+                    cfg,
+                    data=data,
+                    out_dir=entry,
+                    threads=threads,
+                    checkpoint_dir=Path(checkpoints) / cfg["experiment"] / cfg["run"],
+                    log=log,
+                )
+            except Exception:  # noqa: BLE001  (a bug or a bad file: the others still train)
+                text = traceback.format_exc()
+                print(text, file=run_log)
+                progress(f"run {i}/{len(runs)} {run_id} FAILED:\n{text}")
+                failed.append(run_id)
+                continue
+        seconds = round(time.perf_counter() - start, 3)
+        cpu_s = round(time.process_time() - start_cpu, 3)  # all threads: less load-sensitive
+        done = {"trained": True, "status": info["status"], "seconds": seconds, "cpu_s": cpu_s}
+        members.append({**member, **done})
+    if failed:
+        raise RuntimeError(
+            f"{len(failed)} of {len(runs)} runs of this batch failed: {', '.join(failed)} "
+            "(their logs say why); the others are in the run cache and are not trained again"
+        )
+    result = {"runs": members, "files": list(CACHE_FILES)}
+    write_json(result, manifest)
+    return result
 
 
 def _divergence(traces: pd.DataFrame, metrics: pd.DataFrame, net: Any, epoch: int) -> dict | None:

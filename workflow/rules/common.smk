@@ -1,5 +1,7 @@
 import importlib.util
 import os
+import shlex
+import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -7,6 +9,7 @@ from snakemake.utils import validate
 
 from jsonschema import ValidationError
 
+from gradsweep.batches import cache_entry, plan_batches
 from gradsweep.config import (
     ConfigError,
     available_cpus,
@@ -33,8 +36,21 @@ TRAIN = {
     "gpu": 0,
     "mem_mb": 4000,
     "runtime": 120,
+    "runs_per_job": None,
+    "seconds_per_job": None,
     **config.get("train", {}),
 }
+# One train job trains a batch of runs in one process (docs/batches.md):
+# {(experiment, batch id): [run names]}, and each run's batch.
+BATCHES = plan_batches(RUNS.values(), TRAIN["runs_per_job"], TRAIN["seconds_per_job"])
+BATCH_OF = {
+    (experiment, run): batch
+    for (experiment, batch), runs in BATCHES.items()
+    for run in runs
+}
+RUN_CACHE = "results/cache"
+# the run_files command: this Python, so the package is the one Snakemake imported
+PUBLISH = f"{shlex.quote(sys.executable)} -m gradsweep.batches publish"
 
 # `--cores` counts what Snakemake may hand out, not what the machine has: `--cores 8` on a
 # 2-core laptop would start 8 train jobs on 2 CPUs. So each train job also takes its threads
@@ -48,6 +64,7 @@ if workflow.local_exec and "cpus" not in workflow.global_resources:
 wildcard_constraints:
     experiment=r"[A-Za-z0-9_]+",
     run=r"[A-Za-z0-9_.+-]+",
+    batch=r"b[0-9]+",
     dataset=r"mnist|fashion_mnist|digits",
 
 
@@ -56,8 +73,31 @@ def run_config(wildcards):
     return RUNS[(wildcards.experiment, wildcards.run)]
 
 
-def run_data(wildcards):
-    return f"resources/data/{run_config(wildcards)['dataset']}.npz"
+def batch_runs(wildcards):
+    """The batch's runs' configs, in training order: the train job's params."""
+    return [
+        RUNS[(wildcards.experiment, run)]
+        for run in BATCHES[(wildcards.experiment, wildcards.batch)]
+    ]
+
+
+def batch_data(wildcards):
+    return f"resources/data/{batch_runs(wildcards)[0]['dataset']}.npz"
+
+
+def batch_runtime(wildcards):
+    """Minutes: train.runtime is per run, a batch runs its runs one after another."""
+    return TRAIN["runtime"] * len(BATCHES[(wildcards.experiment, wildcards.batch)])
+
+
+def run_batch(wildcards):
+    """The manifest of the batch that trains the run."""
+    batch = BATCH_OF[(wildcards.experiment, wildcards.run)]
+    return f"results/batches/{wildcards.experiment}/{batch}.json"
+
+
+def run_cache_entry(wildcards):
+    return str(cache_entry(RUN_CACHE, run_config(wildcards)))
 
 
 def dataset_source(dataset):

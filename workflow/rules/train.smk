@@ -1,22 +1,54 @@
+# One job per batch of runs (gradsweep.batches, docs/batches.md): it trains the runs that are
+# not in the run cache, in one process, then writes the batch's manifest. Its params are the
+# members' configs, so a changed, added or removed member reruns the batch, whose unchanged
+# members come from the cache untrained.
 rule train:
     input:
-        data=run_data,
+        data=batch_data,
     output:
-        traces="results/runs/{experiment}/{run}/traces.parquet",
-        metrics="results/runs/{experiment}/{run}/metrics.parquet",
-        info="results/runs/{experiment}/{run}/run.json",
+        manifest="results/batches/{experiment}/{batch}.json",
     log:
-        "logs/train/{experiment}/{run}.log",
+        "logs/train/{experiment}/{batch}.log",
     conda:
         "../envs/gradsweep.yaml"
     threads: TRAIN["threads"]
     resources:
         mem_mb=TRAIN["mem_mb"],
-        runtime=TRAIN["runtime"],
+        runtime=batch_runtime,
         gpu=TRAIN["gpu"],
         cpus=min(TRAIN["threads"], CPUS),
     params:
-        run=run_config,
-        checkpoint_dir=lambda wildcards: f"results/checkpoints/{wildcards.experiment}/{wildcards.run}",
+        runs=batch_runs,
+        cache=RUN_CACHE,
+        checkpoints="results/checkpoints",
+        logs="logs/train",
     script:
         "../scripts/train.py"
+
+
+# A run's own files, from the run cache (hard links, or copies across file systems): a
+# deleted run folder comes back without training, and Snakemake's deleting the outputs of a
+# failed batch never reaches finished runs. A local shell job: Snakemake runs it at once,
+# where a `run:` job would start a Python that parses the workflow again.
+localrules:
+    run_files,
+
+
+rule run_files:
+    input:
+        run_batch,
+    output:
+        traces="results/runs/{experiment}/{run}/traces.parquet",
+        metrics="results/runs/{experiment}/{run}/metrics.parquet",
+        info="results/runs/{experiment}/{run}/run.json",
+    log:
+        "logs/run_files/{experiment}/{run}.log",
+    conda:
+        "../envs/gradsweep.yaml"
+    params:
+        entry=run_cache_entry,
+        run_id=lambda wildcards: f"{wildcards.experiment}/{wildcards.run}",
+        out_dir=lambda wildcards, output: os.path.dirname(output.info),
+    shell:
+        PUBLISH
+        + " {params.entry:q} {params.run_id:q} {params.out_dir:q} > {log:q} 2>&1"

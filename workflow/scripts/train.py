@@ -1,4 +1,4 @@
-"""Snakemake adapter: train one run (see gradsweep.run.train_run)."""
+"""Snakemake adapter: train one batch of runs in this process (see gradsweep.run.train_batch)."""
 
 import os
 import sys
@@ -6,16 +6,28 @@ from pathlib import Path
 
 smk = snakemake  # type: ignore[name-defined]  # noqa: F821  (injected by Snakemake)
 
+# "run i/n" lines to Snakemake's terminal (or a SLURM job's log) as well as to the job's log
+terminal = os.fdopen(os.dup(1), "w", buffering=1)
+batch = f"{smk.wildcards.experiment}/{smk.wildcards.batch}"
 with open(smk.log[0], "w", buffering=1) as log:
     os.dup2(log.fileno(), 1)  # TensorFlow's C++ messages go to the job's log too
     os.dup2(log.fileno(), 2)
     sys.stdout = sys.stderr = log
-    from gradsweep.run import train_run
 
-    train_run(
-        dict(smk.params.run),
+    def progress(line: str) -> None:
+        print(line, file=log)
+        if line.startswith("run "):
+            print(f"train {batch}: {line}", file=terminal)
+
+    from gradsweep.run import train_batch
+
+    train_batch(
+        [dict(run) for run in smk.params.runs],
         data=Path(smk.input.data),
-        out_dir=Path(smk.output.info).parent,
+        manifest=Path(smk.output.manifest),
+        cache=Path(smk.params.cache),
+        checkpoints=Path(smk.params.checkpoints),
+        logs=Path(smk.params.logs),
         threads=smk.threads,
-        checkpoint_dir=Path(smk.params.checkpoint_dir),
+        progress=progress,
     )

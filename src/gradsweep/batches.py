@@ -1,0 +1,170 @@
+"""Batches of runs and the run cache: one ``train`` job trains a batch of runs in one process.
+
+Planned when Snakemake parses the workflow (no TensorFlow here): each experiment's runs, in
+sorted name order, are packed into batches of about ``seconds_per_job`` estimated seconds of
+training, or of exactly ``runs_per_job`` runs when the config sets it. A run that alone takes
+longer than the target gets a job of its own. Sorted order keeps runs of one net shape (those
+that differ only in init or seed) together, so a batch reuses their compiled functions.
+
+Each finished run goes to the run cache, ``results/cache/<experiment>/<key>/``, keyed by a
+hash of its config (``TRAINER_VERSION`` included, the run's name left out); a batch job
+trains only members the cache lacks, and a small local job copies each run's files from the
+cache to ``results/runs/<experiment>/<run>/``. See docs/batches.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterable, Mapping
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+from gradsweep.config import TRAIN_SIZES
+
+# Target estimated seconds of training per job when the config sets neither train.runs_per_job
+# nor train.seconds_per_job: about 6x a job's start-up (~9.5 s, benchmarks/README.md), so
+# start-up is a small share, while a sweep still makes several jobs to spread over the cores.
+SECONDS_PER_JOB = 60.0
+
+# Cost model of one run on one CPU thread, set by hand from benchmarks/README.md's numbers
+# (idle machine): a fixed cost per run inside a batch (net set-up, epoch 0, files; plus
+# tracing and XLA compiling when its shape is new: ~0.3 s reused, ~2 s new), per epoch (probe,
+# diagnostics, checkpoint; a digits d4-w16 epoch is ~0.02 s), per SGD step, and multiply-adds:
+# 3 per weight and image for a training step (784-100x4: model 159 µs, measured 134 µs;
+# 784-2048-1024-512-256: 6.6 ms vs 7.5 ms), 1 for evaluating an image. Only relative sizes
+# matter much: they decide which runs share a job.
+RUN_S = 1.0
+EPOCH_S = 0.02
+STEP_S = 25e-6
+TRAIN_MACS_PER_S = 20e9
+EVAL_MACS_PER_S = 50e9
+INPUT_SIZES = {"mnist": 784, "fashion_mnist": 784, "digits": 64}
+ALL_IMAGES = {"mnist": 70_000, "fashion_mnist": 70_000, "digits": 1_797}  # train + val + test
+
+CACHE_FILES = ("traces.parquet", "metrics.parquet", "run.json")  # run.json is written last
+
+
+def config_hash(cfg: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def cache_key(cfg: Mapping[str, Any]) -> str:
+    """What training depends on: the whole config except the run's name, so a run renamed
+    (another key now varies in its experiment) is restored, not retrained."""
+    return config_hash({k: v for k, v in cfg.items() if k != "run"})
+
+
+def cache_entry(root: str | Path, cfg: Mapping[str, Any]) -> Path:
+    return Path(root) / cfg["experiment"] / cache_key(cfg)
+
+
+def is_cached(entry: Path) -> bool:
+    return all((entry / name).is_file() for name in CACHE_FILES)
+
+
+def estimate_seconds(cfg: Mapping[str, Any]) -> float:
+    """Rough seconds to train ``cfg`` inside a batch on one thread (only relative sizes matter)."""
+    dataset = cfg["dataset"]
+    sizes = [INPUT_SIZES[dataset], *cfg["widths"], 10]
+    weights = sum((fan_in + 1) * fan_out for fan_in, fan_out in pairwise(sizes))
+    n_train = cfg["train_subset"] or TRAIN_SIZES[dataset]
+    n_eval = ALL_IMAGES[dataset] - TRAIN_SIZES[dataset] + n_train
+    steps = n_train // cfg["batch_size"]
+    step_s = STEP_S + 3 * cfg["batch_size"] * weights / TRAIN_MACS_PER_S
+    epoch_s = EPOCH_S + n_eval * weights / EVAL_MACS_PER_S
+    return RUN_S + (cfg["epochs"] + 1) * epoch_s + cfg["epochs"] * steps * step_s
+
+
+def plan_batches(
+    runs: Iterable[Mapping[str, Any]],
+    runs_per_job: int | None = None,
+    seconds_per_job: float | None = None,
+) -> dict[tuple[str, str], list[str]]:
+    """``{(experiment, batch id): [run names]}``; ids ``b000``, ``b001``, … per experiment."""
+    by_experiment: dict[str, list[Mapping[str, Any]]] = {}
+    for run in runs:
+        by_experiment.setdefault(run["experiment"], []).append(run)
+    target = seconds_per_job or SECONDS_PER_JOB
+    batches: dict[tuple[str, str], list[str]] = {}
+    for experiment in sorted(by_experiment):
+        packed: list[list[str]] = []
+        load = 0.0
+        for run in sorted(by_experiment[experiment], key=lambda r: r["run"]):
+            cost = estimate_seconds(run)
+            if runs_per_job:
+                full = not packed or len(packed[-1]) >= runs_per_job
+            else:
+                full = not packed or load + cost > target
+            if full:
+                packed.append([])
+                load = 0.0
+            packed[-1].append(run["run"])
+            load += cost
+        for index, names in enumerate(packed):
+            batches[(experiment, f"b{index:03d}")] = names
+    return batches
+
+
+def publish(entry: Path, run_id: str, out_dir: Path) -> None:
+    """Put a cached run's files into ``out_dir`` under the run's current name.
+
+    Files of the same name are hard-linked (copied across file systems) and given a fresh
+    mtime, so Snakemake sees them as new outputs; a run cached under another name (renamed,
+    not retrained) gets its ``run_id`` rewritten.
+    """
+    if not is_cached(entry):
+        raise FileNotFoundError(
+            f"{run_id}: its run cache entry {entry} is missing or incomplete, although its "
+            f"batch's manifest exists. Fix: delete the manifest named in the job's input "
+            "(results/batches/...) and rerun; that batch then trains the run again"
+        )
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    info = json.loads((entry / "run.json").read_text())
+    if info["run_id"] == run_id:
+        for name in CACHE_FILES:
+            target = out_dir / name
+            target.unlink(missing_ok=True)
+            try:
+                os.link(entry / name, target)
+            except OSError:
+                shutil.copyfile(entry / name, target)
+            os.utime(target)
+        return
+    import pandas as pd
+
+    from gradsweep.io import METRICS_SCHEMA, TRACES_SCHEMA, write_json, write_parquet
+
+    for name, schema in (("traces.parquet", TRACES_SCHEMA), ("metrics.parquet", METRICS_SCHEMA)):
+        frame = pd.read_parquet(entry / name)
+        frame["run_id"] = run_id
+        write_parquet(frame, out_dir / name, schema)
+    experiment, run = run_id.split("/", 1)
+    info.update(run_id=run_id, run=run, config={**info["config"], "run": run})
+    write_json(info, out_dir / "run.json")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m gradsweep.batches publish ENTRY RUN_ID OUT_DIR``: the ``run_files`` rule's
+    command (a shell job, which Snakemake runs without re-reading the workflow)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m gradsweep.batches")
+    commands = parser.add_subparsers(dest="command", required=True)
+    cmd = commands.add_parser("publish", help="a cached run's files into its results folder")
+    cmd.add_argument("entry", type=Path)
+    cmd.add_argument("run_id")
+    cmd.add_argument("out_dir", type=Path)
+    args = parser.parse_args(argv)
+    try:
+        publish(args.entry, args.run_id, args.out_dir)
+    except FileNotFoundError as error:
+        raise SystemExit(f"error: {error}") from None
+
+
+if __name__ == "__main__":
+    main()
