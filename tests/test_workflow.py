@@ -7,20 +7,25 @@ import json
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+import yaml
 from matplotlib.image import imread
 from workflow_helpers import copy_workflow, most_at_once, snakemake
 
 from gradsweep.config import available_cpus
 from gradsweep.io import METRICS_SCHEMA, TRACES_SCHEMA
 
-# The README's command: --cores 8 whatever the machine has.
-SMOKE = ("--cores", "8", "--configfile", "config/smoke.yaml")
+# The README's command: --cores 8 whatever the machine has. The smoke sweep's 8 runs would be
+# one batch (one train job); two runs per job make 4 train jobs, so the cpus cap shows.
+SMOKE = ("--cores", "8", "--configfile", "config/smoke2.yaml")
 CPUS = available_cpus()
 
 
 @pytest.fixture(scope="module")
 def smoke_log(tmp_path_factory):
     workdir = copy_workflow(tmp_path_factory.mktemp("smoke"))
+    config = yaml.safe_load((workdir / "config/smoke.yaml").read_text())
+    config["train"]["runs_per_job"] = 2
+    (workdir / "config/smoke2.yaml").write_text(yaml.safe_dump(config))
     result = snakemake(workdir, *SMOKE)
     return workdir, result.stdout + result.stderr
 
@@ -31,8 +36,8 @@ def smoke_run(smoke_log):
 
 
 def test_cores_8_never_runs_more_train_jobs_than_cpus(smoke_log):
-    # 8 train jobs of 1 thread: --cores 8 alone would start all of them at once.
-    assert most_at_once(smoke_log[1], "train") == min(CPUS, 8)
+    # 4 train jobs of 1 thread: --cores 8 alone would start all of them at once.
+    assert most_at_once(smoke_log[1], "train") == min(CPUS, 4)
 
 
 def test_smoke_sweep_writes_every_output(smoke_run):

@@ -23,7 +23,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from gradsweep.config import TRAIN_SIZES
+from gradsweep.data import spec
 
 # Target estimated seconds of training per job when the config sets neither train.runs_per_job
 # nor train.seconds_per_job: about 6x a job's start-up (~9.5 s, benchmarks/README.md), so
@@ -71,8 +71,8 @@ def estimate_seconds(cfg: Mapping[str, Any]) -> float:
     dataset = cfg["dataset"]
     sizes = [INPUT_SIZES[dataset], *cfg["widths"], 10]
     weights = sum((fan_in + 1) * fan_out for fan_in, fan_out in pairwise(sizes))
-    n_train = cfg["train_subset"] or TRAIN_SIZES[dataset]
-    n_eval = ALL_IMAGES[dataset] - TRAIN_SIZES[dataset] + n_train
+    n_train = cfg["train_subset"] or spec(dataset).n_train
+    n_eval = ALL_IMAGES[dataset] - spec(dataset).n_train + n_train
     steps = n_train // cfg["batch_size"]
     step_s = STEP_S + 3 * cfg["batch_size"] * weights / TRAIN_MACS_PER_S
     epoch_s = EPOCH_S + n_eval * weights / EVAL_MACS_PER_S
