@@ -157,3 +157,18 @@ def test_config_readme_documents_every_key_and_choice():
         name for name in keys | names | set(reference.METRICS) if f"`{name}`" not in readme
     )
     assert not missing, f"config/README.md does not mention {missing}"
+
+
+def test_readme_example_config_is_valid_and_uses_the_loss_that_trains():
+    """The README's example sweep passes the schema, expands to the runs it promises, and uses
+    the averaged loss: the summed one at eta = 0.5 diverges for ReLU (README, The experiments)."""
+    from jsonschema import Draft202012Validator
+
+    readme = (REPO / "README.md").read_text()
+    example = yaml.safe_load(readme.split("```yaml\n", 1)[1].split("```", 1)[0])
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    assert not list(Draft202012Validator(schema).iter_errors(example))
+    runs = expand_runs(example)
+    assert len(runs) == 36 and "36 runs" in readme
+    assert {r["loss"] for r in runs} == {"sigmoid_cross_entropy_mean"}
+    assert {r["learning_rate"] for r in runs} == {0.5}

@@ -179,7 +179,7 @@ def test_empty_runs() -> None:
 
 
 REFERENCE = {
-    "source": "the seed article (MNIST)",
+    "source": "the article (MNIST)",
     "metric": "best_val_acc",
     "values": [
         {"widths": "100-100-100-100", "value": 96.08},

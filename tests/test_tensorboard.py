@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import socket
 import subprocess
 import sys
@@ -34,6 +35,7 @@ from workflow_helpers import copy_workflow, job_stats, snakemake
 
 from gradsweep import data
 from gradsweep.aggregate import aggregate
+from gradsweep.batches import cache_entry
 from gradsweep.config import expand_runs
 from gradsweep.tensorboard import (
     TensorBoardError,
@@ -432,14 +434,19 @@ def test_smoke_sweep_in_tensorboard(tmp_path: Path) -> None:
             assert [step for step, _ in points] == val_acc["epoch"].tolist()
             assert [v for _, v in points] == pytest.approx(val_acc["val_acc"].tolist(), rel=1e-6)
 
-        # Retrain one run with TensorBoard open: its events are replaced, not added to.
+        # Retrain one run with TensorBoard open (docs/batches.md: drop its run-cache entry,
+        # force its batch): its events are replaced, not added to.
         run = "smoke/d4-w16-relu-he_normal-s0"
         before = _starts(groups)
+        info = results / "runs" / run / "run.json"
+        shutil.rmtree(cache_entry(results / "cache", json.loads(info.read_text())["config"]))
         targets = ("results/tensorboard/smoke", "results/tensorboard/hparams-config")
-        rerun = snakemake(workdir, *targets, *smoke, "--forcerun", f"results/runs/{run}/run.json")
+        manifest = "results/batches/smoke/b000.json"  # the smoke sweep is one batch
+        rerun = snakemake(workdir, *targets, *smoke, "--forcerun", manifest)
         jobs = job_stats(rerun.stdout + rerun.stderr)
         assert jobs["train"] == 1 and jobs["tensorboard_experiment"] == 1, jobs
-        info = results / "runs" / run / "run.json"
+        members = json.loads((workdir / manifest).read_text())["runs"]
+        assert [m["run_id"] for m in members if m["trained"]] == [run]  # the others restored
         start = info.stat().st_mtime - json.loads(info.read_text())["wall_s"]
         after = _starts(tb.until(tb.session_groups, lambda g: _starts(g)[run] != before[run]))
         assert after[run] == pytest.approx(start, abs=1e-3) and after[run] > before[run]

@@ -28,9 +28,9 @@ _VS = keras.initializers.VarianceScaling
 INITIALIZERS: dict[str, Callable[[int], keras.initializers.Initializer]] = {
     # N(0, 1): the article's "large" init.
     "normal": lambda seed: keras.initializers.RandomNormal(0.0, 1.0, seed=seed),
-    # N(0, 1)/sqrt(fan_in): the seed's and Nielsen's default.
+    # N(0, 1)/sqrt(fan_in): the article's and Nielsen's default.
     "scaled_normal": lambda seed: _VS(1.0, "fan_in", "untruncated_normal", seed=seed),
-    # N(0, 1)/sqrt(fan_in/2): the seed's ReLU init (He, untruncated).
+    # N(0, 1)/sqrt(fan_in/2): the article's ReLU init (He, untruncated).
     "scaled_normal_relu": lambda seed: _VS(2.0, "fan_in", "untruncated_normal", seed=seed),
     # U[-1/sqrt(fan_in), 1/sqrt(fan_in)]: Glorot & Bengio's "standard" init.
     "standard_uniform": lambda seed: _VS(1.0 / 3.0, "fan_in", "uniform", seed=seed),

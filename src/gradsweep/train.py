@@ -117,7 +117,7 @@ def weight_gradient(delta: tf.Tensor, a: tf.Tensor) -> tf.Tensor:
 
     That sum is the matrix product δᵀa. XLA:CPU hands a product to Eigen, whose fixed cost per
     call (~4 µs) is most of the work for a small W and a batch of 10; a few outer products
-    written out are fused into one pass instead, ~1.5× faster for the seed's 100 × 100 layers.
+    written out are fused into one pass instead, ~1.5× faster for the article's 100 × 100 layers.
     A large W is the other way round (XLA then recomputes δ for every weight it fuses in), and
     so is a batch of more than ~12 images (10–45× slower at 64): both stay with the product.
     """
