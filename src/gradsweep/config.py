@@ -34,8 +34,22 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "probe_size": 1000,
     "trace_every": 1,
 }
+# The remedies (issue 15): settings added after TRAINER_VERSION 2. A run's config holds one only
+# when it differs from its default here, so every earlier config keeps its hash, its cache
+# entry and its train params (nothing is retrained); read them with :func:`setting`.
+REMEDY_DEFAULTS: dict[str, Any] = {
+    "optimizer": "sgd",  # sgd | momentum (0.9) | adam (Keras' defaults)
+    "nesterov": False,  # momentum only
+    "normalization": "none",  # none | batch_norm | layer_norm (before the activation)
+    "residual": False,  # identity shortcut around each hidden layer after the first
+}
 MODEL_KEYS = ("depth", "width", "widths", "activation", "init", "seed")
 GRID_KEYS = MODEL_KEYS + tuple(TRAINING_DEFAULTS)
+
+
+def setting(cfg: Mapping[str, Any], key: str) -> Any:
+    """A run's value of ``key``, its default where the config leaves a remedy setting out."""
+    return cfg[key] if key in cfg else REMEDY_DEFAULTS[key]
 
 
 class ConfigError(ValueError):
