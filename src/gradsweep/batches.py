@@ -23,6 +23,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+from gradsweep.config import setting
 from gradsweep.data import spec
 
 # Target estimated seconds of training per job when the config sets neither train.runs_per_job
@@ -42,6 +43,12 @@ EPOCH_S = 0.02
 STEP_S = 25e-6
 TRAIN_MACS_PER_S = 20e9
 EVAL_MACS_PER_S = 50e9
+# The remedies (issue 15), measured interleaved on an 8 x 100 sigmoid net at batch 10
+# (benchmarks/README.md): the optimizer's work per weight and step, in multiply-add
+# equivalents beside the 3 x batch of the gradient (momentum x1.7, Adam x2.4 the SGD step),
+# and normalisation as a factor on the step (batch norm ~1.0, layer norm ~1.4).
+OPTIMIZER_MACS = {"sgd": 0.0, "momentum": 20.0, "adam": 40.0}
+NORMALIZATION_STEP = {"none": 1.0, "batch_norm": 1.1, "layer_norm": 1.4}
 INPUT_SIZES = {"mnist": 784, "fashion_mnist": 784, "digits": 64}
 ALL_IMAGES = {"mnist": 70_000, "fashion_mnist": 70_000, "digits": 1_797}  # train + val + test
 
@@ -74,7 +81,10 @@ def estimate_seconds(cfg: Mapping[str, Any]) -> float:
     n_train = cfg["train_subset"] or spec(dataset).n_train
     n_eval = ALL_IMAGES[dataset] - spec(dataset).n_train + n_train
     steps = n_train // cfg["batch_size"]
-    step_s = STEP_S + 3 * cfg["batch_size"] * weights / TRAIN_MACS_PER_S
+    macs = 3 * cfg["batch_size"] + OPTIMIZER_MACS[setting(cfg, "optimizer")]
+    step_s = (STEP_S + macs * weights / TRAIN_MACS_PER_S) * NORMALIZATION_STEP[
+        setting(cfg, "normalization")
+    ]
     epoch_s = EPOCH_S + n_eval * weights / EVAL_MACS_PER_S
     return RUN_S + (cfg["epochs"] + 1) * epoch_s + cfg["epochs"] * steps * step_s
 

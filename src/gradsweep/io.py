@@ -37,7 +37,7 @@ TRACES_SCHEMA = pa.schema(
         ("param", pa.string()),
         ("grad_norm", pa.float64()),
         # ‖Δθ‖ of the step (step rows) or θ_e − θ_(e−1) over the epoch (probe rows), and
-        # that ÷ ‖θ‖ before it: how fast each parameter tensor moves, under any optimizer
+        # that ÷ ‖θ‖ after it: how fast each parameter tensor moves, under any optimizer
         ("update_norm", pa.float64()),
         ("relative_update", pa.float64()),
         ("source", pa.string()),

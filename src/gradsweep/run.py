@@ -98,7 +98,8 @@ def norms_frame(
     param: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Long format: one row per (recorded step, parameter tensor). ``names`` are the
-    (layer, param) of the columns of ``grad``, ``update`` (‖Δθ‖) and ``param`` (‖θ‖ before)."""
+    (layer, param) of the columns of ``grad``, ``update`` (‖Δθ‖) and ``param`` (‖θ‖ after the
+    update); ``relative_update`` = update / param."""
     rows = len(grad)
     nan = np.full(grad.shape, np.nan)
     update = nan if update is None else np.asarray(update, dtype=np.float64)
@@ -291,13 +292,13 @@ def train_run(
         """Probe gradient norms and the three splits' loss/accuracy after ``epoch``."""
         step = epoch * steps_per_epoch
         now = [p.numpy() for p in net.params]
-        moved = before = None
+        moved = size = None
         if previous:
             moved = np.array([[np.linalg.norm(a - b) for a, b in zip(now, previous, strict=True)]])
-            before = np.array([[np.linalg.norm(b) for b in previous]])
+            size = np.array([[np.linalg.norm(a) for a in now]])
         previous[:] = now
         grad = trainer.probe(x_probe, y_probe).numpy()[None]
-        probe = norms_frame(run_id, names, grad, epoch, np.array([step]), "probe", moved, before)
+        probe = norms_frame(run_id, names, grad, epoch, np.array([step]), "probe", moved, size)
         diagnostics = diagnostics_frame(diagnose(x_probe, y_probe).numpy())
         parts = [probe.merge(diagnostics, on="layer", how="left")]  # output layer: NaN
         if step_norms is not None and len(step_norms["grad"]):
