@@ -97,7 +97,7 @@ def fake_entry(entry: Path, run_id: str) -> None:
         {"run_id": [run_id] * 2, "epoch": [0, 0], "step": [0, 0], "layer": [1, 1],
          "param": ["kernel", "bias"], "grad_norm": [1.0, 2.0], "source": ["probe"] * 2}
     )  # fmt: skip
-    for column in TRACES_SCHEMA.names[7:]:
+    for column in set(TRACES_SCHEMA.names) - set(traces):  # diagnostics, updates: none here
         traces[column] = float("nan")
     metrics = pd.DataFrame(
         {"run_id": [run_id], "epoch": [0], "step": [0], "wall_s": [0.5]}
