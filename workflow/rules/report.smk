@@ -78,6 +78,13 @@ rule plot_experiment:
             subcategory="{experiment}",
             labels={"figure": "gradients per step", "page": "{page}"},
         ),
+        updates=report(
+            "results/figures/{experiment}/updates{page}.png",
+            caption="../report/updates.rst",
+            category="Experiments",
+            subcategory="{experiment}",
+            labels={"figure": "update sizes per epoch", "page": "{page}"},
+        ),
     log:
         "logs/plot_experiment/{experiment}{page}.log",
     wildcard_constraints:
