@@ -128,7 +128,9 @@ def synthetic_aggregate(
                                   "relative_update": rel})  # fmt: skip
         tr = pd.DataFrame(probe + steps).reindex(columns=SCHEMA.names)
         acc_end = 0.1 if stuck else 0.9 - 0.01 * d + rng.normal(0, 0.01) + 0.02 * bn
-        acc = np.linspace(0.1, acc_end, epochs + 1)
+        rate = 1.0 if bn else 0.3  # batch norm learns faster (Ioffe & Szegedy's claim)
+        shape = (1 - np.exp(-rate * np.arange(epochs + 1))) / (1 - np.exp(-rate * epochs))
+        acc = 0.1 + (acc_end - 0.1) * shape
         met = pd.DataFrame(
             {
                 "run_id": run_id,

@@ -248,3 +248,22 @@ def test_aggregate_writes_update_ratios_and_remedy_settings(tmp_path, monkeypatc
     settings = agg.run_settings("x", base)
     settings.update(nesterov=np.False_, residual=np.False_, optimizer=np.str_("sgd"))
     assert agg.config_id(settings) == plain
+
+
+def test_z_drift_reads_the_last_hidden_layer() -> None:
+    from gradsweep.aggregate import z_drift
+
+    rng = np.random.default_rng(3)
+    z = {layer: rng.normal(0, layer, size=6) for layer in (1, 2, 3)}
+    rows = [
+        {"source": "probe", "epoch": e, "layer": layer, "param": param, "z_p50": z[layer][e]}
+        for e in range(6)
+        for layer in (1, 2, 3)
+        for param in ("bias", "kernel")
+    ] + [{"source": "probe", "epoch": e, "layer": 4, "param": "bias", "z_p50": np.nan}
+         for e in range(6)]  # fmt: skip
+    probe = pd.DataFrame(rows)
+    assert z_drift(probe, 3) == pytest.approx(np.ptp(z[3]))
+    assert z_drift(probe, 1) == pytest.approx(np.ptp(z[1]))
+    assert np.isnan(z_drift(probe.drop(columns="z_p50"), 3))
+    assert np.isnan(z_drift(probe, 4))

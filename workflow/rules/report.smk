@@ -1,6 +1,7 @@
 rule results_table:
     input:
         runs="results/runs.parquet",
+        metrics="results/metrics.parquet",
         code=sources("table", "reference", "stats"),
     output:
         table=report(

@@ -285,6 +285,26 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.+]+", "_", text).strip("_")
 
 
+# axes named in a remedies row label whenever they differ between the experiment's configs
+LABEL_AXES = ["activation", "init", "optimizer", "normalization", "residual", "nesterov"]
+
+
+def config_labels(configs: pd.DataFrame) -> list[str]:
+    """Row label per config: the remedy-relevant settings that differ between the configs
+    (activation, init, optimizer, normalization, residual, nesterov), then any other axis
+    that varies (e.g. depth)."""
+    df = with_axes(configs)
+    axes = [a for a in LABEL_AXES if a in df and df[a].nunique(dropna=False) > 1]
+    axes += [a for a in varying_axes(df) if a not in axes and a not in ("learning_rate",)]
+    if "learning_rate" in df and df["learning_rate"].nunique(dropna=False) > 1:
+        axes.append("learning_rate")
+    labels = []
+    for _, row in df.iterrows():
+        parts = [axis_text(a, row[a]) for a in axes] or [widths_label(row.get("widths"))]
+        labels.append(" · ".join(parts))
+    return labels
+
+
 @dataclass
 class Page:
     """One image of a figure family: its file-name suffix, title and configs."""

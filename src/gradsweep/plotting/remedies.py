@@ -39,24 +39,6 @@ REMEDY_RATIOS = [
     ("update_ratio_final", "update ratio\nlast epoch"),
 ]
 REMEDY_ACCURACY = ("test_acc", "test acc (%)")
-# axes named in a remedies row label whenever they differ between the experiment's configs
-REMEDY_LABEL_AXES = ["activation", "init", "optimizer", "normalization", "residual", "nesterov"]
-
-
-def remedy_labels(configs: pd.DataFrame) -> list[str]:
-    """Row label per config: the remedy-relevant settings that differ between the configs
-    (activation, init, optimizer, normalization, residual, nesterov), then any other axis
-    that varies (e.g. depth)."""
-    df = D.with_axes(configs)
-    axes = [a for a in REMEDY_LABEL_AXES if a in df and df[a].nunique(dropna=False) > 1]
-    axes += [a for a in D.varying_axes(df) if a not in axes and a not in ("learning_rate",)]
-    if "learning_rate" in df and df["learning_rate"].nunique(dropna=False) > 1:
-        axes.append("learning_rate")
-    labels = []
-    for _, row in df.iterrows():
-        parts = [D.axis_text(a, row[a]) for a in axes] or [D.widths_label(row.get("widths"))]
-        labels.append(" · ".join(parts))
-    return labels
 
 
 def remedies_table(runs: pd.DataFrame) -> pd.DataFrame:
@@ -66,7 +48,7 @@ def remedies_table(runs: pd.DataFrame) -> pd.DataFrame:
 
     configs = D.configs_of(runs)
     rows = []
-    for label, (_, cfg) in zip(remedy_labels(configs), configs.iterrows(), strict=True):
+    for label, (_, cfg) in zip(D.config_labels(configs), configs.iterrows(), strict=True):
         members = runs[runs["config_id"] == cfg["config_id"]]
         row: dict = {"config_id": cfg["config_id"], "label": label, "n": len(members)}
         for col, _ in REMEDY_RATIOS:
@@ -222,7 +204,9 @@ def plot_bn_distribution(
         note = f"first {MAX_PANELS - 1} of {len(configs)} configs"
         configs = configs.head(MAX_PANELS - 1)
     labels = (
-        dict(zip(configs["config_id"], remedy_labels(configs), strict=True)) if len(configs) else {}
+        dict(zip(configs["config_id"], D.config_labels(configs), strict=True))
+        if len(configs)
+        else {}
     )
     palette = dict(
         zip(
