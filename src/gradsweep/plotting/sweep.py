@@ -154,12 +154,21 @@ def _natural_key(text: str) -> list[object]:
     return [float(t) if i % 2 else t for i, t in enumerate(re.split(r"(\d+(?:\.\d+)?)", text))]
 
 
-PANEL_SETTINGS = {"width": "width", "learning_rate": "learning rate", "batch_size": "batch size"}
+PANEL_SETTINGS = {
+    "width": "width",
+    "learning_rate": "learning rate",
+    "batch_size": "batch size",
+    "optimizer": "optimizer",
+    "nesterov": "nesterov",
+    "normalization": "normalization",
+    "residual": "residual",
+}
 
 
 def accuracy_panels(runs: pd.DataFrame) -> pd.Series:
     """Panel label per run: the experiment plus every setting (width, learning rate, batch
-    size) that varies inside it, so an accuracy line never averages over those settings."""
+    size, the remedies) that varies inside it, so an accuracy line never averages over those
+    settings."""
     df = runs.assign(width=runs["widths"].map(D.unit_width))
     labels = pd.Series("", index=runs.index, dtype=object)
     for exp, sub in df.groupby("experiment", dropna=False):
