@@ -117,7 +117,7 @@ def gradsweep_variant(sizes: list[int], x, y, trace_every: int) -> Timer:
     def epoch() -> tuple[float, float]:
         wall, cpu = time.perf_counter(), time.process_time()
         batches = tf.constant(epoch_batches(N, BATCH, seed=0, epoch=next(epochs)))
-        norms = trainer.train_epoch(x, y, batches).numpy()
+        norms = trainer.train_epoch(x, y, batches)["grad"].numpy()
         seconds = time.perf_counter() - wall, time.process_time() - cpu
         assert norms.shape == ((N // BATCH, n_params) if trace_every else (0, n_params))
         assert np.isfinite(norms).all()

@@ -74,7 +74,19 @@ def test_gradient_norms_and_sgd_step_match_numpy_backprop():
     np.testing.assert_allclose(probe, [np.linalg.norm(g) for g in expected], rtol=1e-4)
 
     steps = trainer.train_epoch(tf.constant(x), tf.constant(y), tf.constant([np.arange(8)]))
-    np.testing.assert_allclose(steps.numpy()[0], probe, rtol=1e-5)
+    np.testing.assert_allclose(steps["grad"].numpy()[0], probe, rtol=1e-5)
+    # the step's ‖Δθ‖ = η ‖g + (λ/n) w‖ (weights) or η ‖g‖ (biases), and ‖θ‖ before it
+    before = [p for pair in zip(ws, bs, strict=True) for p in pair]
+    moves = [
+        0.3 * (g + (2.0 / 100 * p if i % 2 == 0 else 0))
+        for i, (g, p) in enumerate(zip(expected, before, strict=True))
+    ]
+    np.testing.assert_allclose(
+        steps["update"].numpy()[0], [np.linalg.norm(m) for m in moves], rtol=1e-4
+    )
+    np.testing.assert_allclose(
+        steps["param"].numpy()[0], [np.linalg.norm(p) for p in before], rtol=1e-5
+    )
     for i, (w, g) in enumerate(zip(ws, expected[::2], strict=True)):
         np.testing.assert_allclose(
             net.kernels[i].numpy(), w - 0.3 * (g + 2.0 / 100 * w), rtol=1e-4, atol=1e-6
@@ -95,12 +107,12 @@ def test_compiled_epoch_equals_step_by_step_loop(trace_every):
         DenseNet([12, 9, 9, 10], "tanh", "glorot_normal", seed=4) for _ in range(2)
     )
     fast = Trainer(fast_net, "softmax_cross_entropy", sgd)
-    norms = fast.train_epoch(x, y, tf.constant(batches)).numpy()
+    norms = fast.train_epoch(x, y, tf.constant(batches))["grad"].numpy()
 
     slow = Trainer(slow_net, "softmax_cross_entropy", sgd)
     expected = []
     for step, batch in enumerate(batches):
-        grads = slow.sgd_step(tf.gather(x, batch), tf.gather(y, batch))
+        grads, _ = slow.sgd_step(tf.gather(x, batch), tf.gather(y, batch))
         if step % trace_every == 0:
             expected.append([float(tf.norm(g)) for g in grads])
     np.testing.assert_allclose(norms, expected, rtol=1e-4, atol=1e-7)

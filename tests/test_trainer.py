@@ -59,7 +59,7 @@ def eager_epoch(trainer, x, y, batches, trace_every):
     """The reference: one Python-level step at a time, norms by ``tf.norm``."""
     norms = []
     for step, batch in enumerate(batches):
-        grads = trainer.sgd_step(tf.gather(x, batch), tf.gather(y, batch))
+        grads, _ = trainer.sgd_step(tf.gather(x, batch), tf.gather(y, batch))
         if step % trace_every == 0:
             norms.append([float(tf.norm(g)) for g in grads])
             if not np.isfinite(norms[-1]).all():
@@ -76,7 +76,8 @@ def test_seed_setting_epoch_equals_eager_loop(jit_compile):
     fast_net, slow_net = (
         DenseNet([20, 16, 16, 16, 10], "sigmoid", "scaled_normal", seed=5) for _ in range(2)
     )
-    norms = Trainer(fast_net, "sigmoid_cross_entropy", sgd).train_epoch(x, y, tf.constant(batches))
+    epoch = Trainer(fast_net, "sigmoid_cross_entropy", sgd).train_epoch(x, y, tf.constant(batches))
+    norms = epoch["grad"]
     expected = eager_epoch(Trainer(slow_net, "sigmoid_cross_entropy", sgd), x, y, batches, 1)
     assert norms.shape == (20, 8)
     np.testing.assert_allclose(norms.numpy(), expected, rtol=1e-4, atol=1e-7)
@@ -92,8 +93,8 @@ def test_untraced_epoch_trains_the_same_weights():
         Trainer(net, "softmax_cross_entropy", SGD(0.1, 10, trace_every=every))
         for net, every in zip(nets, (1, 0), strict=True)
     )
-    assert traced.train_epoch(x, y, batches).shape == (20, 4)
-    assert untraced.train_epoch(x, y, batches).shape == (0, 4)
+    assert traced.train_epoch(x, y, batches)["grad"].shape == (20, 4)
+    assert untraced.train_epoch(x, y, batches)["grad"].shape == (0, 4)
     for a, b in zip(*(net.params for net in nets), strict=True):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-7)
 
@@ -107,7 +108,7 @@ def test_epoch_stops_at_the_first_non_finite_gradient():
     )
     norms = (
         Trainer(fast_net, "softmax_cross_entropy", sgd)
-        .train_epoch(x, y, tf.constant(batches))
+        .train_epoch(x, y, tf.constant(batches))["grad"]
         .numpy()
     )
     expected = eager_epoch(Trainer(slow_net, "softmax_cross_entropy", sgd), x, y, batches, 1)

@@ -70,6 +70,11 @@ RUNS_SCHEMA = pa.schema(
 )
 
 
+# Trace columns added after TRAINER_VERSION 2 (issue 15): runs trained before them are not
+# retrained (their numbers did not change), so their tables read with these columns null.
+OPTIONAL_COLUMNS = {"update_norm", "relative_update", "z_p15", "z_p50", "z_p85"}
+
+
 class AggregationError(RuntimeError):
     """A run's file is missing or unreadable: aggregation names it instead of dropping it."""
 
@@ -79,6 +84,8 @@ def _read_table(path: str | Path, schema: pa.Schema) -> pa.Table:
         table = pq.read_table(path)
     except (OSError, pa.ArrowException) as err:
         raise AggregationError(f"{path}: cannot be read as Parquet ({err}); rerun its job") from err
+    for name in OPTIONAL_COLUMNS & (set(schema.names) - set(table.column_names)):
+        table = table.append_column(name, pa.nulls(table.num_rows, schema.field(name).type))
     missing = set(schema.names) - set(table.column_names)
     if missing:
         raise AggregationError(f"{path}: missing columns {sorted(missing)}; rerun its job")

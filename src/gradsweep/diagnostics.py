@@ -20,6 +20,8 @@ from gradsweep.model import DenseNet, loss_function
 # saturated_frac: fraction of (image, unit) pairs with |z^l| > 2
 # dead_frac: fraction of units whose output is 0 for every probe image
 # same_sign_frac: fraction of units whose non-zero incoming weight gradients share one sign
+# z_p15, z_p50, z_p85: 15th, 50th, 85th percentile over the probe images of unit 0's z^l, the
+#   activation's input (after normalisation, if any): Ioffe & Szegedy's Fig. 1 (b, c)
 COLUMNS = DIAGNOSTICS
 SATURATION_Z = 2.0
 
@@ -27,7 +29,7 @@ SATURATION_Z = 2.0
 def layer_diagnostics(net: DenseNet, loss: str, x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
     """(hidden layers × COLUMNS) for the mean cost over the probe set (x, y)."""
     with tf.GradientTape() as tape:
-        _, zs = net.forward(x)
+        zs = net.forward(x).zs
         cost = loss_function(loss)(y, zs[-1])
     kernel_grads = tape.gradient(cost, net.kernels)
     rows = []
@@ -50,10 +52,22 @@ def layer_diagnostics(net: DenseNet, loss: str, x: tf.Tensor, y: tf.Tensor) -> t
                     tf.reduce_mean(tf.cast(tf.abs(z) > SATURATION_Z, tf.float32)),
                     tf.reduce_mean(tf.cast(tf.reduce_all(a == 0, axis=0), tf.float32)),
                     one_sign / tf.maximum(moving, 1.0),
+                    *(percentile(z[:, 0], q) for q in (15.0, 50.0, 85.0)),
                 ]
             )
         )
     return tf.stack(rows)
+
+
+def percentile(values: tf.Tensor, q: float) -> tf.Tensor:
+    """The q-th percentile of a vector, interpolated linearly between order statistics
+    (NumPy's default method)."""
+    ordered = tf.sort(values)
+    position = q / 100.0 * tf.cast(tf.size(values) - 1, tf.float32)
+    low = tf.floor(position)
+    below = tf.gather(ordered, tf.cast(low, tf.int32))
+    above = tf.gather(ordered, tf.cast(tf.math.ceil(position), tf.int32))
+    return below + (above - below) * (position - low)
 
 
 def diagnostics_frame(values: tf.Tensor | list) -> pd.DataFrame:

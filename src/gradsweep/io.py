@@ -23,6 +23,9 @@ DIAGNOSTICS = (
     "saturated_frac",
     "dead_frac",
     "same_sign_frac",
+    "z_p15",
+    "z_p50",
+    "z_p85",
 )
 
 TRACES_SCHEMA = pa.schema(
@@ -33,6 +36,10 @@ TRACES_SCHEMA = pa.schema(
         ("layer", pa.int16()),
         ("param", pa.string()),
         ("grad_norm", pa.float64()),
+        # ‖Δθ‖ of the step (step rows) or θ_e − θ_(e−1) over the epoch (probe rows), and
+        # that ÷ ‖θ‖ before it: how fast each parameter tensor moves, under any optimizer
+        ("update_norm", pa.float64()),
+        ("relative_update", pa.float64()),
         ("source", pa.string()),
     ]
     # probe rows of hidden layers only (NaN elsewhere): see gradsweep.diagnostics.COLUMNS

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from functools import partial
 from itertools import pairwise
+from typing import NamedTuple
 
 import keras
 import tensorflow as tf
@@ -48,8 +49,38 @@ BIAS_INITIALIZERS: dict[str, Callable[[int], keras.initializers.Initializer]] = 
 }
 
 
+NORMALIZATIONS = ("none", "batch_norm", "layer_norm")
+# Keras' defaults (BatchNormalization: momentum 0.99, epsilon 1e-3; LayerNormalization: 1e-3)
+BN_MOMENTUM = 0.99
+NORM_EPSILON = 1e-3
+
+
+class Pass(NamedTuple):
+    """One forward pass, layer l = 1 … L (index l − 1):
+
+    - ``inputs``: a^(l−1), the layer's input (a^0 = x);
+    - ``us``: u^l = W^l a^(l−1) (+ b^l without normalization), the weighted input;
+    - ``zs``: z^l, the activation's input: u^l itself, or γ^l û^l + β^l with û^l the
+      normalised u^l; z^L are the logits;
+    - ``moments``: per normalised hidden layer, the batch mean and variance of u^l (batch
+      norm in training mode only; its moving statistics follow them).
+    """
+
+    inputs: list[tf.Tensor]
+    us: list[tf.Tensor]
+    zs: list[tf.Tensor]
+    moments: list[tuple[tf.Tensor, tf.Tensor]]
+
+
 class DenseNet(tf.Module):
-    """``sizes = [784, 100, 100, 10]``: input, hidden widths, output; layer l = 1 … L."""
+    """``sizes = [784, 100, 100, 10]``: input, hidden widths, output; layer l = 1 … L.
+
+    ``normalization`` (hidden layers, before the activation): ``batch_norm`` normalises each
+    unit's u over the batch (moving statistics for evaluation), ``layer_norm`` over the layer's
+    units for each image; either then scales by γ and shifts by β, and β takes the place of the
+    bias b (its gradient is Σ δ^l, as b's was). ``residual``: a^l = a^(l−1) + σ(z^l) for every
+    hidden layer after the first (equal widths), an identity path around σ′ and W.
+    """
 
     def __init__(
         self,
@@ -59,42 +90,109 @@ class DenseNet(tf.Module):
         bias_init: str = "normal",
         weight_scale: float = 1.0,
         seed: int = 0,
+        normalization: str = "none",
+        residual: bool = False,
     ) -> None:
         super().__init__()
         self.activation = ACTIVATIONS[activation]
+        self.normalization, self.residual = normalization, residual
+        hidden = list(sizes[1:-1])
+        if residual and len(set(hidden)) > 1:
+            raise ValueError(f"residual connections need equal hidden widths; widths = {hidden}")
         self.kernels: list[tf.Variable] = []
         self.biases: list[tf.Variable] = []
+        self.scales: list[tf.Variable] = []  # γ of each normalised hidden layer
+        self.moving: list[tuple[tf.Variable, tf.Variable]] = []  # batch norm's mean, variance
+        n_layers = len(sizes) - 1
         for layer, (fan_in, fan_out) in enumerate(pairwise(sizes), start=1):
             # Keras draws a (fan_in, fan_out) kernel; stored transposed, as Nielsen's w^l_jk
             w = INITIALIZERS[init](seed * 1009 + layer)((fan_in, fan_out), dtype="float32")
             w = tf.transpose(w)
-            b = BIAS_INITIALIZERS[bias_init](seed * 1013 + layer)((fan_out,))
             self.kernels.append(tf.Variable(w * weight_scale, name=f"W{layer}"))
-            self.biases.append(tf.Variable(b, name=f"b{layer}"))
+            if normalization != "none" and layer < n_layers:
+                self.biases.append(tf.Variable(tf.zeros(fan_out), name=f"beta{layer}"))
+                self.scales.append(tf.Variable(tf.ones(fan_out), name=f"gamma{layer}"))
+                if normalization == "batch_norm":
+                    mean = tf.Variable(tf.zeros(fan_out), trainable=False, name=f"mean{layer}")
+                    var = tf.Variable(tf.ones(fan_out), trainable=False, name=f"var{layer}")
+                    self.moving.append((mean, var))
+            else:
+                b = BIAS_INITIALIZERS[bias_init](seed * 1013 + layer)((fan_out,))
+                self.biases.append(tf.Variable(b, name=f"b{layer}"))
 
     @property
     def params(self) -> list[tf.Variable]:
-        """[W1, b1, W2, b2, …, W_L, b_L]: the order of every gradient list and trace."""
-        return [p for pair in zip(self.kernels, self.biases, strict=True) for p in pair]
+        """[W1, b1, (γ1,) W2, b2, (γ2,) …, W_L, b_L]: the order of every gradient list and trace."""
+        return [p for layer in self._layer_params() for _, p in layer]
 
-    def forward(self, x: tf.Tensor) -> tuple[list[tf.Tensor], list[tf.Tensor]]:
-        """Each layer's input a^(l-1) (a^0 = x) and weighted input z^l = a^(l-1) (W^l)ᵀ + b^l.
+    @property
+    def param_names(self) -> list[tuple[int, str]]:
+        """(layer, "kernel" | "bias" | "scale") of each of :attr:`params`."""
+        return [
+            (layer, name)
+            for layer, params in enumerate(self._layer_params(), start=1)
+            for name, _ in params
+        ]
 
-        W^l is n_l × n_(l-1): row j holds the weights into unit j (Nielsen's w^l_jk); the
-        images of a batch are rows, so z^l = W^l a^(l-1) + b^l for each image. z^L are the logits.
+    @property
+    def state(self) -> list[tf.Variable]:
+        """Variables that are not trained but change in training: batch norm's moving statistics."""
+        return [v for pair in self.moving for v in pair]
+
+    def _layer_params(self) -> list[list[tuple[str, tf.Variable]]]:
+        layers = [
+            [("kernel", w), ("bias", b)] for w, b in zip(self.kernels, self.biases, strict=True)
+        ]
+        for layer, gamma in zip(layers, self.scales, strict=False):
+            layer.append(("scale", gamma))
+        return layers
+
+    def forward(self, x: tf.Tensor, training: bool = True) -> Pass:
+        """The pass through every layer (see :class:`Pass`).
+
+        W^l is n_l × n_(l−1): row j holds the weights into unit j (Nielsen's w^l_jk); the images
+        of a batch are rows, so u^l = W^l a^(l−1) (+ b^l) for each image. Batch norm uses the
+        batch's statistics when ``training`` and its moving statistics otherwise.
         """
         inputs: list[tf.Tensor] = []
+        us: list[tf.Tensor] = []
         zs: list[tf.Tensor] = []
+        moments: list[tuple[tf.Tensor, tf.Tensor]] = []
         a = x
-        for w, b in zip(self.kernels, self.biases, strict=True):
+        last = len(self.kernels) - 1
+        for layer, (w, b) in enumerate(zip(self.kernels, self.biases, strict=True)):
             if zs:
-                a = self.activation(zs[-1])  # a^l = σ(z^l)
+                a_next = self.activation(zs[-1])  # a^l = σ(z^l)
+                a = a + a_next if self.residual and layer > 1 else a_next
             inputs.append(a)
-            zs.append(tf.matmul(a, w, transpose_b=True) + b)
-        return inputs, zs
+            u = tf.matmul(a, w, transpose_b=True)
+            if self.normalization == "none" or layer == last:
+                u = z = u + b
+            else:
+                z = self._normalize(u, layer, training, moments) * self.scales[layer] + b
+            us.append(u)
+            zs.append(z)
+        return Pass(inputs, us, zs, moments)
 
-    def __call__(self, x: tf.Tensor) -> tf.Tensor:
-        return self.forward(x)[1][-1]
+    def _normalize(self, u: tf.Tensor, layer: int, training: bool, moments: list) -> tf.Tensor:
+        """û = (u − μ) / √(σ² + ε): over the batch per unit, or over the units per image."""
+        if self.normalization == "layer_norm":
+            mean, var = tf.nn.moments(u, axes=[1], keepdims=True)
+        elif training:
+            mean, var = tf.nn.moments(u, axes=[0])
+            moments.append((mean, var))
+        else:
+            mean, var = self.moving[layer]
+        return (u - mean) * tf.math.rsqrt(var + NORM_EPSILON)
+
+    def update_moving_statistics(self, moments: list[tuple[tf.Tensor, tf.Tensor]]) -> None:
+        """Batch norm's moving mean and variance ← m · moving + (1 − m) · the batch's (Keras')."""
+        for (mean, var), (batch_mean, batch_var) in zip(self.moving, moments, strict=True):
+            mean.assign(mean * BN_MOMENTUM + batch_mean * (1.0 - BN_MOMENTUM))
+            var.assign(var * BN_MOMENTUM + batch_var * (1.0 - BN_MOMENTUM))
+
+    def __call__(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
+        return self.forward(x, training).zs[-1]
 
 
 def _sigmoid_ce_mean(y: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:

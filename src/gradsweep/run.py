@@ -87,30 +87,33 @@ def _claim_gpu(cuda_ids: list[str]) -> int:
     return os.getpid() % len(cuda_ids)
 
 
-def _param_index(n_params: int) -> pd.DataFrame:
-    """Column order of the trainer's norms: [W1, b1, W2, b2, …] → (layer, param)."""
-    return pd.DataFrame(
-        {
-            "layer": [i // 2 + 1 for i in range(n_params)],
-            "param": ["kernel" if i % 2 == 0 else "bias" for i in range(n_params)],
-        }
-    )
-
-
 def norms_frame(
-    run_id: str, norms: np.ndarray, epoch: int, steps: np.ndarray, source: str
+    run_id: str,
+    names: Sequence[tuple[int, str]],
+    grad: np.ndarray,
+    epoch: int,
+    steps: np.ndarray,
+    source: str,
+    update: np.ndarray | None = None,
+    param: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """Long format: one row per (recorded step, parameter tensor)."""
-    rows, n_params = norms.shape
-    index = _param_index(n_params)
+    """Long format: one row per (recorded step, parameter tensor). ``names`` are the
+    (layer, param) of the columns of ``grad``, ``update`` (‖Δθ‖) and ``param`` (‖θ‖ before)."""
+    rows = len(grad)
+    nan = np.full(grad.shape, np.nan)
+    update = nan if update is None else np.asarray(update, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        relative = nan if param is None else update / np.asarray(param, dtype=np.float64)
     return pd.DataFrame(
         {
             "run_id": run_id,
             "epoch": epoch,
-            "step": np.repeat(steps, n_params),
-            "layer": np.tile(index["layer"].to_numpy(), rows),
-            "param": np.tile(index["param"].to_numpy(), rows),
-            "grad_norm": norms.astype(np.float64).ravel(),
+            "step": np.repeat(steps, len(names)),
+            "layer": np.tile([layer for layer, _ in names], rows),
+            "param": np.tile([name for _, name in names], rows),
+            "grad_norm": np.asarray(grad, dtype=np.float64).ravel(),
+            "update_norm": update.ravel(),
+            "relative_update": relative.ravel(),
             "source": source,
         }
     )
@@ -136,23 +139,26 @@ class _Checkpoint:
         needed = [*parts, f"weights-{epoch:05d}.index"]
         return epoch if all((self.folder / name).is_file() for name in needed) else None
 
-    def save(self, epoch: int, net: Any, traces: pd.DataFrame, metrics: pd.DataFrame) -> None:
+    @staticmethod
+    def _variables(trainer: Any) -> Any:
+        """The parameters, and (only where there are any, so earlier checkpoints still read)
+        the optimizer's slots and batch norm's moving statistics."""
         import tensorflow as tf
 
+        state = {"state": trainer.state} if trainer.state else {}
+        return tf.train.Checkpoint(params=trainer.net.params, **state)
+
+    def save(self, epoch: int, trainer: Any, traces: pd.DataFrame, metrics: pd.DataFrame) -> None:
         write_parquet(traces, self.folder / f"traces-{epoch:05d}.parquet", TRACES_SCHEMA)
         write_parquet(metrics, self.folder / f"metrics-{epoch:05d}.parquet", METRICS_SCHEMA)
-        tf.train.Checkpoint(params=net.params).write(str(self.folder / f"weights-{epoch:05d}"))
+        self._variables(trainer).write(str(self.folder / f"weights-{epoch:05d}"))
         write_json({"epoch": epoch, "config_hash": self.cfg_hash}, self.state)
         for old in self.folder.glob("weights-*"):
             if not old.name.startswith(f"weights-{epoch:05d}"):
                 old.unlink()
 
-    def restore(self, epoch: int, net: Any) -> tuple[list[pd.DataFrame], list[pd.DataFrame]]:
-        import tensorflow as tf
-
-        tf.train.Checkpoint(params=net.params).read(
-            str(self.folder / f"weights-{epoch:05d}")
-        ).assert_consumed()
+    def restore(self, epoch: int, trainer: Any) -> tuple[list[pd.DataFrame], list[pd.DataFrame]]:
+        self._variables(trainer).read(str(self.folder / f"weights-{epoch:05d}")).assert_consumed()
 
         def part(kind: str, e: int) -> pd.DataFrame:
             return pq.read_table(self.folder / f"{kind}-{e:05d}.parquet").to_pandas()
@@ -205,13 +211,21 @@ def _compiled(cfg: dict[str, Any], n_inputs: int, n: int, jit_compile: bool) -> 
     """
     import tensorflow as tf
 
+    from gradsweep.config import setting
     from gradsweep.diagnostics import layer_diagnostics
     from gradsweep.model import DenseNet
     from gradsweep.train import SGD, Trainer
 
     sizes = [n_inputs, *cfg["widths"], 10]
+    net_shape = {k: setting(cfg, k) for k in ("normalization", "residual")}
     fresh = DenseNet(
-        sizes, cfg["activation"], cfg["init"], cfg["bias_init"], cfg["weight_scale"], cfg["seed"]
+        sizes,
+        cfg["activation"],
+        cfg["init"],
+        cfg["bias_init"],
+        cfg["weight_scale"],
+        cfg["seed"],
+        **net_shape,
     )
     sgd = SGD(
         learning_rate=cfg["learning_rate"],
@@ -220,13 +234,16 @@ def _compiled(cfg: dict[str, Any], n_inputs: int, n: int, jit_compile: bool) -> 
         l2_n=cfg["l2_n"] or n,
         trace_every=cfg["trace_every"],
         jit_compile=jit_compile,
+        optimizer=setting(cfg, "optimizer"),
+        nesterov=setting(cfg, "nesterov"),
     )
-    key = (tuple(sizes), cfg["activation"], cfg["loss"], sgd, n)
+    key = (tuple(sizes), cfg["activation"], cfg["loss"], sgd, n, *net_shape.values())
     if key in _COMPILED:
         _COMPILED.move_to_end(key)
         net, trainer, diagnose = _COMPILED[key]
-        for variable, value in zip(net.params, fresh.params, strict=True):
+        for variable, value in zip(net.params + net.state, fresh.params + fresh.state, strict=True):
             variable.assign(value)
+        trainer.reset()
         return net, trainer, diagnose
     trainer = Trainer(fresh, cfg["loss"], sgd)
     diagnose = tf.function(partial(layer_diagnostics, fresh, cfg["loss"]))
@@ -267,18 +284,36 @@ def train_run(
     steps_per_epoch = n // cfg["batch_size"]
     ckpt = _Checkpoint(checkpoint_dir, config_hash(cfg)) if checkpoint_dir else None
 
-    def epoch_record(epoch: int, step_norms: np.ndarray | None, wall: float) -> tuple:
+    names = net.param_names
+    previous: list[np.ndarray] = []  # θ after the epoch before: the probe's epoch update
+
+    def epoch_record(epoch: int, step_norms: dict | None, wall: float) -> tuple:
         """Probe gradient norms and the three splits' loss/accuracy after ``epoch``."""
         step = epoch * steps_per_epoch
-        probe = norms_frame(
-            run_id, trainer.probe(x_probe, y_probe).numpy()[None], epoch, np.array([step]), "probe"
-        )
+        now = [p.numpy() for p in net.params]
+        moved = before = None
+        if previous:
+            moved = np.array([[np.linalg.norm(a - b) for a, b in zip(now, previous, strict=True)]])
+            before = np.array([[np.linalg.norm(b) for b in previous]])
+        previous[:] = now
+        grad = trainer.probe(x_probe, y_probe).numpy()[None]
+        probe = norms_frame(run_id, names, grad, epoch, np.array([step]), "probe", moved, before)
         diagnostics = diagnostics_frame(diagnose(x_probe, y_probe).numpy())
         parts = [probe.merge(diagnostics, on="layer", how="left")]  # output layer: NaN
-        if step_norms is not None and len(step_norms):
+        if step_norms is not None and len(step_norms["grad"]):
             first = (epoch - 1) * steps_per_epoch + 1
-            recorded = first + np.arange(len(step_norms)) * max(cfg["trace_every"], 1)
-            parts.insert(0, norms_frame(run_id, step_norms, epoch, recorded, "step"))
+            recorded = first + np.arange(len(step_norms["grad"])) * max(cfg["trace_every"], 1)
+            step_rows = norms_frame(
+                run_id,
+                names,
+                step_norms["grad"],
+                epoch,
+                recorded,
+                "step",
+                step_norms["update"],
+                step_norms["param"],
+            )
+            parts.insert(0, step_rows)
         metrics = {"run_id": run_id, "epoch": epoch, "step": step}
         for split, (x, y) in {
             "train": (x_train, y_train),
@@ -291,7 +326,8 @@ def train_run(
 
     first_epoch, traces, metrics, wall0 = 0, [], [], 0.0
     if ckpt and (last := ckpt.last_epoch()) is not None:
-        traces, metrics = ckpt.restore(last, net)
+        traces, metrics = ckpt.restore(last, trainer)
+        previous[:] = [p.numpy() for p in net.params]
         first_epoch, wall0 = last + 1, float(metrics[-1]["wall_s"].iloc[0])
         log(f"{run_id}: resumed from the checkpoint after epoch {last}")
     elif ckpt:
@@ -302,7 +338,9 @@ def train_run(
         step_norms = None
         if epoch > 0:
             batches = tf.constant(epoch_batches(n, cfg["batch_size"], cfg["seed"], epoch))
-            step_norms = trainer.train_epoch(x_train, y_train, batches).numpy()
+            step_norms = {
+                k: v.numpy() for k, v in trainer.train_epoch(x_train, y_train, batches).items()
+            }
         t, m = epoch_record(epoch, step_norms, time.perf_counter() - t0)
         diverged = _divergence(t, m, net, epoch)
         if diverged and diverged["step"] is not None:  # keep step traces up to the bad step
@@ -321,9 +359,11 @@ def train_run(
             )
             break
         if ckpt:
-            ckpt.save(epoch, net, t, m)
+            ckpt.save(epoch, trainer, t, m)
 
-    write_parquet(pd.concat(traces, ignore_index=True), out_dir / "traces.parquet", TRACES_SCHEMA)
+    # reindexed: parts checkpointed by an earlier version lack its newer columns (NaN there)
+    all_traces = pd.concat(traces, ignore_index=True).reindex(columns=TRACES_SCHEMA.names)
+    write_parquet(all_traces, out_dir / "traces.parquet", TRACES_SCHEMA)
     write_parquet(
         pd.concat(metrics, ignore_index=True), out_dir / "metrics.parquet", METRICS_SCHEMA
     )

@@ -15,62 +15,147 @@ import tensorflow as tf
 from gradsweep.config import available_cpus
 from gradsweep.model import DenseNet, loss_function
 
+OPTIMIZERS = ("sgd", "momentum", "adam")
+MOMENTUM = 0.9
+# Keras' Adam defaults
+ADAM_BETA_1, ADAM_BETA_2, ADAM_EPSILON = 0.9, 0.999, 1e-7
+
 
 @dataclass(frozen=True)
 class SGD:
+    """Mini-batch stochastic training: the step rule and its settings.
+
+    ``optimizer``: ``sgd`` (θ ← θ − η g), ``momentum`` (0.9; ``nesterov`` for Nesterov's
+    form) or ``adam`` (Keras' β₁ = 0.9, β₂ = 0.999, ε = 1e-7), each written as Keras writes it.
+    g is ∂C0/∂θ plus the L2 penalty's (λ/n) θ for weights, so λ means the same for every rule.
+    """
+
     learning_rate: float
     batch_size: int
     l2: float = 0.0  # lambda; the penalty is lambda / (2 n) * sum of squared weights
     l2_n: int = 1
     trace_every: int = 1  # 0: no step traces
     jit_compile: bool = True
+    optimizer: str = "sgd"
+    nesterov: bool = False
 
 
 class Trainer:
     def __init__(self, net: DenseNet, loss: str, sgd: SGD) -> None:
+        if sgd.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer = {sgd.optimizer!r}; allowed: {', '.join(OPTIMIZERS)}")
         self.net, self.sgd, self.loss = net, sgd, loss_function(loss)
         weight_decay = sgd.l2 / sgd.l2_n
-        self.decays = [weight_decay, 0.0] * len(net.kernels)  # L2 on weights (W), not biases
+        # L2 on weights (W), not on biases or normalisation scales
+        self.decays = [weight_decay if name == "kernel" else 0.0 for _, name in net.param_names]
+        # the optimizer's state: one slot per parameter for momentum, two for Adam (m, v)
+        slots = {"sgd": 0, "momentum": 1, "adam": 2}[sgd.optimizer]
+        self.slots = [
+            [tf.Variable(tf.zeros_like(p), trainable=False) for p in net.params]
+            for _ in range(slots)
+        ]
+        self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False)
         self.train_epoch = tf.function(self._train_epoch, jit_compile=sgd.jit_compile)
         self.probe = tf.function(self.gradient_norms)
         matrix = tf.TensorSpec([None, None], tf.float32)  # any split, traced once
         self.evaluate = tf.function(self._evaluate, input_signature=[matrix, matrix])
 
+    @property
+    def state(self) -> list[tf.Variable]:
+        """What a checkpoint must hold besides the parameters to resume exactly."""
+        if not self.slots:
+            return self.net.state
+        return [*self.net.state, self.iterations, *(v for slot in self.slots for v in slot)]
+
+    def reset(self) -> None:
+        """A fresh optimizer (the net's variables are set elsewhere): for the next run."""
+        self.iterations.assign(0)
+        for variable in (v for slot in self.slots for v in slot):
+            variable.assign(tf.zeros_like(variable))
+
     def gradients(self, x: tf.Tensor, y: tf.Tensor) -> list[tf.Tensor]:
-        """∂C0/∂W^l and ∂C0/∂b^l for every layer l: backpropagation, i.e. the chain rule.
+        return self.backpropagate(x, y)[0]
+
+    def backpropagate(self, x: tf.Tensor, y: tf.Tensor) -> tuple[list[tf.Tensor], list]:
+        """∂C0/∂θ for every parameter tensor θ: backpropagation, i.e. the chain rule.
 
         The tape carries the error δ^l = ∂C0/∂z^l back from the cost through every layer
         (Nielsen's BP1 and BP2); each layer's gradients follow from its error and its input
         a^(l-1), summed over the batch's images: ∂C0/∂b^l = Σ δ^l (BP3) and
-        ∂C0/∂W^l = Σ δ^l (a^(l-1))ᵀ (BP4).
+        ∂C0/∂W^l = Σ δ^l (a^(l-1))ᵀ (BP4). With normalisation, z^l = γ û^l + β, so β takes b's
+        BP3, W takes BP4 with the error at its own output u^l, and γ gets Σ δ^l ⊙ û^l.
+        Also returns batch norm's batch moments, which a training step folds into its moving
+        statistics.
         """
         with tf.GradientTape() as tape:
-            inputs, zs = self.net.forward(x)
-            cost = self.loss(y, zs[-1])
+            layers = self.net.forward(x)
+            cost = self.loss(y, layers.zs[-1])
+        if self.net.normalization == "none":
+            deltas = tape.gradient(cost, layers.zs)
+            u_deltas, d_scales = deltas, []
+        else:
+            deltas, u_deltas, d_scales = tape.gradient(
+                cost, [layers.zs, layers.us, self.net.scales]
+            )
         grads = []
-        for delta, a in zip(tape.gradient(cost, zs), inputs, strict=True):
-            grads += [weight_gradient(delta, a), tf.reduce_sum(delta, axis=0)]
-        return grads
+        for layer, (delta, u_delta, a) in enumerate(
+            zip(deltas, u_deltas, layers.inputs, strict=True)
+        ):
+            grads += [weight_gradient(u_delta, a), tf.reduce_sum(delta, axis=0)]
+            if layer < len(d_scales):
+                grads.append(d_scales[layer])
+        return grads, layers.moments
 
     def gradient_norms(self, x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
         """‖∂C0/∂θ‖ per parameter tensor θ, for the mean cost over (x, y)."""
         return tf.stack([tf.norm(g) for g in self.gradients(x, y)])
 
-    def sgd_step(self, x: tf.Tensor, y: tf.Tensor) -> list[tf.Tensor]:
-        """θ ← θ − η (∂C0/∂θ + (λ/n) θ) for every layer, weight decay on W only."""
-        grads = self.gradients(x, y)
-        for p, g, decay in zip(self.net.params, grads, self.decays, strict=True):
-            p.assign_sub(self.sgd.learning_rate * (g + decay * p))
-        return grads
+    def sgd_step(self, x: tf.Tensor, y: tf.Tensor) -> tuple[list[tf.Tensor], list[tf.Tensor]]:
+        """One step θ ← θ + Δθ for every parameter; returns the gradients and the Δθ applied."""
+        grads, moments = self.backpropagate(x, y)
+        self.net.update_moving_statistics(moments)
+        updates = self.updates(grads)
+        for p, delta in zip(self.net.params, updates, strict=True):
+            p.assign_add(delta)
+        return grads, updates
 
-    def _train_epoch(self, x: tf.Tensor, y: tf.Tensor, batches: tf.Tensor) -> tf.Tensor:
-        """SGD over ``batches`` (steps × batch_size indices).
+    def updates(self, grads: list[tf.Tensor]) -> list[tf.Tensor]:
+        """Δθ of each parameter for gradients ``grads``, with weight decay g + (λ/n) θ on W."""
+        eta, params = self.sgd.learning_rate, self.net.params
+        gs = [
+            g + decay * p if decay else g
+            for g, p, decay in zip(grads, params, self.decays, strict=True)
+        ]
+        if self.sgd.optimizer == "sgd":
+            return [-eta * g for g in gs]
+        if self.sgd.optimizer == "momentum":  # v ← μ v − η g; Δθ = v, or μ v − η g (Nesterov)
+            updates = []
+            for g, v in zip(gs, self.slots[0], strict=True):
+                v.assign(MOMENTUM * v - eta * g)
+                updates.append(MOMENTUM * v - eta * g if self.sgd.nesterov else v + 0.0)
+            return updates
+        # Adam: m ← m + (1 − β₁)(g − m), v ← v + (1 − β₂)(g² − v),
+        # Δθ = −η √(1 − β₂^t) / (1 − β₁^t) · m / (√v + ε)
+        self.iterations.assign_add(1)
+        t = tf.cast(self.iterations, tf.float32)
+        alpha = eta * tf.sqrt(1.0 - ADAM_BETA_2**t) / (1.0 - ADAM_BETA_1**t)
+        updates = []
+        for g, m, v in zip(gs, *self.slots, strict=True):
+            m.assign_add((g - m) * (1.0 - ADAM_BETA_1))
+            v.assign_add((tf.square(g) - v) * (1.0 - ADAM_BETA_2))
+            updates.append(-alpha * m / (tf.sqrt(v) + ADAM_EPSILON))
+        return updates
 
-        Returns the gradient norms of every ``trace_every``-th step (rows) for each parameter
-        tensor (columns). Each recorded step adds its squared norms to an in-graph TensorArray;
-        the square roots are taken once, when the epoch ends. The epoch stops after a recorded
-        step whose gradient is not finite: the rest would only compute NaNs.
+    def _train_epoch(self, x: tf.Tensor, y: tf.Tensor, batches: tf.Tensor) -> dict:
+        """Training over ``batches`` (steps × batch_size indices).
+
+        Returns, for every ``trace_every``-th step (rows) and each parameter tensor θ (columns):
+        ``grad`` ‖∂C0/∂θ‖, ``update`` ‖Δθ‖ of the step applied, ``param`` ‖θ‖ before it. Each
+        recorded step adds its squared norms to an in-graph TensorArray; the square roots are
+        taken once, when the epoch ends. The epoch stops after a recorded step whose gradient is
+        not finite: the rest would only compute NaNs.
         """
+        n_params = len(self.decays)
         steps = tf.shape(batches)[0]
         every = self.sgd.trace_every or steps + 1  # untraced: one block, never recorded
         n_blocks = (steps + every - 1) // every
@@ -78,10 +163,14 @@ class Trainer:
         block, finite = 0, True
         while block < n_blocks and finite:
             first = block * every
-            grads = self.sgd_step(tf.gather(x, batches[first]), tf.gather(y, batches[first]))
+            before = [squared_norm(p) for p in self.net.params] if self.sgd.trace_every else []
+            grads, updates = self.sgd_step(
+                tf.gather(x, batches[first]), tf.gather(y, batches[first])
+            )
             if self.sgd.trace_every:
                 squared = tf.stack([squared_norm(g) for g in grads])
-                squares = squares.write(block, squared)
+                moved = tf.stack([squared_norm(d) for d in updates])
+                squares = squares.write(block, tf.stack([squared, moved, tf.stack(before)]))
                 finite = tf.reduce_all(tf.math.is_finite(squared))
             if self.sgd.trace_every != 1:  # with 1 there are none: XLA compiles one step
                 step = first + 1
@@ -90,12 +179,14 @@ class Trainer:
                     step += 1
             block += 1
         if not self.sgd.trace_every:
-            return tf.zeros((0, len(self.decays)))
-        return tf.sqrt(squares.stack())
+            empty = tf.zeros((0, n_params))
+            return {"grad": empty, "update": empty, "param": empty}
+        norms = tf.sqrt(squares.stack())  # (rows, 3, n_params)
+        return {"grad": norms[:, 0], "update": norms[:, 1], "param": norms[:, 2]}
 
     def _evaluate(self, x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """Summed cost and number of correct predictions over (x, y)."""
-        logits = self.net(x)
+        logits = self.net(x, training=False)
         n = tf.cast(tf.shape(x)[0], tf.float32)
         correct = tf.reduce_sum(
             tf.cast(tf.argmax(logits, axis=1) == tf.argmax(y, axis=1), tf.float32)
