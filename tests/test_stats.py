@@ -254,16 +254,20 @@ def test_z_drift_reads_the_last_hidden_layer() -> None:
     from gradsweep.aggregate import z_drift
 
     rng = np.random.default_rng(3)
-    z = {layer: rng.normal(0, layer, size=6) for layer in (1, 2, 3)}
+    cols = ("z_p15", "z_p50", "z_p85")
+    z = {(layer, c): rng.normal(0, layer, size=6) for layer in (1, 2, 3) for c in cols}
     rows = [
-        {"source": "probe", "epoch": e, "layer": layer, "param": param, "z_p50": z[layer][e]}
+        {"source": "probe", "epoch": e, "layer": layer, "param": param,
+         **{c: z[(layer, c)][e] for c in cols}}
         for e in range(6)
         for layer in (1, 2, 3)
         for param in ("bias", "kernel")
-    ] + [{"source": "probe", "epoch": e, "layer": 4, "param": "bias", "z_p50": np.nan}
-         for e in range(6)]  # fmt: skip
+    ] + [{"source": "probe", "epoch": e, "layer": 4, "param": "bias",
+          **dict.fromkeys(cols, np.nan)} for e in range(6)]  # fmt: skip
     probe = pd.DataFrame(rows)
-    assert z_drift(probe, 3) == pytest.approx(np.ptp(z[3]))
-    assert z_drift(probe, 1) == pytest.approx(np.ptp(z[1]))
-    assert np.isnan(z_drift(probe.drop(columns="z_p50"), 3))
+    for layer in (1, 3):  # the largest of the three percentiles' ranges
+        assert z_drift(probe, layer) == pytest.approx(max(np.ptp(z[(layer, c)]) for c in cols))
+    only_median = probe.drop(columns=["z_p15", "z_p85"])
+    assert z_drift(only_median, 3) == pytest.approx(np.ptp(z[(3, "z_p50")]))
+    assert np.isnan(z_drift(probe.drop(columns=list(cols)), 3))
     assert np.isnan(z_drift(probe, 4))

@@ -57,7 +57,7 @@ RUNS_SCHEMA = pa.schema(
         ("grad_ratio_median", pa.float64()),
         ("update_ratio_init", pa.float64()),
         ("update_ratio_final", pa.float64()),
-        ("z_p50_drift", pa.float64()),
+        ("z_drift", pa.float64()),
         ("escape_epoch", pa.float64()),
         ("verdict_init", pa.string()),
         ("verdict_final", pa.string()),
@@ -155,14 +155,21 @@ def update_ratio(steps: pd.DataFrame, depth: int, epoch: int) -> float:
     return float(np.median(ratio)) if len(ratio) else np.nan
 
 
-def z_drift(probe: pd.DataFrame, depth: int, column: str = "z_p50") -> float:
-    """How far the last hidden layer's unit-0 input percentile (``z_p50``: its median over the
-    probe images) moved over training: max − min over the probe epochs (NaN: not recorded)."""
-    if column not in probe or probe.empty:
+PERCENTILE_COLUMNS = ("z_p15", "z_p50", "z_p85")
+
+
+def z_drift(probe: pd.DataFrame, depth: int, columns: Sequence[str] = PERCENTILE_COLUMNS) -> float:
+    """How far the distribution of the last hidden layer's unit-0 input moved over training:
+    the largest, over its 15th, 50th and 85th percentile over the probe images, of max − min
+    over the probe epochs (NaN: not recorded)."""
+    present = [c for c in columns if c in probe]
+    if not present or probe.empty:
         return np.nan
     rows = probe[(probe["source"] == "probe") & (probe["layer"] == depth)]
-    per_epoch = rows.dropna(subset=[column]).drop_duplicates("epoch")[column]
-    return float(per_epoch.max() - per_epoch.min()) if len(per_epoch) else np.nan
+    per_epoch = rows.dropna(subset=present, how="all").drop_duplicates("epoch")[present]
+    if per_epoch.empty:
+        return np.nan
+    return float((per_epoch.max() - per_epoch.min()).max())
 
 
 def run_summary(
@@ -217,7 +224,7 @@ def run_summary(
         "grad_ratio_median": median_ratio,
         "update_ratio_init": update_ratio(steps, depth, 1),
         "update_ratio_final": update_ratio(steps, depth, last_epoch),
-        "z_p50_drift": z_drift(probe, depth),
+        "z_drift": z_drift(probe, depth),
         "escape_epoch": escape,
         "verdict_init": verdict("ok", init_ratio),  # nothing has diverged before training
         "verdict_final": verdict(info["status"], final_ratio),
