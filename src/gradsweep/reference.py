@@ -199,6 +199,8 @@ def bn_speed(runs: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
             metrics, runs.loc[runs["config_id"] == base["config_id"].iloc[0], "run_id"]
         )
         target = float(curve.iloc[-1]) if len(curve) else np.nan
+        if target < NEVER_LEARNED_BELOW:  # never learned: "reaching" chance means nothing
+            target = np.nan
     rows = []
     for _, cfg in configs.iterrows():
         members = runs[runs["config_id"] == cfg["config_id"]]
@@ -374,9 +376,10 @@ def claim_section(metric: str, runs: pd.DataFrame, metrics: pd.DataFrame | None)
         ]
         for _, r in table.iterrows():
             drift = "—" if not np.isfinite(r["z_drift"]) else f"{r['z_drift']:.3g}"
+            reach = _step(r["steps_to_target"]) if np.isfinite(r["target"]) else "—"
             lines.append(
                 f"| {r['label']} | {r['n']} | {_num(100 * r['final_test_acc'])} | "
-                f"{_step(r['steps_to_target'])} of {_step(r['last_step'])} | {drift} |"
+                f"{reach} of {_step(r['last_step'])} | {drift} |"
             )
         return ["Measured verdict:", "", *lines, "", *bn_speed_verdict(table)]
     if metric == "remedies":
