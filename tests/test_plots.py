@@ -365,3 +365,15 @@ def test_bn_distribution_drift_against_numpy(remedies, tmp_path: Path) -> None:
         assert row["final_test_acc"] == pytest.approx(100 * end["test_acc"].mean())
     drift = table.set_index("label")["z_drift"]
     assert drift["no norm."] > 0.1 > drift["batch norm"]  # as the synthetic traces are made
+
+
+def test_ratio_heatmap_rows_follow_the_remedy_axes(remedies, tmp_path: Path) -> None:
+    runs, _, _ = remedies
+    cells = plotting.plot_ratio_heatmap(runs, tmp_path / "heatmap.png")
+    rows = list(pd.unique(cells.loc[cells["when"] == "at initialisation", "row"]))
+    assert rows == [
+        f"{opt} · {norm} · {res}"
+        for opt in ("SGD", "Adam")
+        for norm in ("no norm.", "batch norm")
+        for res in ("no shortcut", "residual")
+    ]

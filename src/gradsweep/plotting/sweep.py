@@ -279,8 +279,17 @@ def heatmap_rows(runs: pd.DataFrame) -> pd.Series:
 
 
 def _row_order(sub: pd.DataFrame) -> list[str]:
-    keys = sub.assign(_w=sub["widths"].map(D.width_sort_key)).sort_values(["depth", "_w"])
-    return list(pd.unique(keys["row"]))
+    """Rows by depth, widths, then the varying axes in their display order (data.axis_order:
+    SGD before Adam, no normalization before batch norm, no shortcut before residual, ...)."""
+    df = sub.assign(_w=sub["widths"].map(D.width_sort_key))
+    keys = ["depth", "_w"]
+    for axis in D.varying_axes(sub):
+        if axis in ("activation", "init", "depth", "width") or axis not in df:
+            continue
+        rank = {v: i for i, v in enumerate(D.axis_order(axis, df[axis]))}
+        df[f"_{axis}"] = df[axis].map(lambda v, r=rank: r.get(v, r.get(str(v), len(r))))
+        keys.append(f"_{axis}")
+    return list(pd.unique(df.sort_values(keys, kind="stable")["row"]))
 
 
 def plot_ratio_heatmap(runs: pd.DataFrame, out: str | Path) -> pd.DataFrame:
