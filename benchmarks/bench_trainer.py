@@ -2,6 +2,7 @@
 
     python benchmarks/bench_trainer.py                  # Fashion-MNIST if installed, 1 thread
     python benchmarks/bench_trainer.py --threads 2 --reps 5 --no-wide
+    python benchmarks/bench_trainer.py --remedies --no-wide   # + Adam and batch norm (issue 15)
 
 50,000 training images × 784 features, 5,000 steps of batch 10, sigmoid layers and outputs,
 sigmoid cross-entropy, SGD η = 0.5, for the net 784-100-100-100-100-10 and (reported only) the
@@ -12,6 +13,13 @@ wide net 784-2048-1024-512-256-10, in four variants:
   (b) the same with ``steps_per_execution=500``;
   (c) ``gradsweep.train.Trainer`` with ``trace_every=0`` (no gradient norms);
   (d) the same tracing ‖∂C0/∂W‖ and ‖∂C0/∂b‖ of every layer on every step.
+
+With ``--remedies``, also the 4 × 100 net with batch normalization before each sigmoid and
+Adam (η = 0.001, Keras' defaults), no L2 on either side:
+
+  (e) Keras ``fit`` of Dense (no bias) → ``BatchNormalization`` → sigmoid layers, ``Adam``;
+  (f) the trainer with ``optimizer="adam"``, ``normalization="batch_norm"``, every step traced
+      (‖∂C0/∂θ‖, ‖Δθ‖ and ‖θ‖ of every W, β and γ).
 
 Keras is timed from ``on_epoch_begin`` to ``on_epoch_end`` (its per-``fit`` set-up, e.g. turning
 the arrays into a dataset, is left out); the trainer from drawing the epoch's batches on the
@@ -40,12 +48,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 N, FEATURES, CLASSES, BATCH, ETA, L2 = 50_000, 784, 10, 10, 0.5, 5.0
+ADAM_ETA = 0.001
 NETS = {"main": [784, 100, 100, 100, 100, 10], "wide": [784, 2048, 1024, 512, 256, 10]}
 LABELS = {
     "a": "(a) keras fit",
     "b": "(b) keras fit, steps_per_execution=500",
     "c": "(c) gradsweep, trace_every=0",
     "d": "(d) gradsweep, every step, every W and b",
+    "e": "(e) keras fit, adam + batch norm",
+    "f": "(f) gradsweep, adam + batch norm, every step",
 }
 
 
@@ -71,13 +82,25 @@ def load_data(kind: str) -> tuple[np.ndarray, np.ndarray, str]:
 Timer = Callable[[], tuple[float, float]]  # one epoch → (wall s, cpu s)
 
 
-def keras_variant(sizes: list[int], x: np.ndarray, y: np.ndarray, spe: int = 1) -> Timer:
+def keras_variant(
+    sizes: list[int], x: np.ndarray, y: np.ndarray, spe: int = 1, remedies: bool = False
+) -> Timer:
     import keras
 
-    layers = [keras.layers.Dense(width, activation="sigmoid") for width in sizes[1:]]
+    if remedies:
+        layers = []
+        for width in sizes[1:-1]:
+            layers += [
+                keras.layers.Dense(width, use_bias=False),
+                keras.layers.BatchNormalization(),
+                keras.layers.Activation("sigmoid"),
+            ]
+        layers.append(keras.layers.Dense(sizes[-1], activation="sigmoid"))
+    else:
+        layers = [keras.layers.Dense(width, activation="sigmoid") for width in sizes[1:]]
     model = keras.Sequential([keras.Input((sizes[0],)), *layers])
     model.compile(
-        optimizer=keras.optimizers.SGD(ETA),
+        optimizer=keras.optimizers.Adam(ADAM_ETA) if remedies else keras.optimizers.SGD(ETA),
         loss="binary_crossentropy",
         steps_per_execution=spe,
     )
@@ -102,17 +125,21 @@ def keras_variant(sizes: list[int], x: np.ndarray, y: np.ndarray, spe: int = 1) 
     return epoch
 
 
-def gradsweep_variant(sizes: list[int], x, y, trace_every: int) -> Timer:
+def gradsweep_variant(sizes: list[int], x, y, trace_every: int, remedies: bool = False) -> Timer:
     import tensorflow as tf
 
     from gradsweep.model import DenseNet
     from gradsweep.train import SGD, Trainer, epoch_batches
 
-    net = DenseNet(sizes, "sigmoid", "scaled_normal", seed=0)
-    sgd = SGD(ETA, BATCH, l2=L2, l2_n=N, trace_every=trace_every)
+    norm = "batch_norm" if remedies else "none"
+    net = DenseNet(sizes, "sigmoid", "scaled_normal", seed=0, normalization=norm)
+    if remedies:
+        sgd = SGD(ADAM_ETA, BATCH, trace_every=trace_every, optimizer="adam")
+    else:
+        sgd = SGD(ETA, BATCH, l2=L2, l2_n=N, trace_every=trace_every)
     trainer = Trainer(net, "sigmoid_cross_entropy", sgd)
     epochs = itertools.count(1)
-    n_params = 2 * (len(sizes) - 1)
+    n_params = len(net.params)
 
     def epoch() -> tuple[float, float]:
         wall, cpu = time.perf_counter(), time.process_time()
@@ -141,7 +168,9 @@ def matmul_peak(threads: int) -> float:
     return 1024**3 / best / 1e9
 
 
-def run_net(name: str, sizes: list[int], x, y, reps: int) -> dict[str, dict[str, list[float]]]:
+def run_net(
+    name: str, sizes: list[int], x, y, reps: int, remedies: bool = False
+) -> dict[str, dict[str, list[float]]]:
     import tensorflow as tf
 
     x_tf, y_tf = tf.constant(x), tf.constant(y)
@@ -151,6 +180,9 @@ def run_net(name: str, sizes: list[int], x, y, reps: int) -> dict[str, dict[str,
         "c": gradsweep_variant(sizes, x_tf, y_tf, trace_every=0),
         "d": gradsweep_variant(sizes, x_tf, y_tf, trace_every=1),
     }
+    if remedies:
+        timers["e"] = keras_variant(sizes, x, y, remedies=True)
+        timers["f"] = gradsweep_variant(sizes, x_tf, y_tf, trace_every=1, remedies=True)
     print(f"keras jit_compile (fit default): {timers['a'].jit_compile}", flush=True)
     times: dict[str, dict[str, list[float]]] = {k: {"wall": [], "cpu": []} for k in timers}
     for key, timer in timers.items():
@@ -158,7 +190,7 @@ def run_net(name: str, sizes: list[int], x, y, reps: int) -> dict[str, dict[str,
         print(f"  {name} warm-up {LABELS[key]}: {wall:.2f} s", flush=True)
     keys = list(timers)
     for rep in range(reps):
-        for key in keys[rep % 4 :] + keys[: rep % 4]:
+        for key in keys[rep % len(keys) :] + keys[: rep % len(keys)]:
             # Collect the garbage the previous variant left (Keras' fit leaves many objects),
             # so Python's collector does not run inside the next variant's timed epoch.
             gc.collect()
@@ -226,6 +258,9 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=15, help="timed epochs per variant (≥ 3)")
     parser.add_argument("--wide-reps", type=int, default=3, help="the same for the wide net")
     parser.add_argument("--no-wide", action="store_true", help="skip the wide net")
+    parser.add_argument(
+        "--remedies", action="store_true", help="also Adam + batch norm: Keras fit vs gradsweep"
+    )
     parser.add_argument("--threads", type=int, default=1, help="TensorFlow intra/inter-op")
     parser.add_argument("--data", choices=["auto", "fashion", "synthetic"], default="auto")
     args = parser.parse_args()
@@ -254,7 +289,7 @@ def main() -> None:
     nets = {"main": args.reps} | ({} if args.no_wide else {"wide": args.wide_reps})
     results = {}
     for name, reps in nets.items():
-        results[name] = run_net(name, NETS[name], x, y, reps)
+        results[name] = run_net(name, NETS[name], x, y, reps, args.remedies and name == "main")
     print(f"after: {loadavg()}")
     print()
     for name, times in results.items():
@@ -271,6 +306,7 @@ def main() -> None:
     print(
         f"speedup_vs_fit={med['a'] / med['d']:.2f} speedup_vs_fit_spe={med['b'] / med['d']:.2f} "
         f"trace_overhead={med['d'] / med['c'] - 1:.3f}"
+        + (f" adam_bn_speedup_vs_fit={med['e'] / med['f']:.2f}" if "f" in med else "")
     )
 
 

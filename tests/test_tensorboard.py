@@ -36,7 +36,7 @@ from workflow_helpers import copy_workflow, job_stats, snakemake
 from gradsweep import data
 from gradsweep.aggregate import aggregate
 from gradsweep.batches import cache_entry
-from gradsweep.config import expand_runs
+from gradsweep.config import REMEDY_DEFAULTS, expand_runs
 from gradsweep.tensorboard import (
     TensorBoardError,
     run_hparams,
@@ -181,7 +181,8 @@ def test_one_folder_and_event_file_per_run(sweep: Path, board: Board) -> None:
 def test_hparams_experiment_is_the_union_of_all_settings(sweep: Path, board: Board) -> None:
     experiment = board.experiment()
     infos = [json.loads(p.read_text()) for p in sorted((sweep / "runs").glob("*/*/run.json"))]
-    configs = [info["config"] for info in infos]
+    # remedy settings left at their defaults are not in a run's config: filled in
+    configs = [{**REMEDY_DEFAULTS, **info["config"]} for info in infos]
     hparams = {h["name"]: h for h in experiment["hparamInfos"]}
     expected_names = {k for c in configs for k, v in c.items() if v is not None} - {
         "run",
@@ -216,6 +217,7 @@ def test_one_session_group_per_run_with_its_settings_and_metrics(sweep: Path, bo
         config = json.loads((sweep / "runs" / run_id / "run.json").read_text())["config"]
         assert hparams["l2"] == config["l2"] and hparams["loss"] == config["loss"]
         assert "train_subset" not in hparams  # null: no value, an empty cell
+        assert hparams["optimizer"] == "sgd" and hparams["residual"] is False  # the defaults
 
         (session,) = group["sessions"]
         assert session["status"] == (
@@ -262,6 +264,11 @@ def test_scalars_per_epoch_match_the_aggregates(sweep: Path, board: Board) -> No
             assert tags - {"_hparams_/session_start_info", "_hparams_/session_end_info"} == {
                 *(f"{w}/{s}" for w in ("loss", "accuracy") for s in ("train", "val", "test")),
                 *(f"probe_grad_norm_{p}/{layer}" for p in ("bias", "kernel") for layer in layers),
+                *(  # where the run has a finite one (a trained epoch, no divergence)
+                    f"probe_relative_update_{r.param}/{layers[r.layer - 1]}"
+                    for r in probe[probe["run_id"] == run_id].itertuples()
+                    if np.isfinite(r.relative_update)
+                ),
                 "grad_ratio",
                 *(f"hparams/{name}" for name in METRICS if math.isfinite(runs.loc[run_id, name])),
             }
@@ -276,10 +283,14 @@ def test_scalars_per_epoch_match_the_aggregates(sweep: Path, board: Board) -> No
                     rows_l = run_probe[
                         (run_probe["param"] == param) & (run_probe["layer"] == layer)
                     ]
-                    rows_l = rows_l[np.isfinite(rows_l["grad_norm"])]
-                    expected = dict(zip(rows_l["epoch"], rows_l["grad_norm"], strict=True))
-                    got = board.scalars(run_id, f"probe_grad_norm_{param}/{name}")
-                    assert got == pytest.approx(expected, rel=1e-6), (run_id, param, name)
+                    for column, tag in (
+                        ("grad_norm", f"probe_grad_norm_{param}/{name}"),
+                        ("relative_update", f"probe_relative_update_{param}/{name}"),
+                    ):
+                        finite = rows_l[np.isfinite(rows_l[column])]
+                        expected = dict(zip(finite["epoch"], finite[column], strict=True))
+                        got = board.scalars(run_id, tag) if expected else {}
+                        assert got == pytest.approx(expected, rel=1e-6), (run_id, tag)
             # the ratio per epoch ends where runs.parquet's grad_ratio_final is
             ratio = board.scalars(run_id, "grad_ratio")
             final = runs.loc[run_id, "grad_ratio_final"]
@@ -299,7 +310,9 @@ def test_relative_wall_time_is_training_seconds(sweep: Path, board: Board) -> No
 
 def test_run_hparams_leaves_out_unset_and_bookkeeping_keys() -> None:
     config = {"run": "r", "trainer_version": 2, "widths": [30, 20], "l2_n": None, "seed": 0}
-    assert run_hparams(config) == {"depth": 2, "widths": "30-20", "seed": 0}
+    expected = {"depth": 2, "widths": "30-20", "seed": 0}
+    assert run_hparams(config) == {**REMEDY_DEFAULTS, **expected}  # defaults filled in
+    assert run_hparams({**config, "optimizer": "adam"})["optimizer"] == "adam"
     with pytest.raises(TensorBoardError, match="'grid'"):
         run_hparams({"grid": {"a": 1}})
 

@@ -39,6 +39,7 @@ from tensorboard.plugins.scalar.summary_v2 import scalar_pb
 from tensorboard.summary.writer.record_writer import RecordWriter
 
 from gradsweep.aggregate import hidden_bias_norms
+from gradsweep.config import REMEDY_DEFAULTS
 
 # HParams metrics: runs.parquet columns, each written once per run as tag "hparams/<column>".
 METRICS = {
@@ -65,9 +66,10 @@ class TensorBoardError(RuntimeError):
 
 def run_hparams(config: Mapping[str, Any]) -> dict[str, bool | int | float | str]:
     """Every setting of a run's resolved config as an HParams value: ``widths`` as in
-    runs.parquet (``100-100``), plus ``depth``; unset (null) settings are left out."""
+    runs.parquet (``100-100``), plus ``depth``; unset (null) settings are left out, the
+    remedy settings a config leaves at their defaults are filled in."""
     hparams: dict[str, bool | int | float | str] = {}
-    for key, value in config.items():
+    for key, value in {**REMEDY_DEFAULTS, **config}.items():
         if key in NOT_HPARAMS or value is None:
             continue
         if key == "widths":
@@ -173,6 +175,10 @@ def run_events(
         if _finite(row.grad_norm):
             tag = f"probe_grad_norm_{row.param}/{layer}"
             events.append((wall.get(row.epoch, end), int(row.epoch), scalar_pb(tag, row.grad_norm)))
+        if _finite(row.relative_update):  # the epoch's ‖θ_e − θ_(e−1)‖ ÷ ‖θ_(e−1)‖
+            tag = f"probe_relative_update_{row.param}/{layer}"
+            value = row.relative_update
+            events.append((wall.get(row.epoch, end), int(row.epoch), scalar_pb(tag, value)))
     norms = hidden_bias_norms(probe)
     for epoch, ratio in (norms.iloc[:, -1] / norms.iloc[:, 0]).items():
         if _finite(ratio):
@@ -196,7 +202,7 @@ def run_events(
 def _probe_rows(traces: str | Path) -> pd.DataFrame:
     """The probe rows of an experiment's traces.parquet, read batch by batch: its step rows
     can be millions, which pq.read_table(filters=...) would hold in memory all at once."""
-    columns = ["run_id", "epoch", "layer", "param", "grad_norm", "source"]
+    columns = ["run_id", "epoch", "layer", "param", "grad_norm", "relative_update", "source"]
     file = pq.ParquetFile(traces)
     schema = pa.schema([file.schema_arrow.field(column) for column in columns])
     batches = file.iter_batches(columns=columns)
