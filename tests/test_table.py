@@ -324,3 +324,8 @@ def test_remedies_verdict_against_numpy(tmp_path) -> None:
     assert cells[-1] == f"{delta:+.2f}"
     assert any(r.startswith("| SGD · no norm. (plain SGD)") for r in rows)
     assert "configs beat plain SGD's test accuracy" in verdict
+    seeds_page = table.seeds_markdown(runs, references=ref)
+    head = _header(seeds_page, "remedies")
+    assert head[head.index("grad ratio at end") + 1] == "update ratio epoch 1"
+    first = runs.sort_values(["seed", "run"]).iloc[0]
+    assert format_ratio(first["update_ratio_init"]) in seeds_page

@@ -163,13 +163,23 @@ def sort_runs(runs: pd.DataFrame) -> pd.DataFrame:
     return df.sort_values(keys, kind="stable", na_position="last").drop(columns="_widths_key")
 
 
+SEED_UPDATE_COLUMNS: list[Column] = [
+    Column("update ratio epoch 1", "update_ratio_init", format_ratio),
+    Column("update ratio last epoch", "update_ratio_final", format_ratio),
+]
+
+
 def columns_for(runs: pd.DataFrame, columns: list[Column] | None = None) -> list[Column]:
-    """The table's columns, plus any training setting that varies within ``runs``."""
+    """The table's columns, plus any training setting that varies within ``runs``, and the
+    update ratios after the grad ratios where a remedy setting varies."""
     cols = list(COLUMNS if columns is None else columns)
     extra = [c for c in VARYING_SETTINGS if c.field in runs.columns and runs[c.field].nunique() > 1]
     if extra:
         at = next((i + 1 for i, c in enumerate(cols) if c.field == "seed"), len(cols))
         cols[at:at] = extra
+    if any(c.field in REMEDY_SETTINGS for c in extra):
+        at = next((i + 1 for i, c in enumerate(cols) if c.field == "grad_ratio_final"), len(cols))
+        cols[at:at] = SEED_UPDATE_COLUMNS
     return cols
 
 
