@@ -294,9 +294,11 @@ def _planned_rules(workdir: Path, *args: str) -> dict[str, int]:
 def test_workflow_plans_article_figures(tmp_path: Path) -> None:
     workdir = copy_workflow(tmp_path)
     default = _planned_rules(workdir)
-    for rule in ("plot_activations", "plot_one_path", "plot_nndl_demo", "plot_nielsen_init"):
+    for rule in ("plot_activations", "plot_one_path", "plot_nndl_demo", "plot_nielsen_init",
+                 "plot_remedies", "plot_batch_norm_sigmoid"):  # fmt: skip
         assert default.get(rule) == 1, default
     assert default["plot_diagnostics"] == default["plot_experiment"] > 5  # one page each
     smoke = _planned_rules(workdir, "--configfile", "config/smoke.yaml")
     assert smoke.get("plot_activations") == 1 and smoke.get("plot_diagnostics") == 1
-    assert not {"plot_one_path", "plot_nndl_demo", "plot_nielsen_init"} & set(smoke)
+    assert not {"plot_one_path", "plot_nndl_demo", "plot_nielsen_init", "plot_remedies",
+                "plot_batch_norm_sigmoid"} & set(smoke)  # fmt: skip

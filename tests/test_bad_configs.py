@@ -275,6 +275,50 @@ CASES = [
         cli=False,
     ),
     Case(
+        "unknown_optimizer",
+        {f"{EXP}.grid.optimizer": ["sgd", "rmsprop"]},
+        ("grid.optimizer[1]", "'rmsprop'", "allowed: sgd, momentum, adam"),
+        cli=False,
+    ),
+    Case(
+        "unknown_normalization_shared",
+        {"training.normalization": "group_norm"},
+        ("training.normalization", "'group_norm'", "allowed: none, batch_norm, layer_norm"),
+        experiment=None,
+        cli=False,
+    ),
+    Case(
+        "residual_not_boolean",
+        {f"{EXP}.grid.residual": ["yes please"]},
+        ("grid.residual[0]", "'yes please'", "allowed: true or false"),
+        cli=False,
+    ),
+    Case(
+        "nesterov_without_momentum",
+        {f"{EXP}.training": {"optimizer": "adam", "nesterov": True}},
+        (
+            "nesterov = true needs optimizer = momentum",
+            "optimizer = 'adam'",
+            "allowed: nesterov: true only with optimizer: momentum",
+        ),
+        cli=False,
+    ),  # fmt: skip
+    Case(
+        "nesterov_with_default_sgd",
+        {f"{EXP}.grid.nesterov": [False, True]},
+        ("nesterov = true needs optimizer = momentum", "optimizer = 'sgd'"),
+        cli=False,
+    ),
+    Case(
+        "residual_unequal_widths",
+        {f"{EXP}.grid": grid(depth=DELETE, width=DELETE, widths=[[100, 50]], residual=[True])},
+        (
+            "residual = true needs equal hidden widths",
+            "widths = [100, 50]",
+            "allowed: residual = false, or one width for every hidden layer",
+        ),
+    ),  # fmt: skip
+    Case(
         "missing_local_source",
         {f"{EXP}.dataset": "mnist", "datasets": {"mnist": {"source": "/nonexistent/m.npz"}}},
         (

@@ -2,7 +2,7 @@ import pytest
 import yaml
 from workflow_helpers import REPO
 
-from gradsweep.config import TRAINER_VERSION, ConfigError, expand_runs, run_name
+from gradsweep.config import TRAINER_VERSION, ConfigError, expand_runs, run_name, setting
 
 
 def config(**experiment):
@@ -119,6 +119,79 @@ def test_run_name_lists_varied_training_keys():
     assert run_name(run, ["learning_rate"]) == "d2-w3x2-tanh-normal-s2-learning_rate0.1"
 
 
+def remedy_grid(**axes):
+    return config(
+        grid={"depth": [3], "width": [8], "activation": ["sigmoid"], "init": ["scaled_normal"],
+              **axes}
+    )  # fmt: skip
+
+
+def test_remedy_axes_enter_a_run_only_when_not_default():
+    runs = expand_runs(
+        remedy_grid(optimizer=["sgd", "adam"], normalization=["none", "batch_norm"],
+                    residual=[False, True])
+    )  # fmt: skip
+    assert len(runs) == 8
+    by_name = {r["run"]: r for r in runs}
+    plain = by_name["d3-w8-sigmoid-scaled_normal-s0"]
+    assert not {"optimizer", "nesterov", "normalization", "residual"} & set(plain)
+    full = by_name["d3-w8-sigmoid-scaled_normal-s0-normalizationbatch_norm-optimizeradam-residual"]
+    assert (full["optimizer"], full["normalization"], full["residual"]) == (
+        "adam",
+        "batch_norm",
+        True,
+    )
+    assert "nesterov" not in full
+    assert {setting(r, "optimizer") for r in runs} == {"sgd", "adam"}
+    assert all(list(r) == sorted(r) for r in runs)
+
+
+def test_remedy_settings_from_training_blocks_and_not_in_the_name_unless_varied():
+    cfg = remedy_grid()
+    cfg["training"] = {"optimizer": "momentum", "nesterov": True}
+    cfg["experiments"]["exp"]["training"] = {"normalization": "layer_norm"}
+    (run,) = expand_runs(cfg)
+    assert run["run"] == "d3-w8-sigmoid-scaled_normal-s0"
+    assert (run["optimizer"], run["nesterov"], run["normalization"]) == (
+        "momentum", True, "layer_norm"
+    )  # fmt: skip
+    assert "residual" not in run
+
+
+def test_defaults_written_out_give_the_same_runs_as_before():
+    """Spelling out the defaults changes nothing: same run dicts (same hash, cache, params)."""
+    before = expand_runs(remedy_grid())
+    spelled = expand_runs(
+        remedy_grid(optimizer=["sgd"], nesterov=[False], normalization=["none"], residual=[False])
+    )
+    assert spelled == before
+
+
+def test_residual_needs_equal_widths_but_depth_one_is_fine():
+    (run,) = expand_runs(
+        config(grid={"depth": [1], "width": [8], "activation": ["relu"], "init": ["he_normal"],
+                     "residual": [True]})
+    )  # fmt: skip
+    assert run["residual"] is True
+    with pytest.raises(ConfigError) as err:
+        expand_runs(
+            config(grid={"widths": [[100, 50, 50]], "activation": ["relu"], "init": ["he_normal"],
+                         "residual": [True]})
+        )  # fmt: skip
+    assert "experiment 'exp': residual = true needs equal hidden widths" in str(err.value)
+    assert "widths = [100, 50, 50]" in str(err.value)
+
+
+def test_nesterov_needs_momentum():
+    runs = expand_runs(remedy_grid(optimizer=["momentum"], nesterov=[False, True]))
+    assert [r["run"] for r in runs] == [
+        "d3-w8-sigmoid-scaled_normal-s0",
+        "d3-w8-sigmoid-scaled_normal-s0-nesterov",
+    ]
+    with pytest.raises(ConfigError, match="nesterov = true needs optimizer = momentum"):
+        expand_runs(remedy_grid(optimizer=["sgd", "momentum"], nesterov=[True]))
+
+
 def test_fashion_config_mirrors_the_default_sweep():
     """config/fashion.yaml is config/config.yaml with every experiment on Fashion-MNIST: same
     experiments, settings, grids and references (its header says this test checks it)."""
@@ -152,7 +225,7 @@ def test_config_readme_documents_every_key_and_choice():
     readme = (REPO / "config/README.md").read_text()
     keys = schema_keys(schema)
     assert {"source", "threads", "epochs", "grid", "widths", "metric", "value"} <= keys
-    names = {n for choice, ns in registry.CHOICES.items() if choice != "optimizer" for n in ns}
+    names = {n for ns in registry.CHOICES.values() for n in ns}
     missing = sorted(
         name for name in keys | names | set(reference.METRICS) if f"`{name}`" not in readme
     )

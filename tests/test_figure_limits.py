@@ -46,6 +46,15 @@ def test_many_run_figures_respect_limits_and_show_every_config(grid, tmp_path: P
     assert sorted(drawn["config_id"]) == sorted(runs["config_id"].unique())
     assert drawn["drawn"].all() and (drawn["n_seeds"] == 2).all()
 
+    kernels = plotting.read_traces(
+        grid["traces"], source="probe", param="kernel",
+        columns=(*plotting.data.TRACE_COLUMNS, "relative_update"),
+    )  # fmt: skip
+    updates = plotting.plot_update_sizes(kernels, runs, tmp_path / "updates.png", "grid", pages[0])
+    assert _check(tmp_path / "updates.png") == len(updates)  # the gradients page's panels
+    first = plotting.plot_gradient_norms(probe, runs, tmp_path / "g0.png", "grid", pages[0])
+    assert updates["config_id"].tolist() == first["config_id"].tolist() and updates["drawn"].all()
+
     steps = plotting.read_traces(grid["traces"], source="step")
     shown = plotting.plot_step_traces(steps, runs, tmp_path / "steps.png", "grid", pages[0])
     assert _check(tmp_path / "steps.png") == len(shown)

@@ -271,3 +271,109 @@ def test_read_traces_filters(sweep, tmp_path: Path) -> None:
     traces.drop(columns="experiment").to_parquet(per_run)
     got2 = plotting.read_traces([per_run], experiment="lr", source="step")
     assert len(got2) > 0 and got2["run_id"].str.startswith("lr/").all()
+
+
+# --------------------------------------------------------------------- remedies (issue 15)
+
+
+@pytest.fixture(scope="module")
+def remedies(tmp_path_factory) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The remedies experiment in small: 4 × 8 sigmoid across optimizer × normalization ×
+    residual, 2 seeds each, plus the ReLU + He baseline (runs, traces, metrics)."""
+    from synthetic_aggregate import synthetic_aggregate
+
+    root = tmp_path_factory.mktemp("remedies")
+    common = {"depth": (4,), "width": (8,), "seeds": (0, 1), "steps_per_epoch": 5,
+              "experiment": "remedies"}  # fmt: skip
+    grid = synthetic_aggregate(
+        root / "grid", activation=("sigmoid",), init=("scaled_normal",), **common,
+        remedies={"optimizer": ["sgd", "adam"], "normalization": ["none", "batch_norm"],
+                  "residual": [False, True]},
+    )  # fmt: skip
+    base = synthetic_aggregate(
+        root / "base", activation=("relu",), init=("he_normal",), rng_seed=1, **common
+    )
+    return tuple(  # type: ignore[return-value]
+        pd.concat([pd.read_parquet(p[name]) for p in (grid, base)], ignore_index=True)
+        for name in ("runs", "traces", "metrics")
+    )
+
+
+def test_update_sizes_png_same_panels_as_gradients(remedies, tmp_path: Path) -> None:
+    runs, traces, _ = remedies
+    probe = traces[traces["source"] == "probe"]
+    shown = plotting.plot_update_sizes(probe, runs, tmp_path / "updates.png", "remedies")
+    grads = plotting.plot_gradient_norms(probe, runs, tmp_path / "gradients.png", "remedies")
+    assert shown["config_id"].tolist() == grads["config_id"].tolist()
+    assert len(shown) == 9 and shown["drawn"].all() and (shown["n_seeds"] == 2).all()
+    assert (
+        _check_png(tmp_path / "updates.png").shape == mpimg.imread(tmp_path / "gradients.png").shape
+    )
+    # traces from before update sizes were recorded: every panel says so, none is drawn
+    old = probe.drop(columns="relative_update")
+    none = plotting.plot_update_sizes(old, runs, tmp_path / "old.png", "remedies")
+    assert len(none) == 9 and not none["drawn"].any()
+
+
+def test_remedies_heatmap_numbers_against_numpy(remedies, tmp_path: Path) -> None:
+    from PIL import Image
+    from scipy import stats as sps
+
+    runs, _, _ = remedies
+    table = plotting.plot_remedies_heatmap(runs, tmp_path / "remedies.png", "remedies")
+    with Image.open(tmp_path / "remedies.png") as img:
+        assert int(img.info["Panels"]) == 2 and img.height <= style.MAX_HEIGHT_PX
+    _check_png(tmp_path / "remedies.png")
+    assert len(table) == 9 and table["label"].is_unique and (table["n"] == 2).all()
+    assert table["label"].iloc[0] == "sigmoid · scaled_normal · SGD · no norm. · no shortcut"
+    assert table["label"].iloc[-1].startswith("relu · he_normal")  # the baseline last
+    for _, row in table.iterrows():
+        members = runs[runs["config_id"] == row["config_id"]]
+        for col in ("grad_ratio_init", "grad_ratio_final", "update_ratio_init",
+                    "update_ratio_final"):  # fmt: skip
+            v = members[col].to_numpy(dtype=float)
+            assert row[col] == pytest.approx(sps.gmean(v), rel=1e-9)
+            assert (row[f"{col}_min"], row[f"{col}_max"]) == (v.min(), v.max())
+        assert row["test_acc"] == pytest.approx(100 * members["test_acc"].mean())
+    adam = table[table["label"].str.contains("Adam")]
+    sgd = table[table["label"].str.contains("SGD") & table["label"].str.startswith("sigmoid")]
+    # the synthetic Adam evens out the steps: its update ratios are near 1, SGD's are not
+    assert adam["update_ratio_final"].between(0.5, 2).all()
+    assert (sgd["update_ratio_init"] > 2).all()
+
+
+def test_bn_distribution_drift_against_numpy(remedies, tmp_path: Path) -> None:
+    runs, traces, metrics = remedies
+    bn = runs[runs["optimizer"] == "sgd"]
+    bn = bn[~bn["residual"].astype(bool) & (bn["activation"] == "sigmoid")]
+    assert set(bn["normalization"]) == {"none", "batch_norm"}
+    table = plotting.plot_bn_distribution(metrics, traces, bn, tmp_path / "bn.png", "remedies")
+    _check_png(tmp_path / "bn.png")
+    assert table["label"].tolist() == ["no norm.", "batch norm"]
+    for _, row in table.iterrows():
+        ids = bn.loc[bn["config_id"] == row["config_id"], "run_id"]
+        last = traces[(traces["source"] == "probe") & traces["run_id"].isin(ids)
+                      & (traces["layer"] == 4) & (traces["param"] == "bias")]  # fmt: skip
+        for col in ("z_p15", "z_p50", "z_p85"):
+            drift = [np.ptp(d[col].to_numpy()) for _, d in last.groupby("run_id")]
+            assert row[f"{col}_drift"] == pytest.approx(np.mean(drift))
+        per_run = [max(np.ptp(d[c].to_numpy()) for c in ("z_p15", "z_p50", "z_p85"))
+                   for _, d in last.groupby("run_id")]  # fmt: skip
+        assert row["z_drift"] == pytest.approx(np.mean(per_run))
+        end = metrics[metrics["run_id"].isin(ids)]
+        end = end[end["step"] == end["step"].max()]
+        assert row["final_test_acc"] == pytest.approx(100 * end["test_acc"].mean())
+    drift = table.set_index("label")["z_drift"]
+    assert drift["no norm."] > 0.1 > drift["batch norm"]  # as the synthetic traces are made
+
+
+def test_ratio_heatmap_rows_follow_the_remedy_axes(remedies, tmp_path: Path) -> None:
+    runs, _, _ = remedies
+    cells = plotting.plot_ratio_heatmap(runs, tmp_path / "heatmap.png")
+    rows = list(pd.unique(cells.loc[cells["when"] == "at initialisation", "row"]))
+    assert rows == [
+        f"{opt} · {norm} · {res}"
+        for opt in ("SGD", "Adam")
+        for norm in ("no norm.", "batch norm")
+        for res in ("no shortcut", "residual")
+    ]

@@ -8,19 +8,37 @@ import yaml
 from workflow_helpers import REPO
 
 from gradsweep import data, model, reference, registry
-from gradsweep.config import GRID_KEYS
+from gradsweep.config import GRID_KEYS, REMEDY_DEFAULTS, TRAINING_DEFAULTS
 
 SCHEMA = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
 DEFS = SCHEMA["$defs"]
+SCHEMA_GRID = DEFS["grid_entry"]["properties"]
 
 
 @pytest.mark.parametrize("choice", list(registry.CHOICES))
 def test_schema_enum_is_the_registry_list(choice: str) -> None:
     names = list(registry.CHOICES[choice])
-    if choice not in DEFS:  # only a choice the config cannot set yet may be missing
-        assert choice == "optimizer" and choice not in GRID_KEYS, choice
-        return
     assert DEFS[choice]["enum"] == names
+    if choice != "dataset":  # every other choice is a grid axis
+        assert choice in GRID_KEYS
+        assert SCHEMA_GRID[choice]["items"] == {"$ref": f"#/$defs/{choice}"}
+    if choice in {*TRAINING_DEFAULTS, *REMEDY_DEFAULTS}:  # and a `training:` key
+        assert DEFS["training"]["properties"][choice]["$ref"] == f"#/$defs/{choice}"
+
+
+def test_remedy_axes_are_the_issue_15_names() -> None:
+    """The remedy axes (issue 15) and their defaults, which every earlier config keeps."""
+    assert registry.OPTIMIZERS == ("sgd", "momentum", "adam")
+    assert registry.NORMALIZATIONS == ("none", "batch_norm", "layer_norm")
+    assert REMEDY_DEFAULTS == {
+        "optimizer": "sgd",
+        "nesterov": False,
+        "normalization": "none",
+        "residual": False,
+    }
+    for flag in ("nesterov", "residual"):
+        assert SCHEMA_GRID[flag]["items"] == {"type": "boolean"}
+        assert DEFS["training"]["properties"][flag]["type"] == "boolean"
 
 
 def enums(node: object, path: tuple = ()) -> list[tuple[tuple, list]]:
@@ -59,3 +77,16 @@ def test_reference_metrics_are_the_schema_enum() -> None:
     experiment = SCHEMA["properties"]["experiments"]["additionalProperties"]
     metric = experiment["properties"]["reference"]["properties"]["metric"]
     assert metric["enum"] == list(reference.METRICS)
+
+
+def test_trainer_implements_the_remedy_names() -> None:
+    """The trainer (gradsweep.model / gradsweep.train, the lead's side of issue 15) implements
+    exactly the registry's optimizers and normalizations, under the names it exports."""
+    from gradsweep import train
+
+    optimizers = getattr(train, "OPTIMIZERS", None) or getattr(model, "OPTIMIZERS", None)
+    normalizations = getattr(model, "NORMALIZATIONS", None)
+    if optimizers is None or normalizations is None:
+        pytest.skip("the trainer side of issue 15 has not landed (no OPTIMIZERS/NORMALIZATIONS)")
+    assert tuple(optimizers) == registry.OPTIMIZERS
+    assert tuple(normalizations) == registry.NORMALIZATIONS

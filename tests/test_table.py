@@ -243,3 +243,89 @@ def test_write_results_links_the_per_seed_page(seeds: pd.DataFrame, tmp_path) ->
     assert "(results_seeds.md)" in out.read_text()
     assert len(_table_rows(per_seed.read_text(), "sigmoid_depth")) == 9  # one row per seed
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.md", "results_seeds.md"]
+
+
+# --------------------------------------------------------------------- claims (issue 15)
+
+
+def _synthetic(tmp_path, **kw) -> tuple[pd.DataFrame, pd.DataFrame]:
+    from synthetic_aggregate import synthetic_aggregate
+
+    paths = synthetic_aggregate(tmp_path, width=(8,), activation=("sigmoid",),
+                                init=("scaled_normal",), **kw)  # fmt: skip
+    return pd.read_parquet(paths["runs"]), pd.read_parquet(paths["metrics"])
+
+
+def test_bn_speed_verdict_against_numpy(tmp_path) -> None:
+    runs, metrics = _synthetic(
+        tmp_path, depth=(3,), seeds=(0, 1, 2), steps_per_epoch=50, epochs=10,
+        remedies={"normalization": ["none", "batch_norm"]}, experiment="bn",
+    )  # fmt: skip
+    ref = {"bn": {"source": "Ioffe & Szegedy 2015", "claim": "sooner", "metric": "bn_speed"}}
+    md = results_markdown(runs, ref, metrics=metrics)
+    section = md.split("## bn", 1)[1]
+    # the oracle: seed-mean test accuracy per step, the baseline's final value, first step
+    curves, drift = {}, {}
+    for norm in ("none", "batch_norm"):
+        ids = runs.loc[runs["normalization"] == norm, "run_id"]
+        m = metrics[metrics["run_id"].isin(ids)]
+        steps = np.sort(m["step"].unique())
+        curves[norm] = (steps, np.array([m.loc[m["step"] == s, "test_acc"].mean() for s in steps]))
+        drift[norm] = runs.loc[runs["normalization"] == norm, "z_drift"].to_numpy().mean()
+    target = curves["none"][1][-1]
+    first = {n: int(s[np.argmax(a >= target)]) for n, (s, a) in curves.items()}
+    assert first["batch_norm"] < first["none"]  # the synthetic BN learns faster
+    assert f"| no norm. | 3 | {100 * target:.2f} | {first['none']:,} of 500 |" in section
+    bn_final = 100 * curves["batch_norm"][1][-1]
+    assert f"| batch norm | 3 | {bn_final:.2f} | {first['batch_norm']:,} of 500 |" in section
+    assert "**Higher accuracy sooner: holds** for batch norm" in section
+    assert f"×{first['none'] / first['batch_norm']:.1f} sooner" in section
+    assert drift["none"] == pytest.approx(0.6) and drift["batch_norm"] == 0.0
+    assert "**Stable input distribution: holds**" in section
+    # the same runs with the BN curve pushed below the baseline: the verdict turns
+    is_bn = metrics["run_id"].str.contains("batch_norm")
+    slow = metrics.assign(test_acc=np.where(is_bn, metrics["test_acc"] - 0.1, metrics["test_acc"]))
+    turned = results_markdown(runs, ref, metrics=slow)
+    assert "**Higher accuracy sooner: does not hold**" in turned
+    # a baseline that never learned (final below twice chance): judged by BN learning at all
+    stuck = metrics.assign(test_acc=np.where(is_bn, metrics["test_acc"], 0.1))
+    text = results_markdown(runs, ref, metrics=stuck)
+    assert (
+        "**Higher accuracy sooner: holds** for batch norm: without normalization the net " in text
+    )
+    assert "never learned (final 10.00 %" in text
+    assert "published" not in _header(md, "bn")  # a claim has no per-config published value
+
+
+def test_remedies_verdict_against_numpy(tmp_path) -> None:
+    from scipy import stats as sps
+
+    runs, _ = _synthetic(
+        tmp_path, depth=(4,), seeds=(0, 1),
+        remedies={"optimizer": ["sgd", "adam"], "normalization": ["none", "batch_norm"]},
+        experiment="remedies",
+    )  # fmt: skip
+    ref = {"remedies": {"source": "He 2016; Ioffe 2015; Kingma 2015", "metric": "remedies"}}
+    md = results_markdown(runs, ref)
+    section = md.split("## remedies", 1)[1]
+    header = _header(md, "remedies")
+    assert "update ratio epoch 1: geo. mean (min–max)" in header
+    assert "optimizer" in header and "normalization" in header
+    verdict = section.split("Measured verdict:", 1)[1]
+    rows = [r for r in verdict.splitlines() if r.startswith("| ") and "config" not in r]
+    assert len(rows) == 4
+    plain = runs[(runs["optimizer"] == "sgd") & (runs["normalization"] == "none")]
+    adam_bn = runs[(runs["optimizer"] == "adam") & (runs["normalization"] == "batch_norm")]
+    line = next(r for r in rows if r.startswith("| Adam · batch norm"))
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert cells[2] == format_ratio(sps.gmean(adam_bn["grad_ratio_init"]))
+    assert cells[4] == format_ratio(sps.gmean(adam_bn["update_ratio_init"]))
+    delta = 100 * (adam_bn["test_acc"].mean() - plain["test_acc"].mean())
+    assert cells[-1] == f"{delta:+.2f}"
+    assert any(r.startswith("| SGD · no norm. (plain SGD)") for r in rows)
+    assert "configs beat plain SGD's test accuracy" in verdict
+    seeds_page = table.seeds_markdown(runs, references=ref)
+    head = _header(seeds_page, "remedies")
+    assert head[head.index("grad ratio at end") + 1] == "update ratio epoch 1"
+    first = runs.sort_values(["seed", "run"]).iloc[0]
+    assert format_ratio(first["update_ratio_init"]) in seeds_page

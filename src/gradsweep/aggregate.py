@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from gradsweep.config import REMEDY_DEFAULTS, setting
 from gradsweep.io import METRICS_SCHEMA, TRACES_SCHEMA, atomic_path, write_parquet
 from gradsweep.stats import SETTINGS, escape_epoch
 
@@ -41,6 +42,10 @@ RUNS_SCHEMA = pa.schema(
         ("train_subset", pa.int64()),
         ("probe_size", pa.int64()),
         ("trace_every", pa.int64()),
+        ("optimizer", pa.string()),
+        ("nesterov", pa.bool_()),
+        ("normalization", pa.string()),
+        ("residual", pa.bool_()),
         ("status", pa.string()),
         ("best_val_acc", pa.float64()),
         ("best_epoch", pa.int64()),
@@ -50,6 +55,9 @@ RUNS_SCHEMA = pa.schema(
         ("grad_ratio_init", pa.float64()),
         ("grad_ratio_final", pa.float64()),
         ("grad_ratio_median", pa.float64()),
+        ("update_ratio_init", pa.float64()),
+        ("update_ratio_final", pa.float64()),
+        ("z_drift", pa.float64()),
         ("escape_epoch", pa.float64()),
         ("verdict_init", pa.string()),
         ("verdict_final", pa.string()),
@@ -121,8 +129,58 @@ def _hidden_mean(probe: pd.DataFrame, column: str, epoch: int) -> float:
     return float(rows[column].mean()) if column in rows and rows[column].notna().any() else np.nan
 
 
-def run_summary(info: dict[str, Any], probe: pd.DataFrame, metrics: pd.DataFrame) -> dict:
-    """One row of runs.parquet from a run's run.json, probe traces and metrics."""
+def update_ratio(steps: pd.DataFrame, depth: int, epoch: int) -> float:
+    """Median over the recorded SGD steps of ``epoch`` of the last hidden layer's relative
+    kernel update ‖ΔW‖/‖W‖ ÷ the first hidden layer's (1.0 with one hidden layer; NaN where
+    the steps have no finite ratio, e.g. traces from before ``relative_update`` existed)."""
+    if "relative_update" not in steps or steps.empty:
+        return np.nan
+    rows = steps[
+        (steps["source"] == "step")
+        & (steps["param"] == "kernel")
+        & (steps["epoch"] == epoch)
+        & steps["layer"].isin([1, depth])
+    ]
+    per_step = rows.pivot_table(
+        index="step", columns="layer", values="relative_update", aggfunc="first", dropna=False
+    )
+    if 1 not in per_step or depth not in per_step:
+        return np.nan
+    first, last = per_step[1].astype(float), per_step[depth].astype(float)
+    if depth == 1:
+        return 1.0 if np.isfinite(first).any() else np.nan
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = (last / first).to_numpy()
+    ratio = ratio[~np.isnan(ratio)]  # a step with 0 ÷ 0 has no ratio; x ÷ 0 is ∞
+    return float(np.median(ratio)) if len(ratio) else np.nan
+
+
+PERCENTILE_COLUMNS = ("z_p15", "z_p50", "z_p85")
+
+
+def z_drift(probe: pd.DataFrame, depth: int, columns: Sequence[str] = PERCENTILE_COLUMNS) -> float:
+    """How far the distribution of the last hidden layer's unit-0 input moved over training:
+    the largest, over its 15th, 50th and 85th percentile over the probe images, of max − min
+    over the probe epochs (NaN: not recorded)."""
+    present = [c for c in columns if c in probe]
+    if not present or probe.empty:
+        return np.nan
+    rows = probe[(probe["source"] == "probe") & (probe["layer"] == depth)]
+    per_epoch = rows.dropna(subset=present, how="all").drop_duplicates("epoch")[present]
+    if per_epoch.empty:
+        return np.nan
+    return float((per_epoch.max() - per_epoch.min()).max())
+
+
+def run_summary(
+    info: dict[str, Any],
+    probe: pd.DataFrame,
+    metrics: pd.DataFrame,
+    steps: pd.DataFrame | None = None,
+) -> dict:
+    """One row of runs.parquet from a run's run.json, probe traces and metrics; ``steps``
+    holds (at least) the step trace rows of epoch 1 and of the last epoch, for the update
+    ratios (None: no update ratios)."""
     from gradsweep.reference import dynamic_verdict, verdict
 
     cfg = info["config"]
@@ -146,6 +204,8 @@ def run_summary(info: dict[str, Any], probe: pd.DataFrame, metrics: pd.DataFrame
     init_ratio = float(ratios.get(0, np.nan))
     final_ratio = float(ratios.get(last_epoch, np.nan))
     settings = run_settings(info["experiment"], cfg)
+    steps = steps if steps is not None else pd.DataFrame()
+    depth = len(cfg["widths"])
     return {
         "run_id": info["run_id"],
         "experiment": info["experiment"],
@@ -162,6 +222,9 @@ def run_summary(info: dict[str, Any], probe: pd.DataFrame, metrics: pd.DataFrame
         "grad_ratio_init": init_ratio,
         "grad_ratio_final": final_ratio,
         "grad_ratio_median": median_ratio,
+        "update_ratio_init": update_ratio(steps, depth, 1),
+        "update_ratio_final": update_ratio(steps, depth, last_epoch),
+        "z_drift": z_drift(probe, depth),
         "escape_epoch": escape,
         "verdict_init": verdict("ok", init_ratio),  # nothing has diverged before training
         "verdict_final": verdict(info["status"], final_ratio),
@@ -186,23 +249,47 @@ def widths_list(widths: object) -> list[int]:
 
 
 def run_settings(experiment: str, cfg: dict[str, Any]) -> dict[str, Any]:
-    """The experiment and every setting of a run but its seed (stats.SETTINGS), as columns."""
+    """The experiment and every setting of a run but its seed (stats.SETTINGS), as columns;
+    a remedy setting the run's config leaves out has its default (config.setting)."""
     derived = {"depth": len(cfg["widths"]), "widths": widths_string(cfg["widths"])}
-    return {"experiment": experiment} | {k: derived.get(k, cfg.get(k)) for k in SETTINGS}
+    return {"experiment": experiment} | {
+        k: setting(cfg, k) if k in REMEDY_DEFAULTS else derived.get(k, cfg.get(k)) for k in SETTINGS
+    }
 
 
 def config_id(settings: dict[str, Any]) -> str:
     """``<experiment>/d<depth>-w<widths>-<activation>-<init>-<8 hex digits>``: readable, and
-    unique per config (the hash covers every setting but the seed)."""
-    digest = hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
+    unique per config (the hash covers every setting but the seed). A remedy setting at its
+    default is left out of the hash, so a config keeps the id it had before those existed."""
+    hashed = {k: v for k, v in settings.items() if not (k in REMEDY_DEFAULTS and _is_default(k, v))}
+    digest = hashlib.sha1(json.dumps(hashed, sort_keys=True, default=str).encode()).hexdigest()
     return (
         f"{settings['experiment']}/d{settings['depth']}-w{settings['widths']}-"
         f"{settings['activation']}-{settings['init']}-{digest[:8]}"
     )
 
 
+def _is_default(key: str, value: Any) -> bool:
+    """A remedy value equal to its default (NaN/None, as read back from Parquet, too)."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return True
+    if isinstance(value, np.bool_ | np.str_):
+        value = value.item()
+    return bool(value == REMEDY_DEFAULTS[key])
+
+
 def _with_experiment(table: pa.Table, experiment: str) -> pa.Table:
     return table.append_column("experiment", pa.array([experiment] * table.num_rows, pa.string()))
+
+
+def _update_steps(traces: pa.Table, metrics: pa.Table) -> pa.Table:
+    """The kernel step rows of epoch 1 and of the last epoch: what the update ratios read."""
+    last = pc.max(metrics["epoch"]).as_py() or 1
+    keep = pc.and_(
+        pc.and_(pc.equal(traces["source"], "step"), pc.equal(traces["param"], "kernel")),
+        pc.is_in(traces["epoch"], pa.array(sorted({1, last}), traces.schema.field("epoch").type)),
+    )
+    return traces.filter(keep)
 
 
 def aggregate(
@@ -228,7 +315,10 @@ def aggregate(
             writer.write_table(_with_experiment(trace_table, info["experiment"]))
             metric_tables.append(_with_experiment(metric_table, info["experiment"]))
             probe = trace_table.filter(pc.equal(trace_table["source"], "probe"))
-            rows.append(run_summary(info, probe.to_pandas(), metric_table.to_pandas()))
+            steps = _update_steps(trace_table, metric_table)
+            rows.append(
+                run_summary(info, probe.to_pandas(), metric_table.to_pandas(), steps.to_pandas())
+            )
     with atomic_path(out_metrics) as tmp:
         pq.write_table(pa.concat_tables(metric_tables), tmp)
     runs = pd.DataFrame(rows, columns=RUNS_SCHEMA.names)

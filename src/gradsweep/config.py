@@ -44,7 +44,7 @@ REMEDY_DEFAULTS: dict[str, Any] = {
     "residual": False,  # identity shortcut around each hidden layer after the first
 }
 MODEL_KEYS = ("depth", "width", "widths", "activation", "init", "seed")
-GRID_KEYS = MODEL_KEYS + tuple(TRAINING_DEFAULTS)
+GRID_KEYS = MODEL_KEYS + tuple(TRAINING_DEFAULTS) + tuple(REMEDY_DEFAULTS)
 
 
 def setting(cfg: Mapping[str, Any], key: str) -> Any:
@@ -128,13 +128,40 @@ def _widths(experiment: str, point: Mapping[str, Any]) -> list[int]:
 
 
 def run_name(run: Mapping[str, Any], varied: Iterable[str] = ()) -> str:
-    """Readable, unique-within-experiment name, e.g. ``d4-w100-sigmoid-scaled_normal-s0``."""
+    """Readable, unique-within-experiment name, e.g. ``d4-w100-sigmoid-scaled_normal-s0``.
+
+    Each varied training key is appended as ``-<key><value>`` (``-learning_rate0.1``); a
+    varied remedy key only where the run's value is not its default: ``-optimizeradam``,
+    ``-normalizationbatch_norm``, ``-residual``, ``-nesterov`` (so a run with the defaults
+    keeps the name it had before the remedy axes existed)."""
     widths = run["widths"]
     w = str(widths[0]) if len(set(widths)) == 1 else "x".join(map(str, widths))
     name = f"d{len(widths)}-w{w}-{run['activation']}-{run['init']}-s{run['seed']}"
     for key in sorted(varied):
-        name += f"-{key}{run[key]}"
+        if key in REMEDY_DEFAULTS:
+            value = setting(run, key)
+            if value != REMEDY_DEFAULTS[key]:
+                name += f"-{key}" if value is True else f"-{key}{value}"
+        else:
+            name += f"-{key}{run[key]}"
     return name
+
+
+def _check_remedies(experiment: str, run: Mapping[str, Any]) -> None:
+    """What the schema cannot see: nesterov needs momentum, residual needs equal widths."""
+    optimizer = setting(run, "optimizer")
+    if setting(run, "nesterov") and optimizer != "momentum":
+        raise ConfigError(
+            f"experiment '{experiment}': nesterov = true needs optimizer = momentum, but "
+            f"optimizer = {optimizer!r}; allowed: nesterov: true only with optimizer: momentum"
+        )
+    widths = list(run["widths"])
+    if setting(run, "residual") and len(set(widths)) > 1:
+        raise ConfigError(
+            f"experiment '{experiment}': residual = true needs equal hidden widths (an "
+            "identity shortcut around each hidden layer after the first); widths = "
+            f"{widths}; allowed: residual = false, or one width for every hidden layer"
+        )
 
 
 def _check_sizes(experiment: str, run: Mapping[str, Any]) -> None:
@@ -152,17 +179,21 @@ def _check_sizes(experiment: str, run: Mapping[str, Any]) -> None:
 
 def expand_experiment(name: str, exp: Mapping[str, Any], base: Mapping[str, Any]) -> list[dict]:
     """All runs of one experiment, each a flat dict of plain values in sorted key order."""
-    training = {**TRAINING_DEFAULTS, **base, **exp.get("training", {})}
+    training = {**TRAINING_DEFAULTS, **REMEDY_DEFAULTS, **base, **exp.get("training", {})}
     _check_axes(name, exp["grid"])
     points = list(_grid_points(exp["grid"]))
     if not points:
         raise ConfigError(f"experiment '{name}': grid is empty; allowed: at least one run")
-    varied = {
-        k for k in TRAINING_DEFAULTS if len({repr(p.get(k, training[k])) for p in points}) > 1
-    }
+    settings = (*TRAINING_DEFAULTS, *REMEDY_DEFAULTS)
+    varied = {k for k in settings if len({repr(p.get(k, training[k])) for p in points}) > 1}
     runs: dict[str, dict] = {}
     for point in points:
         run = {k: v for k, v in {**training, **point}.items() if k in TRAINING_DEFAULTS}
+        # a remedy setting enters the run only when it is not the default (config.REMEDY_DEFAULTS)
+        for key, default in REMEDY_DEFAULTS.items():
+            value = point.get(key, training[key])
+            if value != default:
+                run[key] = value
         for key in FLOAT_BOUNDS:
             run[key] = _as_number(name, key, run[key])
         for key in INT_KEYS:  # YAML's 3.0 passes the schema as an integer
@@ -177,6 +208,7 @@ def expand_experiment(name: str, exp: Mapping[str, Any], base: Mapping[str, Any]
             trainer_version=TRAINER_VERSION,
         )
         _check_sizes(name, run)
+        _check_remedies(name, run)
         run["run"] = run_name(run, varied)
         if run["run"] in runs:
             raise ConfigError(

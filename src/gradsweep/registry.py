@@ -25,10 +25,11 @@ INITS = (
 )
 LOSSES = ("sigmoid_cross_entropy", "sigmoid_cross_entropy_mean", "softmax_cross_entropy")
 BIAS_INITS = ("normal", "zeros")
-# Plain mini-batch SGD is the only optimizer, and the config has no key for it yet. When one
-# arrives: list its names here, add the `optimizer` key and enum to the schema (same name as
-# below), implement them in gradsweep.train; the registry test then checks all three.
-OPTIMIZERS = ("sgd",)
+# The remedies of issue 15 (defaults: gradsweep.config.REMEDY_DEFAULTS). sgd is plain
+# mini-batch SGD (the seed's), momentum is heavy-ball momentum 0.9 (with the `nesterov` flag),
+# adam uses Keras' defaults. Normalization sits before the activation of each hidden layer.
+OPTIMIZERS = ("sgd", "momentum", "adam")
+NORMALIZATIONS = ("none", "batch_norm", "layer_norm")
 DATASETS = tuple(_DATASET_SPECS)
 
 # choice → its names; each key is also the name of the schema's `$defs` entry with that enum.
@@ -38,5 +39,6 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "loss": LOSSES,
     "bias_init": BIAS_INITS,
     "optimizer": OPTIMIZERS,
+    "normalization": NORMALIZATIONS,
     "dataset": DATASETS,
 }

@@ -43,9 +43,14 @@ SETTINGS = [
     "train_subset",
     "probe_size",
     "trace_every",
+    # the remedies (issue 15); runs from before them have the defaults (config.REMEDY_DEFAULTS)
+    "optimizer",
+    "nesterov",
+    "normalization",
+    "residual",
 ]
 ACCURACY_METRICS = ["best_val_acc", "test_acc"]
-RATIO_METRICS = ["grad_ratio_init", "grad_ratio_final"]
+RATIO_METRICS = ["grad_ratio_init", "grad_ratio_final", "update_ratio_init", "update_ratio_final"]
 METHOD = (
     f"mean ± {LEVEL:.0%} Student-t interval (t · s/√n, n − 1 degrees of freedom) for "
     f"accuracies; geometric mean with a {LEVEL:.0%} Student-t interval on log₁₀(ratio), "

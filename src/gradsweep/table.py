@@ -14,7 +14,15 @@ import pandas as pd
 
 from gradsweep.aggregate import widths_list
 from gradsweep.io import atomic_path
-from gradsweep.reference import EXPLODING_RATIO, METRICS, VANISHING_RATIO, annotate, matches
+from gradsweep.reference import (
+    CLAIM_METRICS,
+    EXPLODING_RATIO,
+    METRICS,
+    VANISHING_RATIO,
+    annotate,
+    claim_section,
+    matches,
+)
 from gradsweep.stats import (
     METHOD,
     config_summary,
@@ -139,6 +147,10 @@ COLUMNS: list[Column] = [
 VARYING_SETTINGS: list[Column] = [
     Column("learning rate", "learning_rate", format_number),
     Column("batch size", "batch_size", format_int),
+    Column("optimizer", "optimizer", format_text, "left"),
+    Column("nesterov", "nesterov", format_text, "left"),
+    Column("normalization", "normalization", format_text, "left"),
+    Column("residual", "residual", format_text, "left"),
 ]
 
 SORT_KEYS = ["depth", "_widths_key", "activation", "init", "seed", "run"]
@@ -151,13 +163,23 @@ def sort_runs(runs: pd.DataFrame) -> pd.DataFrame:
     return df.sort_values(keys, kind="stable", na_position="last").drop(columns="_widths_key")
 
 
+SEED_UPDATE_COLUMNS: list[Column] = [
+    Column("update ratio epoch 1", "update_ratio_init", format_ratio),
+    Column("update ratio last epoch", "update_ratio_final", format_ratio),
+]
+
+
 def columns_for(runs: pd.DataFrame, columns: list[Column] | None = None) -> list[Column]:
-    """The table's columns, plus any training setting that varies within ``runs``."""
+    """The table's columns, plus any training setting that varies within ``runs``, and the
+    update ratios after the grad ratios where a remedy setting varies."""
     cols = list(COLUMNS if columns is None else columns)
     extra = [c for c in VARYING_SETTINGS if c.field in runs.columns and runs[c.field].nunique() > 1]
     if extra:
         at = next((i + 1 for i, c in enumerate(cols) if c.field == "seed"), len(cols))
         cols[at:at] = extra
+    if any(c.field in REMEDY_SETTINGS for c in extra):
+        at = next((i + 1 for i, c in enumerate(cols) if c.field == "grad_ratio_final"), len(cols))
+        cols[at:at] = SEED_UPDATE_COLUMNS
     return cols
 
 
@@ -216,7 +238,8 @@ def seeds_markdown(
             intro += f" Reference: {block['source']}."
             if block.get("claim"):
                 intro += f" Published finding: *{block['claim']}*."
-            cols = cols + reference_columns(block["metric"])
+            if block["metric"] not in CLAIM_METRICS:  # those are checked per config, results.md
+                cols = cols + reference_columns(block["metric"])
         parts += [f"## {name}", "", intro, "", markdown_table(group, cols), ""]
     return "\n".join(parts)
 
@@ -347,11 +370,41 @@ VARYING_CONFIG_SETTINGS = {
     "probe_size": ("probe size", format_int),
     "trace_every": ("trace every", format_int),
     "dataset": ("dataset", format_text),
+    "optimizer": ("optimizer", format_text),
+    "nesterov": ("nesterov", format_text),
+    "normalization": ("normalization", format_text),
+    "residual": ("residual", format_text),
 }
+REMEDY_SETTINGS = ("optimizer", "nesterov", "normalization", "residual")
+# Update ratios (issue 15) as columns before "escape epoch" where an experiment varies a remedy
+# or checks the remedies claim: elsewhere they would widen every table by two columns.
+UPDATE_COLUMNS: list[ConfigColumn] = [
+    ConfigColumn(
+        "update ratio epoch 1: geo. mean (min–max)",
+        lambda r: _geo_spread(r, "update_ratio_init"),
+    ),
+    ConfigColumn(
+        "update ratio last epoch: geo. mean (min–max)",
+        lambda r: _geo_spread(r, "update_ratio_final"),
+    ),
+]
 
 
-def config_columns_for(summary: pd.DataFrame) -> list[ConfigColumn]:
+def _geo_spread(row: pd.Series, metric: str) -> str:
+    mean = row.get(f"{metric}_mean")
+    if mean is None or pd.isna(mean):
+        return MISSING
+    lo, hi = row.get(f"{metric}_min"), row.get(f"{metric}_max")
+    spread = f" ({format_ratio(lo)}–{format_ratio(hi)})" if lo != hi else ""
+    return format_ratio(mean) + spread
+
+
+def config_columns_for(summary: pd.DataFrame, updates: bool = False) -> list[ConfigColumn]:
     cols = list(CONFIG_COLUMNS)
+    varies = any(c in summary and summary[c].nunique(dropna=False) > 1 for c in REMEDY_SETTINGS)
+    if updates or varies:
+        at = next(i for i, c in enumerate(cols) if c.header.startswith("escape epoch"))
+        cols[at:at] = UPDATE_COLUMNS
     extra = [
         ConfigColumn(header, _field(field, fmt))
         for field, (header, fmt) in VARYING_CONFIG_SETTINGS.items()
@@ -443,9 +496,11 @@ def config_table(runs: pd.DataFrame, references: dict[str, dict | None] | None =
     """Per-config Markdown table of one experiment's runs."""
     summary = _extra_stats(runs, config_summary(runs))
     summary = sort_runs(summary.assign(seed=0, run=""))
-    cols = config_columns_for(summary)
     block = (references or {}).get(str(runs["experiment"].iloc[0])) or {}
     metric = block.get("metric")
+    cols = config_columns_for(summary, updates=metric == "remedies")
+    if metric in CLAIM_METRICS:  # checked across configs below the table (claim_section)
+        metric = None
     show_measured = metric not in ("best_val_acc", "test_acc")  # already a column
     cells = []
     for _, row in summary.iterrows():
@@ -477,9 +532,13 @@ def results_markdown(
     runs: pd.DataFrame,
     references: dict[str, dict | None] | None = None,
     seeds_link: str | None = SEEDS_FILE,
+    metrics: pd.DataFrame | None = None,
 ) -> str:
     """Markdown results page, one row per config (seeds aggregated), one section per
-    experiment; ``seeds_link`` names the per-seed page (:func:`seeds_markdown`)."""
+    experiment; ``seeds_link`` names the per-seed page (:func:`seeds_markdown`). An
+    experiment whose reference checks a claim across its configs (reference.CLAIM_METRICS)
+    gets its measured verdict below its table; ``bn_speed`` reads ``metrics`` (test accuracy
+    per step, metrics.parquet)."""
     references = references or {}
     runs = with_config_id(runs)
     parts = ["# Results", "", CONFIG_INTRO, "", VERDICTS, "", _method(), ""]
@@ -504,6 +563,8 @@ def results_markdown(
             if block.get("claim"):
                 intro += f" Published finding: *{block['claim']}*."
         parts += [f"## {name}", "", intro, "", config_table(group, references), ""]
+        if block and block["metric"] in CLAIM_METRICS:
+            parts += [*claim_section(block["metric"], group, metrics), ""]
     return "\n".join(parts)
 
 
@@ -512,11 +573,12 @@ def write_results(
     out: str | Path,
     seeds_out: str | Path,
     references: dict[str, dict | None] | None = None,
+    metrics: pd.DataFrame | None = None,
 ) -> None:
     """Write results.md (one row per config) and, beside it, the per-seed page it links to."""
     seeds_out = Path(seeds_out)
     link = os.path.relpath(seeds_out, Path(out).parent)
     with atomic_path(out) as tmp:
-        tmp.write_text(results_markdown(runs, references, link), encoding="utf-8")
+        tmp.write_text(results_markdown(runs, references, link, metrics), encoding="utf-8")
     with atomic_path(seeds_out) as tmp:
         tmp.write_text(seeds_markdown(runs, references=references), encoding="utf-8")

@@ -1,6 +1,7 @@
-# The article's figures (gradsweep.plotting.article, .diagnostics): the activation functions behind the chain rule,
+# The article's figures (gradsweep.plotting.article, .diagnostics, .remedies): the activation functions behind the chain rule,
 # and from the per-experiment aggregates the one_path panels, the nndl_demo speed of
-# learning, Nielsen's norms at initialisation and every experiment's chain-rule diagnostics.
+# learning, Nielsen's norms at initialisation, the remedies heatmap, Ioffe & Szegedy's Fig. 1
+# and every experiment's chain-rule diagnostics.
 # article_outputs() lists those of the experiments this config has.
 
 
@@ -94,6 +95,48 @@ rule plot_nielsen_init:
         reference=lambda wildcards: config["experiments"]["nielsen_init"].get(
             "reference"
         ),
+    script:
+        "../scripts/plot_article.py"
+
+
+rule plot_remedies:
+    input:
+        **experiment_tables("remedies"),
+        code=sources(*PLOTTING_CODE),
+    output:
+        remedies=report(
+            "results/figures/remedies/remedies.png",
+            caption="../report/remedies.rst",
+            category="Experiments",
+            subcategory="remedies",
+        ),
+    log:
+        "logs/plot_article/remedies.log",
+    conda:
+        "../envs/gradsweep.yaml"
+    params:
+        experiment="remedies",
+    script:
+        "../scripts/plot_article.py"
+
+
+rule plot_batch_norm_sigmoid:
+    input:
+        **experiment_tables("batch_norm_sigmoid"),
+        code=sources(*PLOTTING_CODE),
+    output:
+        bn_distribution=report(
+            "results/figures/batch_norm_sigmoid/bn_distribution.png",
+            caption="../report/bn_distribution.rst",
+            category="Experiments",
+            subcategory="batch_norm_sigmoid",
+        ),
+    log:
+        "logs/plot_article/batch_norm_sigmoid.log",
+    conda:
+        "../envs/gradsweep.yaml"
+    params:
+        experiment="batch_norm_sigmoid",
     script:
         "../scripts/plot_article.py"
 

@@ -15,6 +15,7 @@ PLOTTING_CODE = [
     "plotting.sweep",
     "plotting.article",
     "plotting.diagnostics",
+    "plotting.remedies",
     "table",
     "reference",
     "aggregate",
@@ -26,6 +27,8 @@ ARTICLE_FIGURES = {
     "one_path": ["layers"],
     "nndl_demo": ["speed"],
     "nielsen_init": ["init_norms", "speed"],
+    "remedies": ["remedies"],
+    "batch_norm_sigmoid": ["bn_distribution"],
 }
 
 
@@ -58,10 +61,10 @@ def figure_pages(experiment):
 
 
 def experiment_figures():
-    """Every page of every experiment's gradients and steps figures."""
+    """Every page of every experiment's gradients, steps and updates figures."""
     return [
         f"results/figures/{experiment}/{name}{page}.png"
         for experiment in EXPERIMENTS
         for page in figure_pages(experiment)
-        for name in ("gradients", "steps")
+        for name in ("gradients", "steps", "updates")
     ]

@@ -1,6 +1,7 @@
 rule results_table:
     input:
         runs="results/runs.parquet",
+        metrics="results/metrics.parquet",
         code=sources("table", "reference", "stats"),
     output:
         table=report(
@@ -77,6 +78,13 @@ rule plot_experiment:
             category="Experiments",
             subcategory="{experiment}",
             labels={"figure": "gradients per step", "page": "{page}"},
+        ),
+        updates=report(
+            "results/figures/{experiment}/updates{page}.png",
+            caption="../report/updates.rst",
+            category="Experiments",
+            subcategory="{experiment}",
+            labels={"figure": "update sizes per epoch", "page": "{page}"},
         ),
     log:
         "logs/plot_experiment/{experiment}{page}.log",

@@ -57,6 +57,26 @@ def nielsen_init():
     log.info("median probe bias-gradient norms over the epochs:\n%s", summary)
 
 
+def remedies():
+    runs = pd.read_parquet(smk.input.runs, filters=[("experiment", "==", smk.params.experiment)])
+    table = plotting.plot_remedies_heatmap(runs, smk.output.remedies, smk.params.experiment)
+    log.info("remedies per config:\n%s", table.drop(columns="config_id").to_string())
+
+
+def batch_norm_sigmoid():
+    experiment = smk.params.experiment
+    runs = pd.read_parquet(smk.input.runs, filters=[("experiment", "==", experiment)])
+    metrics = pd.read_parquet(smk.input.metrics, filters=[("experiment", "==", experiment)])
+    traces = plotting.read_traces(
+        smk.input.traces, experiment=experiment, source="probe", param=None,
+        columns=plotting.remedies.BN_COLUMNS,
+    )  # fmt: skip
+    table = plotting.plot_bn_distribution(
+        metrics, traces, runs, smk.output.bn_distribution, experiment
+    )
+    log.info("accuracy and percentile drift per config:\n%s", table.to_string())
+
+
 def diagnostics():
     experiment, runs, probe = experiment_data("probe", plotting.DIAGNOSTIC_COLUMNS)
     summary = plotting.plot_diagnostics(probe, runs, smk.output.diagnostics, experiment)
@@ -68,6 +88,8 @@ FIGURES = {
     "plot_one_path": one_path,
     "plot_nndl_demo": nndl_demo,
     "plot_nielsen_init": nielsen_init,
+    "plot_remedies": remedies,
+    "plot_batch_norm_sigmoid": batch_norm_sigmoid,
     "plot_diagnostics": diagnostics,
 }
 FIGURES[smk.rule]()

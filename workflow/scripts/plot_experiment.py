@@ -23,12 +23,18 @@ runs = pd.read_parquet(smk.input.runs, filters=[("experiment", "==", experiment)
 _, shown = page_runs(runs, page)
 log.info("experiment %s, page %r: %d of %d runs", experiment, page, len(shown), len(runs))
 
-# only this page's runs, probe and step rows separately, filtered in pyarrow, bias only
-for source, plot, out in (
-    ("probe", plotting.plot_gradient_norms, smk.output.gradients),
-    ("step", plotting.plot_step_traces, smk.output.steps),
-):
-    traces = plotting.read_traces(smk.input.traces, source=source, run_ids=shown["run_id"])
+# only this page's runs, probe and step rows separately, filtered in pyarrow: bias rows for
+# the gradients, the kernels' relative updates per epoch for the update sizes
+UPDATE_COLUMNS = (*plotting.data.TRACE_COLUMNS, "relative_update")
+for source, param, columns, plot, out in (
+    ("probe", "bias", plotting.data.TRACE_COLUMNS, plotting.plot_gradient_norms,
+     smk.output.gradients),
+    ("step", "bias", plotting.data.TRACE_COLUMNS, plotting.plot_step_traces, smk.output.steps),
+    ("probe", "kernel", UPDATE_COLUMNS, plotting.plot_update_sizes, smk.output.updates),
+):  # fmt: skip
+    traces = plotting.read_traces(
+        smk.input.traces, source=source, param=param, columns=columns, run_ids=shown["run_id"]
+    )
     drawn = plot(traces, runs, out, experiment, page)
     log.info("wrote %s from %d %s rows: %d configs", out, len(traces), source, len(drawn))
     del traces

@@ -5,6 +5,7 @@ import logging
 
 import pandas as pd
 
+from gradsweep.reference import CLAIM_METRICS
 from gradsweep.table import write_results
 
 smk = snakemake  # type: ignore[name-defined]  # noqa: F821  (injected by Snakemake)
@@ -13,7 +14,15 @@ logging.basicConfig(
     filename=smk.log[0], level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
 )
 runs = pd.read_parquet(smk.input.runs)
-write_results(runs, smk.output.table, smk.output.seeds, dict(smk.params.references))
+references = dict(smk.params.references)
+# the test accuracy per step, only for experiments whose claim needs it (reference bn_speed)
+claims = [name for name, ref in references.items() if (ref or {}).get("metric") in CLAIM_METRICS]
+metrics = pd.read_parquet(
+    smk.input.metrics,
+    columns=["run_id", "experiment", "epoch", "step", "test_acc"],
+    filters=[("experiment", "in", claims)] if claims else [("experiment", "==", "")],
+)
+write_results(runs, smk.output.table, smk.output.seeds, references, metrics)
 logging.info(
     "wrote %s and %s: %d runs, %d configs, %d experiments",
     smk.output.table,

@@ -8,7 +8,9 @@
   accuracy vs depth, ratio heatmap);
 - :mod:`~gradsweep.plotting.article`: the article's figures (activations, one_path, speed of
   learning, Nielsen's norms at initialisation);
-- :mod:`~gradsweep.plotting.diagnostics`: the chain-rule diagnostics.
+- :mod:`~gradsweep.plotting.diagnostics`: the chain-rule diagnostics;
+- :mod:`~gradsweep.plotting.remedies`: the remedies heatmap and Ioffe & Szegedy's Fig. 1
+  (issue 15); the update-size figure lives with the gradient figures it mirrors.
 
 Figures aggregate seeds per config (a geometric-mean or mean line with a min–max band, or
 dots) and stay within ``style.MAX_PANELS`` panels and ``style.MAX_HEIGHT_PX`` pixels per
@@ -37,12 +39,17 @@ _HOMES = {
     "plot_diagnostics": "diagnostics",
     "plot_gradient_norms": "gradients",
     "plot_step_traces": "gradients",
+    "plot_update_sizes": "gradients",
+    "percentile_table": "remedies",
+    "plot_bn_distribution": "remedies",
+    "plot_remedies_heatmap": "remedies",
+    "remedies_table": "remedies",
     "smooth_steps": "gradients",
     "plot_accuracy_vs_depth": "sweep",
     "plot_activation_init_grid": "sweep",
     "plot_ratio_heatmap": "sweep",
 }
-_MODULES = {"article", "data", "diagnostics", "gradients", "style", "sweep"}
+_MODULES = {"article", "data", "diagnostics", "gradients", "remedies", "style", "sweep"}
 
 
 def __getattr__(name: str) -> Any:
@@ -60,7 +67,9 @@ __all__ = [  # noqa: F822  (resolved by __getattr__)
     "layer_order_fraction",
     "page_suffixes",
     "pages",
+    "percentile_table",
     "pick_configs",
+    "plot_bn_distribution",
     "plot_accuracy_vs_depth",
     "plot_activation_init_grid",
     "plot_activations",
@@ -69,9 +78,12 @@ __all__ = [  # noqa: F822  (resolved by __getattr__)
     "plot_init_norms",
     "plot_layer_panels",
     "plot_ratio_heatmap",
+    "plot_remedies_heatmap",
     "plot_speed_of_learning",
     "plot_step_traces",
+    "plot_update_sizes",
     "read_traces",
+    "remedies_table",
     "settings_frame",
     "smooth_steps",
 ]

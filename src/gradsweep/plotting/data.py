@@ -54,6 +54,10 @@ FACET_AXES = [
     "activation",
     "depth",
     "init",
+    "optimizer",
+    "normalization",
+    "residual",
+    "nesterov",
     "width",
     "learning_rate",
     "batch_size",
@@ -83,7 +87,26 @@ AXIS_NAMES = {
     "probe_size": "probe size",
     "trace_every": "trace every",
     "dataset": "",
+    "optimizer": "",
+    "normalization": "",
+    "residual": "",
+    "nesterov": "",
 }
+# How the remedy axes' values read in titles and labels (axis_text).
+REMEDY_TEXT = {
+    ("normalization", "none"): "no norm.",
+    ("normalization", "batch_norm"): "batch norm",
+    ("normalization", "layer_norm"): "layer norm",
+    ("residual", True): "residual",
+    ("residual", False): "no shortcut",
+    ("nesterov", True): "Nesterov",
+    ("nesterov", False): "no Nesterov",
+    ("optimizer", "sgd"): "SGD",
+    ("optimizer", "momentum"): "momentum",
+    ("optimizer", "adam"): "Adam",
+}
+OPTIMIZER_ORDER = ["sgd", "momentum", "adam"]
+NORMALIZATION_ORDER = ["none", "batch_norm", "layer_norm"]
 
 
 # --------------------------------------------------------------------------- reading
@@ -136,8 +159,14 @@ def finite_positive(df: pd.DataFrame, col: str) -> pd.DataFrame:
 def hidden_bias(traces: pd.DataFrame, runs: pd.DataFrame, source: str) -> pd.DataFrame:
     """Bias-gradient rows of the hidden layers (1..depth) of ``runs``, one trace source, with
     the run's config_id, seed, depth and status as columns."""
+    return hidden_rows(traces, runs, source, "bias")
+
+
+def hidden_rows(traces: pd.DataFrame, runs: pd.DataFrame, source: str, param: str) -> pd.DataFrame:
+    """Rows of one parameter tensor (``bias``, ``kernel``, ``scale``) of the hidden layers
+    (1..depth) of ``runs``, one trace source, with config_id, seed, depth and status."""
     keep = [c for c in ("run_id", "config_id", "seed", "depth", "status") if c in runs]
-    tr = traces[(traces["source"] == source) & (traces["param"] == "bias")]
+    tr = traces[(traces["source"] == source) & (traces["param"] == param)]
     tr = tr[isin(tr["run_id"], runs["run_id"])].merge(runs[keep], on="run_id")
     return tr[(tr["layer"] >= 1) & (tr["layer"] <= tr["depth"])]
 
@@ -228,6 +257,10 @@ def axis_order(axis: str, values: Iterable[Any]) -> list[Any]:
         return ordered(values, INIT_ORDER)
     if axis == "width":
         return sorted(values, key=lambda v: widths_list(str(v)))
+    if axis == "optimizer":
+        return ordered(values, OPTIMIZER_ORDER)
+    if axis == "normalization":
+        return ordered(values, NORMALIZATION_ORDER)
     try:
         return sorted(values)
     except TypeError:
@@ -235,6 +268,10 @@ def axis_order(axis: str, values: Iterable[Any]) -> list[Any]:
 
 
 def axis_text(axis: str, value: Any) -> str:
+    if isinstance(value, np.bool_ | np.str_):
+        value = value.item()
+    if (axis, value) in REMEDY_TEXT:
+        return REMEDY_TEXT[(axis, value)]
     if isinstance(value, float) and value.is_integer() and axis != "learning_rate":
         value = int(value)
     text = f"{value:g}" if isinstance(value, float) else str(value)
@@ -246,6 +283,26 @@ def axis_text(axis: str, value: Any) -> str:
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.+]+", "_", text).strip("_")
+
+
+# axes named in a remedies row label whenever they differ between the experiment's configs
+LABEL_AXES = ["activation", "init", "optimizer", "normalization", "residual", "nesterov"]
+
+
+def config_labels(configs: pd.DataFrame) -> list[str]:
+    """Row label per config: the remedy-relevant settings that differ between the configs
+    (activation, init, optimizer, normalization, residual, nesterov), then any other axis
+    that varies (e.g. depth)."""
+    df = with_axes(configs)
+    axes = [a for a in LABEL_AXES if a in df and df[a].nunique(dropna=False) > 1]
+    axes += [a for a in varying_axes(df) if a not in axes and a not in ("learning_rate",)]
+    if "learning_rate" in df and df["learning_rate"].nunique(dropna=False) > 1:
+        axes.append("learning_rate")
+    labels = []
+    for _, row in df.iterrows():
+        parts = [axis_text(a, row[a]) for a in axes] or [widths_label(row.get("widths"))]
+        labels.append(" · ".join(parts))
+    return labels
 
 
 @dataclass

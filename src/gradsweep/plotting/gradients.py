@@ -1,6 +1,7 @@
 """Per-experiment gradient figures: one panel per config (seeds as a geometric-mean line
 with a min–max band), one line per hidden layer, split into pages (data.pages) when an
-experiment has more configs than fit in one image."""
+experiment has more configs than fit in one image. The update-size figure (issue 15) has the
+same panels and pages, so ``updates<page>.png`` sits beside ``gradients<page>.png``."""
 
 from __future__ import annotations
 
@@ -103,15 +104,18 @@ def _draw(
     title: str,
     notes: list[str],
     diverged_at: dict[str, float],
+    value: str = "grad_norm",
+    missing: str = "",
 ) -> pd.DataFrame:
-    """Draw one page; return one row per config drawn (config_id, n_seeds, n_drawn)."""
+    """Draw one page of ``value`` per hidden layer; return one row per config drawn
+    (config_id, n_seeds, drawn)."""
     axes = D.varying_axes(runs)
     runs = D.with_axes(runs)
     depth = int(runs["depth"].max()) if len(runs) else 1
     colors = layer_colors(depth)
     ok = tidy[D.isin(tidy["run_id"], runs.loc[runs["status"] != "diverged", "run_id"])]
-    limits = decade_limits(ok["grad_norm"] if len(ok) else tidy["grad_norm"])
-    bands = D.seed_band(tidy, ["config_id", "layer", x]) if len(tidy) else tidy
+    limits = decade_limits(ok[value] if len(ok) else tidy[value])
+    bands = D.seed_band(tidy, ["config_id", "layer", x], value) if len(tidy) else tidy
     by_config = dict(tuple(bands.groupby("config_id", sort=False))) if len(bands) else {}
     max_x = float(tidy[x].max()) if len(tidy) else 1.0
     drawn = []
@@ -132,7 +136,9 @@ def _draw(
                 {"config_id": cfg["config_id"], "n_seeds": len(members), "drawn": d is not None}
             )
             if d is None or d.empty:
-                empty_note(ax, f"no finite {'probe' if x == 'epoch' else 'step'} gradients")
+                empty_note(
+                    ax, missing or f"no finite {'probe' if x == 'epoch' else 'step'} gradients"
+                )
                 continue
             for layer, ld in d.groupby("layer"):
                 color = colors[int(layer) - 1]
@@ -245,4 +251,33 @@ def plot_step_traces(
     )  # fmt: skip
 
 
-__all__ = ["plot_gradient_norms", "plot_step_traces", "smooth_steps"]
+UPDATE_YLABEL = "‖ΔW‖ / ‖W‖ over the epoch (log)"
+
+
+def plot_update_sizes(
+    traces: pd.DataFrame,
+    runs: pd.DataFrame,
+    out: str | Path,
+    experiment: str | None = None,
+    page: str = "",
+) -> pd.DataFrame:
+    """The page's panels of ``gradients<page>.png`` again, with each hidden layer's relative
+    update size: ‖W_e − W_(e−1)‖ / ‖W_(e−1)‖ of its kernel over epoch e (probe rows,
+    ``relative_update``; log y), geometric mean over seeds with a min–max band. It shows how
+    fast each layer actually moves under any optimizer, next to how large its gradient is.
+    Runs traced before update sizes were recorded get a note. Returns the configs drawn."""
+    pg, runs = _page(runs, experiment, page)
+    if "relative_update" not in traces:
+        traces = traces.assign(relative_update=float("nan"))
+    rows = D.hidden_rows(traces, runs, "probe", "kernel")
+    tidy = D.finite_positive(rows[rows["epoch"] >= 1], "relative_update")
+    title = _title("Per-layer relative update size per epoch", experiment, runs)
+    return _draw(
+        tidy, runs, pg, out, x="epoch", ylabel=UPDATE_YLABEL,
+        xlabel="epoch (update over that epoch)", title=title, notes=[],
+        diverged_at=D.divergence_points(rows, runs, "epoch"), value="relative_update",
+        missing="no update sizes recorded",
+    )  # fmt: skip
+
+
+__all__ = ["plot_gradient_norms", "plot_step_traces", "plot_update_sizes", "smooth_steps"]

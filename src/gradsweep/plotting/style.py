@@ -103,8 +103,9 @@ def decade_limits(values: pd.Series) -> tuple[float, float] | None:
     v = v[np.isfinite(v) & (v > 0)]
     if v.empty:
         return None
-    lo = math.floor(math.log10(float(v.min())))
-    hi = math.ceil(math.log10(float(v.max())))
+    # whole decades strictly around the data: a value of exactly 10^k is not on the edge
+    lo = math.ceil(math.log10(float(v.min()))) - 1
+    hi = math.floor(math.log10(float(v.max()))) + 1
     if hi - lo < 2:  # at least two labelled decades
         lo, hi = (lo - 1, hi) if hi - lo == 1 else (lo - 1, hi + 1)
     return 10.0**lo, 10.0**hi

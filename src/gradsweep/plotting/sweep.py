@@ -154,12 +154,21 @@ def _natural_key(text: str) -> list[object]:
     return [float(t) if i % 2 else t for i, t in enumerate(re.split(r"(\d+(?:\.\d+)?)", text))]
 
 
-PANEL_SETTINGS = {"width": "width", "learning_rate": "learning rate", "batch_size": "batch size"}
+PANEL_SETTINGS = {
+    "width": "width",
+    "learning_rate": "learning rate",
+    "batch_size": "batch size",
+    "optimizer": "optimizer",
+    "nesterov": "nesterov",
+    "normalization": "normalization",
+    "residual": "residual",
+}
 
 
 def accuracy_panels(runs: pd.DataFrame) -> pd.Series:
     """Panel label per run: the experiment plus every setting (width, learning rate, batch
-    size) that varies inside it, so an accuracy line never averages over those settings."""
+    size, the remedies) that varies inside it, so an accuracy line never averages over those
+    settings."""
     df = runs.assign(width=runs["widths"].map(D.unit_width))
     labels = pd.Series("", index=runs.index, dtype=object)
     for exp, sub in df.groupby("experiment", dropna=False):
@@ -270,8 +279,17 @@ def heatmap_rows(runs: pd.DataFrame) -> pd.Series:
 
 
 def _row_order(sub: pd.DataFrame) -> list[str]:
-    keys = sub.assign(_w=sub["widths"].map(D.width_sort_key)).sort_values(["depth", "_w"])
-    return list(pd.unique(keys["row"]))
+    """Rows by depth, widths, then the varying axes in their display order (data.axis_order:
+    SGD before Adam, no normalization before batch norm, no shortcut before residual, ...)."""
+    df = sub.assign(_w=sub["widths"].map(D.width_sort_key))
+    keys = ["depth", "_w"]
+    for axis in D.varying_axes(sub):
+        if axis in ("activation", "init", "depth", "width") or axis not in df:
+            continue
+        rank = {v: i for i, v in enumerate(D.axis_order(axis, df[axis]))}
+        df[f"_{axis}"] = df[axis].map(lambda v, r=rank: r.get(v, r.get(str(v), len(r))))
+        keys.append(f"_{axis}")
+    return list(pd.unique(df.sort_values(keys, kind="stable")["row"]))
 
 
 def plot_ratio_heatmap(runs: pd.DataFrame, out: str | Path) -> pd.DataFrame:

@@ -1,0 +1,328 @@
+"""The remedies of issue 15: the remedies heatmap (gradient ratio, update ratio and accuracy
+per config, e.g. optimizer × normalization × residual) and Ioffe & Szegedy's Fig. 1 (test
+accuracy over the steps with and without batch normalization, and the 15th/50th/85th
+percentiles of a last-hidden-layer unit's input over the steps). Input columns:
+docs/outputs.md."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+from gradsweep.plotting import data as D
+from gradsweep.plotting.style import (
+    BAND_ALPHA,
+    MAX_PANELS,
+    empty_note,
+    save,
+    style,
+    suptitle,
+    thousands,
+)
+from gradsweep.table import format_ratio
+
+# --------------------------------------------------------------------------- remedies (issue 15)
+
+# (runs.parquet column, column heading): ratios are last ÷ first hidden layer
+REMEDY_RATIOS = [
+    ("grad_ratio_init", "grad ratio\nat init"),
+    ("grad_ratio_final", "grad ratio\nat end"),
+    ("update_ratio_init", "update ratio\nepoch 1"),
+    ("update_ratio_final", "update ratio\nlast epoch"),
+]
+REMEDY_ACCURACY = ("test_acc", "test acc (%)")
+
+
+def remedies_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per config (in panel order): label, n, and per ratio column its geometric mean,
+    min and max over the seeds; the test accuracy's mean, min and max; never-learned count."""
+    from gradsweep.stats import NEVER_LEARNED_BELOW, finite, geometric_interval
+
+    configs = D.configs_of(runs)
+    rows = []
+    for label, (_, cfg) in zip(D.config_labels(configs), configs.iterrows(), strict=True):
+        members = runs[runs["config_id"] == cfg["config_id"]]
+        row: dict = {"config_id": cfg["config_id"], "label": label, "n": len(members)}
+        for col, _ in REMEDY_RATIOS:
+            v = finite(members[col]) if col in members else np.array([])
+            v = v[v > 0]
+            row[col] = geometric_interval(v)[1] if len(v) else np.nan
+            row[f"{col}_min"] = float(v.min()) if len(v) else np.nan
+            row[f"{col}_max"] = float(v.max()) if len(v) else np.nan
+        acc = finite(members[REMEDY_ACCURACY[0]]) * 100
+        row["test_acc"] = float(acc.mean()) if len(acc) else np.nan
+        row["test_acc_min"] = float(acc.min()) if len(acc) else np.nan
+        row["test_acc_max"] = float(acc.max()) if len(acc) else np.nan
+        best = pd.to_numeric(members["best_val_acc"], errors="coerce")
+        row["n_never_learned"] = int((~(best >= NEVER_LEARNED_BELOW)).sum())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def plot_remedies_heatmap(
+    runs: pd.DataFrame, out: str | Path, experiment: str | None = None
+) -> pd.DataFrame:
+    """The remedies side by side, one row per config (e.g. optimizer × normalization ×
+    residual, plus a ReLU baseline): log10 of the gradient ratio at initialisation and at the
+    end, and of the update ratio (relative kernel update, last ÷ first hidden layer) in epoch
+    1 and in the last epoch, in the ratio heatmap's colours; then the test accuracy.
+
+    Cells: geometric mean (accuracy: mean) over seeds and, with several seeds, min–max.
+    Returns :func:`remedies_table`, one row per config."""
+    if experiment is not None and "experiment" in runs:
+        runs = runs[runs["experiment"] == experiment]
+    table = remedies_table(runs) if len(runs) else pd.DataFrame()
+    n = max(len(table), 1)
+    cmap = sns.color_palette("vlag", as_cmap=True)
+    logs = pd.DataFrame(
+        {h: np.log10(table[c].where(table[c] > 0)) for c, h in REMEDY_RATIOS} if len(table) else {}
+    )
+    finite_logs = logs.stack().dropna() if len(logs) else pd.Series(dtype=float)
+    vmax = max(float(finite_logs.abs().max()) if len(finite_logs) else 1.0, 0.5)
+    label_w = max((len(str(x)) for x in table.get("label", [])), default=10) * 0.065
+    with style():
+        fig = Figure(
+            figsize=(label_w + 1.3 * len(REMEDY_RATIOS) + 1.4 + 2.2, 0.55 * n + 2.2),
+            layout="constrained",
+        )
+        ax_ratio, ax_acc = fig.subplots(
+            1, 2, width_ratios=[len(REMEDY_RATIOS), 1.1], sharey=True, squeeze=True
+        )
+        if table.empty:
+            empty_note(ax_ratio, "no runs")
+            ax_acc.set_visible(False)
+            save(fig, out)
+            return table
+        sns.heatmap(
+            logs.set_axis(table["label"]), ax=ax_ratio, cmap=cmap, center=0, vmin=-vmax,
+            vmax=vmax, cbar=True, linewidths=1, linecolor="white",
+            cbar_kws={"label": "log₁₀(ratio last ÷ first)\n> 0: first layer slower"},
+        )  # fmt: skip
+        acc = (
+            table[["test_acc"]]
+            .set_axis(table["label"])
+            .rename(columns={"test_acc": "test acc (%)"})
+        )
+        lo = max(float(np.nanmin(table["test_acc"])) if table["test_acc"].notna().any() else 0, 0)
+        sns.heatmap(
+            acc, ax=ax_acc, cmap="Greens", vmin=min(lo, 90.0), vmax=100, cbar=True,
+            linewidths=1, linecolor="white", cbar_kws={"label": "test accuracy (%)"},
+        )  # fmt: skip
+        for ax in (ax_ratio, ax_acc):
+            ax.set_facecolor("0.96")  # not recorded
+            ax.grid(False)
+            ax.set_ylabel("")
+            ax.tick_params(axis="x", labelrotation=0, labelsize=7)
+            ax.tick_params(axis="y", labelrotation=0, labelsize=7)
+            ax.xaxis.tick_top()
+        for i, (_, row) in enumerate(table.iterrows()):
+            for j, (col, _) in enumerate(REMEDY_RATIOS):
+                text = format_ratio(row[col]) if pd.notna(row[col]) else "—"
+                if row["n"] > 1 and pd.notna(row[col]) and row[f"{col}_min"] != row[f"{col}_max"]:
+                    text += f"\n{format_ratio(row[f'{col}_min'])}–{format_ratio(row[f'{col}_max'])}"
+                ax_ratio.text(j + 0.5, i + 0.5, text, ha="center", va="center", fontsize=6.5)
+            text = f"{row['test_acc']:.1f}" if pd.notna(row["test_acc"]) else "—"
+            if row["n"] > 1 and pd.notna(row["test_acc"]):
+                text += f"\n{row['test_acc_min']:.1f}–{row['test_acc_max']:.1f}"
+            if row["n_never_learned"]:
+                text += f"\n{row['n_never_learned']} of {row['n']} never learned"
+            dark = pd.notna(row["test_acc"]) and row["test_acc"] > (min(lo, 90.0) + 100) / 2
+            ax_acc.text(0.5, i + 0.5, text, ha="center", va="center", fontsize=6.5,
+                        color="white" if dark else "black")  # fmt: skip
+        ax_ratio.set_yticklabels(
+            [f"{lbl} (n = {k})" for lbl, k in zip(table["label"], table["n"], strict=True)]
+        )
+        dataset = (
+            ", ".join(map(str, runs["dataset"].dropna().unique())) if "dataset" in runs else ""
+        )
+        suptitle(
+            fig,
+            f"Remedies side by side — {experiment or 'all runs'}"
+            + (f" ({dataset})" if dataset else "")
+            + "\nratios last ÷ first hidden layer: geometric mean over seeds (second line: "
+            "min–max); accuracy: mean (min–max)",
+        )
+        save(fig, out)
+    return table
+
+
+# --------------------------------------------------------------------------- Ioffe & Szegedy Fig. 1
+
+PERCENTILES = [("z_p15", "15th"), ("z_p50", "50th"), ("z_p85", "85th")]
+PERCENTILE_STYLES = {"z_p15": (0, (3, 2)), "z_p50": "-", "z_p85": (0, (1, 1.5))}
+BN_COLUMNS = ("run_id", "epoch", "step", "layer", "param", "source", "z_p15", "z_p50", "z_p85")
+
+
+def percentile_table(traces: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """The last hidden layer's percentiles of its unit-0 input (z_p15/50/85), one row per run
+    and probe epoch (with its step), where recorded."""
+    cols = [c for c, _ in PERCENTILES]
+    if not set(cols) <= set(traces.columns):
+        return pd.DataFrame(columns=["run_id", "config_id", "epoch", "step", *cols])
+    keep = [c for c in ("run_id", "config_id", "seed", "depth") if c in runs]
+    tr = traces[(traces["source"] == "probe") & traces["z_p50"].notna()]
+    tr = tr[D.isin(tr["run_id"], runs["run_id"])].merge(runs[keep], on="run_id")
+    tr = tr[tr["layer"] == tr["depth"]]
+    return tr.drop_duplicates(["run_id", "epoch"]).sort_values(["run_id", "step"])
+
+
+def z_drift(values: pd.Series) -> float:
+    """How far a percentile moved over training: its max − min over the probe epochs."""
+    v = pd.to_numeric(values, errors="coerce").dropna()
+    return float(v.max() - v.min()) if len(v) else np.nan
+
+
+def plot_bn_distribution(
+    metrics: pd.DataFrame,
+    traces: pd.DataFrame,
+    runs: pd.DataFrame,
+    out: str | Path,
+    experiment: str | None = None,
+) -> pd.DataFrame:
+    """After Ioffe & Szegedy (2015), Fig. 1: (a) test accuracy vs training step, one line per
+    config (e.g. with and without batch normalization; mean over seeds, band min–max);
+    then one panel per config with the 15th, 50th and 85th percentile over the probe images
+    of the input z of the last hidden layer's unit 0 vs step (mean over seeds, band
+    min–max; with batch norm the normalised input), on a shared y axis so drift compares.
+
+    Returns one row per config: label, n, final test accuracy (mean, %), per percentile its
+    value at the first and the last probe and its drift (mean over seeds of each seed's
+    max − min over training), and ``z_drift``: per seed the largest of the three, mean over
+    seeds (runs.parquet's ``z_drift``)."""
+    if experiment is not None and "experiment" in runs:
+        runs = runs[runs["experiment"] == experiment]
+    configs = D.configs_of(runs) if len(runs) else pd.DataFrame(columns=["config_id"])
+    note = ""
+    if len(configs) > MAX_PANELS - 1:
+        note = f"first {MAX_PANELS - 1} of {len(configs)} configs"
+        configs = configs.head(MAX_PANELS - 1)
+    labels = (
+        dict(zip(configs["config_id"], D.config_labels(configs), strict=True))
+        if len(configs)
+        else {}
+    )
+    palette = dict(
+        zip(
+            configs["config_id"],
+            sns.color_palette("colorblind", max(len(configs), 1)),
+            strict=False,
+        )
+    )
+    met = metrics[D.isin(metrics["run_id"], runs["run_id"])].merge(
+        runs[["run_id", "config_id"]], on="run_id"
+    )
+    met = met.assign(acc=pd.to_numeric(met["test_acc"], errors="coerce") * 100).dropna(
+        subset=["acc"]
+    )
+    pct = percentile_table(traces, runs)
+    rows = []
+    n = 1 + len(configs)
+    ncols = min(4, n)
+    nrows = math.ceil(n / ncols)
+    with style():
+        fig = Figure(figsize=(3.9 * ncols + 0.6, 3.0 * nrows + 1.6), layout="constrained")
+        axes = fig.subplots(nrows, ncols, squeeze=False).ravel().tolist()
+        for ax in axes[n:]:
+            ax.set_visible(False)
+        ax_acc, panels = axes[0], axes[1:n]
+        ax_acc.set_title("(a) test accuracy")
+        if met.empty:
+            empty_note(ax_acc, "no accuracies")
+        finite_z = pct[[c for c, _ in PERCENTILES]].stack() if len(pct) else pd.Series(dtype=float)
+        zlim = (float(finite_z.min()), float(finite_z.max())) if len(finite_z) else None
+        for k, (ax, (_, cfg)) in enumerate(zip(panels, configs.iterrows(), strict=True)):
+            cid = cfg["config_id"]
+            color = palette[cid]
+            members = runs[runs["config_id"] == cid]
+            m = met[met["config_id"] == cid]
+            g = m.groupby("step")["acc"].agg(["mean", "min", "max"]).reset_index()
+            if len(g):
+                ax_acc.plot(g["step"], g["mean"], color=color, lw=1.5, label=labels[cid])
+                if len(members) > 1:
+                    ax_acc.fill_between(
+                        g["step"], g["min"], g["max"], color=color, alpha=BAND_ALPHA, lw=0
+                    )
+            last = m[m["step"] == m["step"].max()]["acc"] if len(m) else pd.Series(dtype=float)
+            row = {"config_id": cid, "label": labels[cid], "n": len(members),
+                   "final_test_acc": float(last.mean()) if len(last) else np.nan}  # fmt: skip
+            p = pct[pct["config_id"] == cid]
+            letter = chr(ord("b") + k)
+            ax.set_title(
+                f"({letter}) {labels[cid]} · n = {len(members)}\nlast hidden layer, unit 0"
+            )
+            if p.empty:
+                empty_note(ax, "no percentiles recorded")
+            for col, _ in PERCENTILES:
+                per_step = p.groupby("step")[col].agg(["mean", "min", "max"]).reset_index()
+                if len(per_step):
+                    ax.plot(
+                        per_step["step"],
+                        per_step["mean"],
+                        color=color,
+                        lw=1.4,
+                        ls=PERCENTILE_STYLES[col],
+                    )
+                    if len(members) > 1:
+                        ax.fill_between(
+                            per_step["step"],
+                            per_step["min"],
+                            per_step["max"],
+                            color=color,
+                            alpha=BAND_ALPHA * 0.8,
+                            lw=0,
+                        )
+                first = p[p["step"] == p["step"].min()][col] if len(p) else pd.Series(dtype=float)
+                end = p[p["step"] == p["step"].max()][col] if len(p) else pd.Series(dtype=float)
+                row[f"{col}_first"] = float(first.mean()) if len(first) else np.nan
+                row[f"{col}_last"] = float(end.mean()) if len(end) else np.nan
+                drifts = [z_drift(d[col]) for _, d in p.groupby("run_id")]
+                row[f"{col}_drift"] = float(np.nanmean(drifts)) if drifts else np.nan
+            # per seed the largest drift of the three percentiles, then the mean over seeds
+            per_run = [
+                np.nanmax([z_drift(d[c]) for c, _ in PERCENTILES]) for _, d in p.groupby("run_id")
+            ]
+            row["z_drift"] = float(np.nanmean(per_run)) if per_run else np.nan
+            if np.isfinite(row["z_drift"]):
+                ax.set_title(ax.get_title() + f" · moved up to {row['z_drift']:.2f}")
+            if zlim is not None:
+                pad = 0.05 * (zlim[1] - zlim[0] or 1.0)
+                ax.set_ylim(zlim[0] - pad, zlim[1] + pad)
+            ax.set_ylabel("input z of the sigmoid")
+            rows.append(row)
+        ax_acc.set_ylabel("test accuracy (%)")
+        if len(met):
+            lo = float(met.groupby(["config_id", "step"])["acc"].mean().quantile(0.02))
+            ax_acc.set_ylim(max(0.0, min(lo, 90.0) - 1), 100)
+        for ax in axes[:n]:
+            ax.set_xlabel("training step")
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
+            ax.xaxis.set_major_formatter(FuncFormatter(thousands))
+            ax.tick_params(labelsize=7)
+        dataset = ", ".join(map(str, runs.get("dataset", pd.Series()).dropna().unique()))
+        title = (
+            f"Batch normalization after Ioffe & Szegedy (2015), Fig. 1 — {experiment or 'all runs'}"
+            + (f" ({dataset})" if dataset else "")
+            + "\n(line: mean over seeds, band: min–max"
+            + (f"; {note}" if note else "")
+            + ")"
+        )
+        suptitle(fig, title)
+        handles = [Line2D([], [], color=palette[c], lw=2) for c in configs["config_id"]]
+        names = [labels[c] for c in configs["config_id"]]
+        handles += [Line2D([], [], color="0.3", ls=PERCENTILE_STYLES[c]) for c, _ in PERCENTILES]
+        names += [f"{name} percentile" for _, name in PERCENTILES]
+        handles.append(Patch(color="0.6", alpha=0.5))
+        names.append("min–max over seeds")
+        fig.legend(
+            handles, names, loc="outside lower center", ncol=min(len(names), 4), frameon=False
+        )
+        save(fig, out)
+    return pd.DataFrame(rows)
