@@ -38,6 +38,7 @@ def numpy_diagnostics(net: DenseNet, activation: str, x: np.ndarray, y: np.ndarr
                 (np.abs(z) > 2).mean(),
                 (f(z) == 0).all(axis=0).mean(),
                 (pos != neg).sum() / max((pos | neg).sum(), 1),
+                *np.percentile(z[:, 0], [15, 50, 85]),  # unit 0's input, over the images
             ]
         )
     return np.array(rows)

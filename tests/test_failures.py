@@ -336,7 +336,8 @@ def fake_run(folder: Path, run_id: str = "exp/r") -> dict[str, Path]:
         "traces": folder / "traces.parquet",
         "metrics": folder / "metrics.parquet",
     }
-    write_parquet(pd.DataFrame(rows), paths["traces"], TRACES_SCHEMA)
+    traces = pd.DataFrame(rows).reindex(columns=TRACES_SCHEMA.names)  # no update norms: NaN
+    write_parquet(traces, paths["traces"], TRACES_SCHEMA)
     write_parquet(pd.DataFrame(metrics), paths["metrics"], METRICS_SCHEMA)
     info = {"run_id": run_id, "experiment": run_id.split("/")[0], "run": run_id.split("/")[1],
             "config": config, "status": "ok", "diverged": None, "wall_s": 1.0}  # fmt: skip

@@ -29,7 +29,7 @@ def side(folder: Path, norms: list[float], acc: float, status: str = "ok") -> Pa
          "layer": 1, "param": "kernel", "grad_norm": norms,
          "source": ["probe"] * 2 + ["step"] * (n - 2)}
     )  # fmt: skip
-    for column in TRACES_SCHEMA.names[7:]:
+    for column in set(TRACES_SCHEMA.names) - set(traces):
         traces[column] = np.nan
     metrics = pd.DataFrame(
         {"run_id": "a/r", "epoch": [0, 1], "step": [0, 10], "wall_s": [0.0, 1.0]}
