@@ -275,9 +275,15 @@ def test_bn_speed_verdict_against_numpy(tmp_path) -> None:
     target = curves["none"][1][-1]
     first = {n: int(s[np.argmax(a >= target)]) for n, (s, a) in curves.items()}
     assert first["batch_norm"] < first["none"]  # the synthetic BN learns faster
-    assert f"| no norm. | 3 | {100 * target:.2f} | {first['none']:,} of 500 |" in section
+    early = {n: 100 * a[s > 0][0] for n, (s, a) in curves.items()}  # after the first epoch
+    assert (
+        f"| no norm. | 3 | {early['none']:.2f} | {100 * target:.2f} | {first['none']:,} of 500 |"
+        in section
+    )
     bn_final = 100 * curves["batch_norm"][1][-1]
-    assert f"| batch norm | 3 | {bn_final:.2f} | {first['batch_norm']:,} of 500 |" in section
+    bn_row = f"| batch norm | 3 | {early['batch_norm']:.2f} | {bn_final:.2f} | {first['batch_norm']:,} of 500 |"
+    assert bn_row in section
+    assert f"after the first epoch (step 50) it is at {early['batch_norm']:.2f} %" in section
     assert "**Higher accuracy sooner: holds** for batch norm" in section
     assert f"×{first['none'] / first['batch_norm']:.1f} sooner" in section
     assert drift["none"] == pytest.approx(0.6) and drift["batch_norm"] == 0.0
@@ -286,7 +292,11 @@ def test_bn_speed_verdict_against_numpy(tmp_path) -> None:
     is_bn = metrics["run_id"].str.contains("batch_norm")
     slow = metrics.assign(test_acc=np.where(is_bn, metrics["test_acc"] - 0.1, metrics["test_acc"]))
     turned = results_markdown(runs, ref, metrics=slow)
-    assert "**Higher accuracy sooner: does not hold**" in turned
+    # higher after epoch 1 even 10 pp down: "partly"; else nothing is left of the claim
+    early_too = early["batch_norm"] - 10 > early["none"]
+    verdict = "partly holds" if early_too else "does not hold"
+    assert f"**Higher accuracy sooner: {verdict}**" in turned
+    assert "it never reaches the baseline's final" in turned
     # a baseline that never learned (final below twice chance): judged by BN learning at all
     stuck = metrics.assign(test_acc=np.where(is_bn, metrics["test_acc"], 0.1))
     text = results_markdown(runs, ref, metrics=stuck)
