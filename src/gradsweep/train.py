@@ -76,7 +76,9 @@ class Trainer:
     def gradients(self, x: tf.Tensor, y: tf.Tensor) -> list[tf.Tensor]:
         return self.backpropagate(x, y)[0]
 
-    def backpropagate(self, x: tf.Tensor, y: tf.Tensor) -> tuple[list[tf.Tensor], list]:
+    def backpropagate(
+        self, x: tf.Tensor, y: tf.Tensor, inner: bool = False
+    ) -> tuple[list[tf.Tensor], list, list[tf.Tensor]]:
         """∂C0/∂θ for every parameter tensor θ: backpropagation, i.e. the chain rule.
 
         The tape carries the error δ^l = ∂C0/∂z^l back from the cost through every layer
@@ -85,7 +87,8 @@ class Trainer:
         ∂C0/∂W^l = Σ δ^l (a^(l-1))ᵀ (BP4). With normalisation, z^l = γ û^l + β, so β takes b's
         BP3, W takes BP4 with the error at its own output u^l, and γ gets Σ δ^l ⊙ û^l.
         Also returns batch norm's batch moments, which a training step folds into its moving
-        statistics.
+        statistics, and (``inner``) ⟨∂C0/∂θ, θ⟩ of every θ: for W^l without touching W, as
+        ⟨Σ δ aᵀ, W⟩ = Σ δ · (W a), and W a is the forward pass's u^l less its bias.
         """
         with tf.GradientTape() as tape:
             layers = self.net.forward(x)
@@ -97,14 +100,24 @@ class Trainer:
             deltas, u_deltas, d_scales = tape.gradient(
                 cost, [layers.zs, layers.us, self.net.scales]
             )
-        grads = []
+        grads, inners = [], []
+        last = len(layers.zs) - 1
         for layer, (delta, u_delta, a) in enumerate(
             zip(deltas, u_deltas, layers.inputs, strict=True)
         ):
             grads += [weight_gradient(u_delta, a), tf.reduce_sum(delta, axis=0)]
             if layer < len(d_scales):
                 grads.append(d_scales[layer])
-        return grads, layers.moments
+            if inner:
+                u, b = layers.us[layer], self.net.biases[layer]
+                wa = u - b if self.net.normalization == "none" or layer == last else u
+                inners += [
+                    tf.reduce_sum(u_delta * wa),
+                    tf.reduce_sum(grads[-2 if layer < len(d_scales) else -1] * b),
+                ]
+                if layer < len(d_scales):
+                    inners.append(tf.reduce_sum(d_scales[layer] * self.net.scales[layer]))
+        return grads, layers.moments, inners
 
     def gradient_norms(self, x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
         """‖∂C0/∂θ‖ per parameter tensor θ, for the mean cost over (x, y)."""
@@ -112,12 +125,31 @@ class Trainer:
 
     def sgd_step(self, x: tf.Tensor, y: tf.Tensor) -> tuple[list[tf.Tensor], list[tf.Tensor]]:
         """One step θ ← θ + Δθ for every parameter; returns the gradients and the Δθ applied."""
-        grads, moments = self.backpropagate(x, y)
+        grads, moments, _ = self.backpropagate(x, y)
         self.net.update_moving_statistics(moments)
         updates = self.updates(grads)
         for p, delta in zip(self.net.params, updates, strict=True):
             p.assign_add(delta)
         return grads, updates
+
+    def plain_sgd_step(self, x: tf.Tensor, y: tf.Tensor) -> tuple[list[tf.Tensor], tf.Tensor]:
+        """θ ← θ − η (∂C0/∂θ + (λ/n) θ) for every layer, weight decay on W only: the seed's
+        step as one fused update per tensor. Returns the gradients and ⟨∂C0/∂θ, θ⟩ before it,
+        from which :meth:`_traced_norms` gets ‖Δθ‖ and ‖θ‖ without reading Δθ or θ again."""
+        grads, moments, inners = self.backpropagate(x, y, inner=True)
+        self.net.update_moving_statistics(moments)
+        for p, g, decay in zip(self.net.params, grads, self.decays, strict=True):
+            p.assign_sub(self.sgd.learning_rate * (g + decay * p))
+        return grads, tf.stack(inners)
+
+    def _traced_norms(self, g_sq: tf.Tensor, inner: tf.Tensor, p_sq: tf.Tensor) -> tuple:
+        """Plain SGD's ‖Δθ‖² and ‖θ − Δθ‖² from ‖g‖², ⟨g, θ⟩ and ‖θ‖² (all before the step):
+        with g' = g + d θ and Δθ = −η g',
+        ‖Δθ‖² = η² (‖g‖² + 2 d ⟨g, θ⟩ + d² ‖θ‖²), ‖θ + Δθ‖² = ‖θ‖² − 2 η ⟨θ, g'⟩ + ‖Δθ‖²."""
+        eta, d = self.sgd.learning_rate, tf.constant(self.decays, tf.float32)
+        moved = eta**2 * (g_sq + 2.0 * d * inner + d**2 * p_sq)
+        after = p_sq - 2.0 * eta * (inner + d * p_sq) + moved
+        return moved, tf.maximum(after, 0.0)
 
     def updates(self, grads: list[tf.Tensor]) -> list[tf.Tensor]:
         """Δθ of each parameter for gradients ``grads``, with weight decay g + (λ/n) θ on W."""
@@ -161,19 +193,33 @@ class Trainer:
         n_blocks = (steps + every - 1) // every
         squares = tf.TensorArray(tf.float32, size=n_blocks if self.sgd.trace_every else 0)
         block, finite = 0, True
+        plain = self.sgd.optimizer == "sgd"
+        # plain SGD: ‖θ‖² carried from step to step (exact at each traced block's start when
+        # untraced steps come between, else from the epoch's start)
+        p_sq = tf.stack([squared_norm(p) for p in self.net.params])
         while block < n_blocks and finite:
             first = block * every
-            grads, updates = self.sgd_step(
-                tf.gather(x, batches[first]), tf.gather(y, batches[first])
-            )
-            if self.sgd.trace_every:
+            xb, yb = tf.gather(x, batches[first]), tf.gather(y, batches[first])
+            if not self.sgd.trace_every:
+                self.sgd_step(xb, yb)
+            elif plain:
+                if self.sgd.trace_every != 1:
+                    p_sq = tf.stack([squared_norm(p) for p in self.net.params])
+                grads, inner = self.plain_sgd_step(xb, yb)
+                g_sq = tf.stack([squared_norm(g) for g in grads])
+                moved, p_sq = self._traced_norms(g_sq, inner, p_sq)
+                squared = tf.stack([g_sq, moved, p_sq])  # (3, parameters)
+                squares = squares.write(block, squared)
+                finite = tf.reduce_all(tf.math.is_finite(g_sq))
+            else:
+                grads, updates = self.sgd_step(xb, yb)
                 squared = tf.stack(
                     [
                         squared_norms([g, d, p])
                         for g, d, p in zip(grads, updates, self.net.params, strict=True)
                     ],
                     axis=1,
-                )  # (3, parameters): ‖g‖², ‖Δθ‖², ‖θ‖²
+                )  # (3, parameters): ‖g‖², ‖Δθ‖², ‖θ‖² (after the step)
                 squares = squares.write(block, squared)
                 finite = tf.reduce_all(tf.math.is_finite(squared[0]))
             if self.sgd.trace_every != 1:  # with 1 there are none: XLA compiles one step
