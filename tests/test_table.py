@@ -281,7 +281,10 @@ def test_bn_speed_verdict_against_numpy(tmp_path) -> None:
         in section
     )
     bn_final = 100 * curves["batch_norm"][1][-1]
-    bn_row = f"| batch norm | 3 | {early['batch_norm']:.2f} | {bn_final:.2f} | {first['batch_norm']:,} of 500 |"
+    bn_row = (
+        f"| batch norm | 3 | {early['batch_norm']:.2f} | {bn_final:.2f} | "
+        f"{first['batch_norm']:,} of 500 |"
+    )
     assert bn_row in section
     assert f"after the first epoch (step 50) it is at {early['batch_norm']:.2f} %" in section
     assert "**Higher accuracy sooner: holds** for batch norm" in section
