@@ -262,7 +262,7 @@ def plot_update_sizes(
     page: str = "",
 ) -> pd.DataFrame:
     """The page's panels of ``gradients<page>.png`` again, with each hidden layer's relative
-    update size: ‖W_e − W_(e−1)‖ / ‖W_(e−1)‖ of its kernel over epoch e (probe rows,
+    update size: ‖W_e − W_(e−1)‖ / ‖W_e‖ of its kernel over epoch e (probe rows,
     ``relative_update``; log y), geometric mean over seeds with a min–max band. It shows how
     fast each layer actually moves under any optimizer, next to how large its gradient is.
     Runs traced before update sizes were recorded get a note. Returns the configs drawn."""
