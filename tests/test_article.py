@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
-from workflow_helpers import copy_workflow, job_stats, snakemake
+from workflow_helpers import copy_workflow, dry_run, job_stats, snakemake
 
 from gradsweep import plotting as article
 from gradsweep.aggregate import config_id
@@ -290,10 +290,34 @@ def _planned_rules(workdir: Path, *args: str) -> dict[str, int]:
     return dict(job_stats(snakemake(workdir, "-n", "--cores", "2", *args).stdout))
 
 
+def _longest_first(jobs: list[dict[str, str]]) -> None:
+    """The train job of the default sweep's longest run, the 2048-1024-512-256 net for 60
+    epochs, has the highest priority, so it does not start last and run alone; the batches of
+    one-layer sigmoid nets rank far below it."""
+    manifests = {
+        f"results/batches/{job['experiment']}/{job['batch']}.json": float(job.get("priority", 0))
+        for job in jobs
+        if job["rule"] == "train"
+    }
+    placed = [job for job in jobs if job["rule"] == "run_files"]
+    wide = [job["input"] for job in placed if "w2048x1024x512x256" in job["run"]]
+    assert len(wide) == 1, wide
+    top = manifests.pop(wide[0])
+    assert top > max(manifests.values())
+    shallow = {
+        job["input"]
+        for job in placed
+        if job["experiment"] == "sigmoid_depth" and job["run"].startswith("d1-")
+    }
+    assert shallow and all(0 < manifests[path] < top / 10 for path in shallow)
+
+
 @pytest.mark.slow  # runs Snakemake (a dry run)
-def test_workflow_plans_article_figures(tmp_path: Path) -> None:
+def test_workflow_plans_article_figures_and_longest_batches_first(tmp_path: Path) -> None:
     workdir = copy_workflow(tmp_path)
-    default = _planned_rules(workdir)
+    counts, jobs, _ = dry_run(workdir, "--cores", "2")
+    _longest_first(jobs)
+    default = dict(counts)
     for rule in ("plot_activations", "plot_one_path", "plot_nndl_demo", "plot_nielsen_init",
                  "plot_remedies", "plot_batch_norm_sigmoid"):  # fmt: skip
         assert default.get(rule) == 1, default

@@ -64,6 +64,8 @@ def without_slurm_settings(env: dict[str, str] | None = None) -> dict[str, str]:
 _RULE = re.compile(r"^\s*(?:local)?rule (\w+):\s*$")
 _WILDCARDS = re.compile(r"^\s*wildcards: (.*)$")
 _REASON = re.compile(r"^\s*reason: (.*)$")
+_INPUT = re.compile(r"^\s*input: (.*)$")
+_PRIORITY = re.compile(r"^\s*priority: (\S+)$")
 
 
 def job_stats(output: str) -> Counter[str]:
@@ -82,7 +84,8 @@ def job_stats(output: str) -> Counter[str]:
 
 
 def planned_jobs(output: str) -> list[dict[str, str]]:
-    """Every job block of a dry run, in order: ``{"rule": ..., "reason": ..., **wildcards}``."""
+    """Every job block of a dry run, in order: ``{"rule": ..., "reason": ..., **wildcards}``,
+    plus ``input`` and ``priority`` where Snakemake prints them (it omits priority 0)."""
     jobs: list[dict[str, str]] = []
     for line in output.splitlines():
         if match := _RULE.match(line):
@@ -91,6 +94,10 @@ def planned_jobs(output: str) -> list[dict[str, str]]:
             jobs[-1].update(item.split("=", 1) for item in match[1].split(", "))
         elif jobs and (match := _REASON.match(line)):
             jobs[-1]["reason"] = match[1]
+        elif jobs and (match := _INPUT.match(line)):
+            jobs[-1]["input"] = match[1]
+        elif jobs and (match := _PRIORITY.match(line)):
+            jobs[-1]["priority"] = match[1]
     return jobs
 
 

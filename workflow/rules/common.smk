@@ -9,7 +9,7 @@ from snakemake.utils import validate
 
 from jsonschema import ValidationError
 
-from gradsweep.batches import cache_entry, plan_batches
+from gradsweep.batches import cache_entry, estimate_seconds, plan_batches
 from gradsweep.config import (
     ConfigError,
     available_cpus,
@@ -83,6 +83,12 @@ def batch_runs(wildcards):
 
 def batch_data(wildcards):
     return f"resources/data/{batch_runs(wildcards)[0]['dataset']}.npz"
+
+
+def batch_priority(wildcards):
+    """Longest batch first: its estimated seconds of training. Started last, a long batch (the
+    2048-wide net) would run alone on one core while the others idle."""
+    return round(sum(estimate_seconds(run) for run in batch_runs(wildcards)))
 
 
 def batch_runtime(wildcards):

@@ -9,6 +9,7 @@ rule train:
         manifest="results/batches/{experiment}/{batch}.json",
     log:
         "logs/train/{experiment}/{batch}.log",
+    priority: batch_priority
     conda:
         "../envs/gradsweep.yaml"
     threads: TRAIN["threads"]
