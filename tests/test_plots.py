@@ -186,6 +186,10 @@ def test_step_traces_png_and_smoothing(sweep, tmp_path: Path) -> None:
     assert len(sm) <= gradients.MAX_STEP_POINTS and window > 1
     # the median removes the heavy multiplicative noise: smoother than the raw trace
     assert np.diff(np.log(sm["grad_norm"])).std() < np.diff(np.log(d["grad_norm"])).std() / 2
+    # the kept rows carry pandas' centred rolling median over the stated window (the oracle)
+    full = d["grad_norm"].rolling(window, center=True, min_periods=1).median()
+    np.testing.assert_allclose(sm["grad_norm"], full.loc[sm.index], rtol=1e-12)
+    assert sm.index.equals(d.index[:: (window - 1) // 2])
 
 
 def test_step_traces_without_any_steps(sweep, tmp_path: Path) -> None:

@@ -16,23 +16,37 @@ rule aggregate_experiment:
         "../scripts/aggregate.py"
 
 
+# The sweep-wide tables. The small ones feed the table and the sweep figures; the traces,
+# as large as all experiments' together, are stacked by a job of their own that nothing
+# waits for, so it runs beside the figures instead of before them.
 rule aggregate:
     input:
         runs=expand(
             "results/experiments/{experiment}/runs.parquet", experiment=EXPERIMENTS
-        ),
-        traces=expand(
-            "results/experiments/{experiment}/traces.parquet", experiment=EXPERIMENTS
         ),
         metrics=expand(
             "results/experiments/{experiment}/metrics.parquet", experiment=EXPERIMENTS
         ),
     output:
         runs="results/runs.parquet",
-        traces="results/traces.parquet",
         metrics="results/metrics.parquet",
     log:
         "logs/aggregate/all.log",
+    conda:
+        "../envs/gradsweep.yaml"
+    script:
+        "../scripts/concatenate.py"
+
+
+rule aggregate_traces:
+    input:
+        traces=expand(
+            "results/experiments/{experiment}/traces.parquet", experiment=EXPERIMENTS
+        ),
+    output:
+        traces="results/traces.parquet",
+    log:
+        "logs/aggregate/traces.log",
     conda:
         "../envs/gradsweep.yaml"
     script:

@@ -132,6 +132,7 @@ def final_outputs():
     return [
         "results/results.md",
         "results/results_seeds.md",
+        "results/traces.parquet",
         "results/figures/activation_init.png",
         "results/figures/accuracy_depth.png",
         "results/figures/ratio_heatmap.png",

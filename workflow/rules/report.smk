@@ -30,7 +30,9 @@ rule results_table:
 rule plot_figures:
     input:
         runs="results/runs.parquet",
-        traces="results/traces.parquet",
+        traces=expand(
+            "results/experiments/{experiment}/traces.parquet", experiment=EXPERIMENTS
+        ),
         code=sources(*PLOTTING_CODE),
     output:
         activation_init=report(

@@ -129,7 +129,10 @@ def read_traces(
 ) -> pd.DataFrame:
     """Read only the trace rows and columns a figure needs (pyarrow filter push-down)."""
     paths = [str(p) for p in path] if isinstance(path, list | tuple) else str(path)
-    dataset = ds.dataset(paths, format="parquet")
+    # low-cardinality strings arrive as dictionaries (pandas categoricals): millions of step
+    # rows carry a handful of run ids, and comparing or joining on them stays cheap
+    read = ds.ParquetReadOptions(dictionary_columns=["run_id", "experiment", "source", "param"])
+    dataset = ds.dataset(paths, format=ds.ParquetFileFormat(read_options=read))
     names = set(dataset.schema.names)
     expr = None
     for col, val in (("experiment", experiment), ("source", source), ("param", param)):
@@ -165,10 +168,24 @@ def hidden_bias(traces: pd.DataFrame, runs: pd.DataFrame, source: str) -> pd.Dat
 def hidden_rows(traces: pd.DataFrame, runs: pd.DataFrame, source: str, param: str) -> pd.DataFrame:
     """Rows of one parameter tensor (``bias``, ``kernel``, ``scale``) of the hidden layers
     (1..depth) of ``runs``, one trace source, with config_id, seed, depth and status."""
-    keep = [c for c in ("run_id", "config_id", "seed", "depth", "status") if c in runs]
+    keep = [c for c in ("config_id", "seed", "depth", "status") if c in runs]
     tr = traces[(traces["source"] == source) & (traces["param"] == param)]
-    tr = tr[isin(tr["run_id"], runs["run_id"])].merge(runs[keep], on="run_id")
+    # each row's run by position in ``runs`` (a join on millions of step rows' string keys
+    # is the slow part of a step figure; the distinct run ids are few)
+    codes = pd.Categorical(tr["run_id"], categories=pd.unique(runs["run_id"])).codes
+    tr = tr[codes >= 0]
+    per_run = runs.drop_duplicates("run_id")
+    row_runs = codes[codes >= 0]
+    tr = tr.assign(**{c: _take(per_run[c], row_runs) for c in keep})
     return tr[(tr["layer"] >= 1) & (tr["layer"] <= tr["depth"])]
+
+
+def _take(values: pd.Series, positions: np.ndarray) -> Any:
+    """``values`` at ``positions``; strings as a categorical, not one Python string per row."""
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return values.to_numpy()[positions]
+    labels = pd.Categorical(values)
+    return pd.Categorical.from_codes(labels.codes[positions], labels.categories)
 
 
 def divergence_points(traces: pd.DataFrame, runs: pd.DataFrame, x: str) -> dict[str, float]:
