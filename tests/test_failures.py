@@ -53,6 +53,7 @@ BASE = {
 SWEEP = {**BASE, "experiments": {"resume": LONG, "again": LONG, "diverge": DIVERGE}}
 SWEEP_TARGETS = (
     "results/results.md",
+    "results/traces.parquet",
     "results/figures/accuracy_depth.png",
     "results/figures/diverge/gradients.png",
 )

@@ -172,7 +172,9 @@ def hidden_rows(traces: pd.DataFrame, runs: pd.DataFrame, source: str, param: st
     tr = traces[(traces["source"] == source) & (traces["param"] == param)]
     # each row's run by position in ``runs`` (a join on millions of step rows' string keys
     # is the slow part of a step figure; the distinct run ids are few)
-    codes = pd.Categorical(tr["run_id"], categories=pd.unique(runs["run_id"])).codes
+    ids = tr["run_id"].astype("category").cat  # free when read as a dictionary (read_traces)
+    position = pd.Index(pd.unique(runs["run_id"])).get_indexer(ids.categories)
+    codes = np.append(position, -1)[ids.codes.to_numpy()]  # a missing id (code -1) stays -1
     tr = tr[codes >= 0]
     per_run = runs.drop_duplicates("run_id")
     row_runs = codes[codes >= 0]
