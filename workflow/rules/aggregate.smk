@@ -21,12 +21,8 @@ rule aggregate_experiment:
 # waits for, so it runs beside the figures instead of before them.
 rule aggregate:
     input:
-        runs=expand(
-            "results/experiments/{experiment}/runs.parquet", experiment=EXPERIMENTS
-        ),
-        metrics=expand(
-            "results/experiments/{experiment}/metrics.parquet", experiment=EXPERIMENTS
-        ),
+        runs=sweep_tables("runs"),
+        metrics=sweep_tables("metrics"),
     output:
         runs="results/runs.parquet",
         metrics="results/metrics.parquet",
@@ -40,9 +36,7 @@ rule aggregate:
 
 rule aggregate_traces:
     input:
-        traces=expand(
-            "results/experiments/{experiment}/traces.parquet", experiment=EXPERIMENTS
-        ),
+        traces=sweep_tables("traces"),
     output:
         traces="results/traces.parquet",
     log:

@@ -119,6 +119,13 @@ def download_target(wildcards):
     return {"url": url, "sha256": sha256}
 
 
+def sweep_tables(name):
+    """One per-experiment aggregate (runs, traces or metrics) of every experiment, to stack."""
+    return expand(
+        f"results/experiments/{{experiment}}/{name}.parquet", experiment=EXPERIMENTS
+    )
+
+
 def run_outputs(name, experiment=None):
     """One file of every run (of one experiment, if given), in a stable order."""
     return [

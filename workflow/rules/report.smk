@@ -30,9 +30,7 @@ rule results_table:
 rule plot_figures:
     input:
         runs="results/runs.parquet",
-        traces=expand(
-            "results/experiments/{experiment}/traces.parquet", experiment=EXPERIMENTS
-        ),
+        traces=sweep_tables("traces"),
         code=sources(*PLOTTING_CODE),
     output:
         activation_init=report(
