@@ -36,8 +36,8 @@ from PIL import Image  # noqa: E402
 from synthetic_aggregate import synthetic_aggregate  # noqa: E402
 
 from gradsweep import plotting  # noqa: E402
-from gradsweep.plotting.style import MAX_HEIGHT_PX, MAX_PANELS  # noqa: E402
-from gradsweep.table import write_results  # noqa: E402
+from gradsweep.plotting.data import MAX_HEIGHT_PX, MAX_PANELS  # noqa: E402
+from gradsweep.table.results import write_results  # noqa: E402
 
 GRID = {
     "depth": (1, 2, 4, 6, 8),

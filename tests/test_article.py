@@ -12,8 +12,9 @@ import pytest
 from workflow_helpers import copy_workflow, dry_run, job_stats, snakemake
 
 from gradsweep import plotting as article
-from gradsweep.aggregate import config_id
+from gradsweep.plotting import data as D
 from gradsweep.plotting import diagnostics, gradients, style
+from gradsweep.settings import config_id
 
 NIELSEN = {
     "source": "Nielsen, ch. 5",
@@ -270,7 +271,7 @@ def test_diagnostics_picks_informative_configs(tmp_path: Path) -> None:
     img = _check_png(out)
     assert summary["config_id"].nunique() == 3
     n_rows = len(diagnostics.DIAGNOSTIC_ROWS)
-    assert n_rows * 3 <= style.MAX_PANELS
+    assert n_rows * 3 <= D.MAX_PANELS
     assert abs(img.shape[0] - (1.45 * n_rows + 1.9) * style.DPI) <= 1
 
 

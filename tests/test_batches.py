@@ -106,7 +106,14 @@ def fake_entry(entry: Path, run_id: str) -> None:
     write_parquet(traces, entry / "traces.parquet", TRACES_SCHEMA)
     write_parquet(metrics, entry / "metrics.parquet", METRICS_SCHEMA)
     experiment, run = run_id.split("/")
-    info = {"run_id": run_id, "experiment": experiment, "run": run, "config": {"run": run}}
+    info = {
+        "run_id": run_id,
+        "experiment": experiment,
+        "run": run,
+        "config": {"run": run},
+        "status": "ok",
+        "wall_s": 1.0,
+    }
     write_json(info, entry / "run.json")
 
 

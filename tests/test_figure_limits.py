@@ -11,8 +11,8 @@ from PIL import Image
 from synthetic_aggregate import synthetic_aggregate
 
 from gradsweep import plotting
-from gradsweep.plotting.style import MAX_HEIGHT_PX, MAX_PANELS
-from gradsweep.table import results_markdown
+from gradsweep.plotting.data import MAX_HEIGHT_PX, MAX_PANELS
+from gradsweep.table.results import results_markdown
 
 
 @pytest.fixture(scope="module")

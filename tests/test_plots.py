@@ -10,11 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from gradsweep import facets as F
 from gradsweep import plotting
-from gradsweep.aggregate import config_id
 from gradsweep.plotting import data as D
 from gradsweep.plotting import gradients, style
 from gradsweep.plotting import sweep as sweep_figures
+from gradsweep.settings import config_id
 
 # Per-layer shrink factor of the probe bias gradient towards the input, at initialisation.
 SHRINK = {
@@ -170,8 +171,8 @@ def test_config_title_is_readable() -> None:
     title = D.config_title(cfg, ["activation", "depth", "learning_rate"], 5)
     assert title == "sigmoid · 4 hidden layers\nη 0.1 · n = 5 seeds"
     assert D.config_title(cfg, [], 1).endswith("n = 1 seed")
-    assert D.widths_label("500-300-150-50") == "500-300-150-50"
-    assert D.widths_label("100-100-100") == "3 × 100"
+    assert F.widths_label("500-300-150-50") == "500-300-150-50"
+    assert F.widths_label("100-100-100") == "3 × 100"
 
 
 def test_step_traces_png_and_smoothing(sweep, tmp_path: Path) -> None:
@@ -326,7 +327,7 @@ def test_remedies_heatmap_numbers_against_numpy(remedies, tmp_path: Path) -> Non
     runs, _, _ = remedies
     table = plotting.plot_remedies_heatmap(runs, tmp_path / "remedies.png", "remedies")
     with Image.open(tmp_path / "remedies.png") as img:
-        assert int(img.info["Panels"]) == 2 and img.height <= style.MAX_HEIGHT_PX
+        assert int(img.info["Panels"]) == 2 and img.height <= D.MAX_HEIGHT_PX
     _check_png(tmp_path / "remedies.png")
     assert len(table) == 9 and table["label"].is_unique and (table["n"] == 2).all()
     assert table["label"].iloc[0] == "sigmoid · scaled_normal · SGD · no norm. · no shortcut"

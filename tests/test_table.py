@@ -9,15 +9,12 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from gradsweep import table
-from gradsweep.table import (
-    Column,
-    format_percent,
-    format_ratio,
-    results_markdown,
-    seeds_markdown,
-    write_results,
-)
+from gradsweep.formatting import format_percent, format_ratio
+from gradsweep.settings import SETTING_NAMES, config_id
+from gradsweep.table import seeds as table
+from gradsweep.table.common import Column, field
+from gradsweep.table.results import results_markdown, write_results
+from gradsweep.table.seeds import seeds_markdown
 
 
 def _run(experiment: str, depth: int, width: int, act: str, init: str, seed: int, **kw) -> dict:
@@ -31,7 +28,8 @@ def _run(experiment: str, depth: int, width: int, act: str, init: str, seed: int
         "grad_ratio_init": 4.0 ** (depth - 1), "grad_ratio_final": 2.0 ** (depth - 1),
     }  # fmt: skip
     row.update(kw)
-    return row
+    settings = {"experiment": experiment, **{k: row.get(k) for k in SETTING_NAMES}}
+    return {**row, "config_id": config_id(settings)} if "config_id" not in row else row
 
 
 @pytest.fixture
@@ -167,7 +165,7 @@ def test_varying_setting_becomes_a_column(runs: pd.DataFrame) -> None:
 
 def test_extra_columns_via_column_list(runs: pd.DataFrame) -> None:
     ref = runs.assign(reference=0.95)
-    cols = [*table.COLUMNS, Column("reference (%)", "reference", format_percent)]
+    cols = [*table.COLUMNS, Column("reference (%)", field("reference", format_percent))]
     md = seeds_markdown(ref, columns=cols)
     assert _header(md, "vanishing")[-1] == "reference (%)"
     assert all(r[-1] == "95.00" for r in _table_rows(md, "vanishing"))

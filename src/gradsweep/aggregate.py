@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,38 +12,23 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from gradsweep.config import REMEDY_DEFAULTS, setting
-from gradsweep.io import METRICS_SCHEMA, TRACES_SCHEMA, atomic_path, write_parquet
-from gradsweep.stats import SETTINGS, escape_epoch
+from gradsweep.io import (
+    METRICS_SCHEMA,
+    TRACES_SCHEMA,
+    RunFileError,
+    atomic_path,
+    read_run_info,
+    write_parquet,
+)
+from gradsweep.settings import IDENTITY_FIELDS, SETTING_FIELDS, config_id, run_settings
+from gradsweep.verdicts import dynamic_verdict, escape_epoch, verdict
 
 # runs.parquet's columns and types (docs/outputs.md). Written with this schema so that
 # per-experiment tables stack even where a setting is null in one experiment only.
 RUNS_SCHEMA = pa.schema(
     [
-        ("run_id", pa.string()),
-        ("experiment", pa.string()),
-        ("run", pa.string()),
-        ("config_id", pa.string()),
-        ("dataset", pa.string()),
-        ("depth", pa.int64()),
-        ("widths", pa.string()),
-        ("activation", pa.string()),
-        ("init", pa.string()),
-        ("seed", pa.int64()),
-        ("epochs", pa.int64()),
-        ("learning_rate", pa.float64()),
-        ("batch_size", pa.int64()),
-        ("l2", pa.float64()),
-        ("loss", pa.string()),
-        ("bias_init", pa.string()),
-        ("weight_scale", pa.float64()),
-        ("train_subset", pa.int64()),
-        ("probe_size", pa.int64()),
-        ("trace_every", pa.int64()),
-        ("optimizer", pa.string()),
-        ("nesterov", pa.bool_()),
-        ("normalization", pa.string()),
-        ("residual", pa.bool_()),
+        *IDENTITY_FIELDS,
+        *SETTING_FIELDS,
         ("status", pa.string()),
         ("best_val_acc", pa.float64()),
         ("best_epoch", pa.int64()),
@@ -75,7 +58,7 @@ RUNS_SCHEMA = pa.schema(
 OPTIONAL_COLUMNS = {"update_norm", "relative_update", "z_p15", "z_p50", "z_p85"}
 
 
-class AggregationError(RuntimeError):
+class AggregationError(RunFileError):
     """A run's file is missing or unreadable: aggregation names it instead of dropping it."""
 
 
@@ -93,20 +76,6 @@ def _read_table(path: str | Path, schema: pa.Schema) -> pa.Table:
         return table.select(schema.names).cast(schema)
     except (pa.ArrowException, ValueError) as err:
         raise AggregationError(f"{path}: columns of the wrong type ({err}); rerun its job") from err
-
-
-INFO_KEYS = ("run_id", "experiment", "run", "config", "status", "wall_s")
-
-
-def _read_info(path: str | Path) -> dict[str, Any]:
-    try:
-        info = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise AggregationError(f"{path}: cannot be read as JSON ({err}); rerun its job") from err
-    missing = [key for key in INFO_KEYS if key not in info] if isinstance(info, dict) else INFO_KEYS
-    if missing:
-        raise AggregationError(f"{path}: missing keys {list(missing)}; rerun its job")
-    return info
 
 
 def _check_run_id(path: str | Path, table: pa.Table, run_id: str) -> None:
@@ -181,8 +150,6 @@ def run_summary(
     """One row of runs.parquet from a run's run.json, probe traces and metrics; ``steps``
     holds (at least) the step trace rows of epoch 1 and of the last epoch, for the update
     ratios (None: no update ratios)."""
-    from gradsweep.reference import dynamic_verdict, verdict
-
     cfg = info["config"]
     trained = metrics[metrics["epoch"] > 0]
     if info.get("diverged"):  # from that epoch on the weights are not finite: no accuracy
@@ -236,48 +203,6 @@ def run_summary(
     }
 
 
-def widths_string(widths: Sequence[int]) -> str:
-    """runs.parquet's ``widths`` column: ``[500, 300, 150, 50]`` -> ``"500-300-150-50"``."""
-    return "-".join(map(str, widths))
-
-
-def widths_list(widths: object) -> list[int]:
-    """The inverse of :func:`widths_string` (``[]`` for a missing value)."""
-    if not isinstance(widths, str):
-        return []
-    return [int(p) for p in widths.split("-") if p.isdigit()]
-
-
-def run_settings(experiment: str, cfg: dict[str, Any]) -> dict[str, Any]:
-    """The experiment and every setting of a run but its seed (stats.SETTINGS), as columns;
-    a remedy setting the run's config leaves out has its default (config.setting)."""
-    derived = {"depth": len(cfg["widths"]), "widths": widths_string(cfg["widths"])}
-    return {"experiment": experiment} | {
-        k: setting(cfg, k) if k in REMEDY_DEFAULTS else derived.get(k, cfg.get(k)) for k in SETTINGS
-    }
-
-
-def config_id(settings: dict[str, Any]) -> str:
-    """``<experiment>/d<depth>-w<widths>-<activation>-<init>-<8 hex digits>``: readable, and
-    unique per config (the hash covers every setting but the seed). A remedy setting at its
-    default is left out of the hash, so a config keeps the id it had before those existed."""
-    hashed = {k: v for k, v in settings.items() if not (k in REMEDY_DEFAULTS and _is_default(k, v))}
-    digest = hashlib.sha1(json.dumps(hashed, sort_keys=True, default=str).encode()).hexdigest()
-    return (
-        f"{settings['experiment']}/d{settings['depth']}-w{settings['widths']}-"
-        f"{settings['activation']}-{settings['init']}-{digest[:8]}"
-    )
-
-
-def _is_default(key: str, value: Any) -> bool:
-    """A remedy value equal to its default (NaN/None, as read back from Parquet, too)."""
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return True
-    if isinstance(value, np.bool_ | np.str_):
-        value = value.item()
-    return bool(value == REMEDY_DEFAULTS[key])
-
-
 def _with_experiment(table: pa.Table, experiment: str) -> pa.Table:
     return table.append_column("experiment", pa.array([experiment] * table.num_rows, pa.string()))
 
@@ -307,7 +232,7 @@ def aggregate(
     schema = TRACES_SCHEMA.append(pa.field("experiment", pa.string()))
     with atomic_path(out_traces) as tmp, pq.ParquetWriter(tmp, schema) as writer:
         for info_path, trace_path, metric_path in zip(infos, traces, metrics, strict=True):
-            info = _read_info(info_path)
+            info = read_run_info(info_path, AggregationError)
             trace_table = _read_table(trace_path, TRACES_SCHEMA)
             metric_table = _read_table(metric_path, METRICS_SCHEMA)
             _check_run_id(trace_path, trace_table, info["run_id"])

@@ -14,8 +14,7 @@ cache to ``results/runs/<experiment>/<run>/``. See docs/batches.md.
 
 from __future__ import annotations
 
-import hashlib
-import json
+import argparse
 import os
 import shutil
 from collections.abc import Iterable, Mapping
@@ -23,8 +22,12 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from gradsweep.config import setting
 from gradsweep.data import spec
+from gradsweep.io import METRICS_SCHEMA, TRACES_SCHEMA, read_run_info, write_json, write_parquet
+from gradsweep.settings import digest
 
 # Target estimated seconds of training per job when the config sets neither train.runs_per_job
 # nor train.seconds_per_job: about 6x a job's start-up (~9.5 s, benchmarks/README.md), so
@@ -55,14 +58,10 @@ ALL_IMAGES = {"mnist": 70_000, "fashion_mnist": 70_000, "digits": 1_797}  # trai
 CACHE_FILES = ("traces.parquet", "metrics.parquet", "run.json")  # run.json is written last
 
 
-def config_hash(cfg: Mapping[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:16]
-
-
 def cache_key(cfg: Mapping[str, Any]) -> str:
     """What training depends on: the whole config except the run's name, so a run renamed
     (another key now varies in its experiment) is restored, not retrained."""
-    return config_hash({k: v for k, v in cfg.items() if k != "run"})
+    return digest({k: v for k, v in cfg.items() if k != "run"})[:16]
 
 
 def cache_entry(root: str | Path, cfg: Mapping[str, Any]) -> Path:
@@ -134,7 +133,7 @@ def publish(entry: Path, run_id: str, out_dir: Path) -> None:
         )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    info = json.loads((entry / "run.json").read_text())
+    info = read_run_info(entry / "run.json")
     if info["run_id"] == run_id:
         for name in CACHE_FILES:
             target = out_dir / name
@@ -145,10 +144,6 @@ def publish(entry: Path, run_id: str, out_dir: Path) -> None:
                 shutil.copyfile(entry / name, target)
             os.utime(target)
         return
-    import pandas as pd
-
-    from gradsweep.io import METRICS_SCHEMA, TRACES_SCHEMA, write_json, write_parquet
-
     for name, schema in (("traces.parquet", TRACES_SCHEMA), ("metrics.parquet", METRICS_SCHEMA)):
         frame = pd.read_parquet(entry / name)
         frame["run_id"] = run_id
@@ -163,8 +158,6 @@ def publish(entry: Path, run_id: str, out_dir: Path) -> None:
 def main(argv: list[str] | None = None) -> None:
     """``python -m gradsweep.batches publish ENTRY RUN_ID OUT_DIR``: the ``run_files`` rule's
     command (a shell job, which Snakemake runs without re-reading the workflow)."""
-    import argparse
-
     parser = argparse.ArgumentParser(prog="python -m gradsweep.batches")
     commands = parser.add_subparsers(dest="command", required=True)
     cmd = commands.add_parser("publish", help="a cached run's files into its results folder")

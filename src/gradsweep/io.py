@@ -1,4 +1,5 @@
-"""Atomic writes (a file that exists under its final name is complete) and job logs."""
+"""A run's files: their schemas, atomic writes (a file that exists under its final name is
+complete), the one run.json reader, and job logs."""
 
 from __future__ import annotations
 
@@ -110,6 +111,28 @@ def write_parquet(df: pd.DataFrame, path: str | Path, schema: pa.Schema | None =
     table = pa.Table.from_pandas(df, schema=schema, preserve_index=False)
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
+
+
+# What every run.json holds (gradsweep.run writes it last, so a run with one is complete).
+RUN_INFO_KEYS = ("run_id", "experiment", "run", "config", "status", "wall_s")
+
+
+class RunFileError(RuntimeError):
+    """A run's file is missing or unreadable: the job names it instead of dropping the run."""
+
+
+def read_run_info(path: str | Path, error: type[Exception] = RunFileError) -> dict[str, Any]:
+    """A run's run.json as a dict; ``error`` (naming the file and saying what to do) when it
+    cannot be read or lacks a key of :data:`RUN_INFO_KEYS`."""
+    try:
+        info = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise error(f"{path}: cannot be read as JSON ({err}); rerun its job") from err
+    keys = RUN_INFO_KEYS
+    missing = [k for k in keys if k not in info] if isinstance(info, dict) else list(keys)
+    if missing or not isinstance(info["config"], dict):
+        raise error(f"{path}: missing keys {missing or ['config']}; rerun its job")
+    return info
 
 
 def write_json(obj: Any, path: str | Path) -> None:

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from gradsweep.batches import CACHE_FILES, cache_entry, config_hash, is_cached
+from gradsweep.batches import CACHE_FILES, cache_entry, cache_key, is_cached
 from gradsweep.io import METRICS_SCHEMA, TRACES_SCHEMA, write_json, write_parquet
 
 _DEVICE: list[str] = []  # the device string, once this process has set TensorFlow up
@@ -283,7 +283,7 @@ def train_run(
     x_probe, y_probe = x_train[: cfg["probe_size"]], y_train[: cfg["probe_size"]]
     net, trainer, diagnose = _compiled(cfg, int(x_train.shape[1]), n, jit_compile)
     steps_per_epoch = n // cfg["batch_size"]
-    ckpt = _Checkpoint(checkpoint_dir, config_hash(cfg)) if checkpoint_dir else None
+    ckpt = _Checkpoint(checkpoint_dir, cache_key(cfg)) if checkpoint_dir else None
 
     names = net.param_names
     previous: list[np.ndarray] = []  # θ after the epoch before: the probe's epoch update

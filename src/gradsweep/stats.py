@@ -8,7 +8,7 @@ For every config and metric of ``runs.parquet`` (see docs/outputs.md):
   interval computed on log₁₀(ratio) and transformed back, the median and the min–max range
   (ratios spread over decades, so an arithmetic mean would be one seed's number);
 - how many of the n runs never learned (best validation accuracy below twice chance);
-- the spread of the per-run *escape epoch* (see :func:`escape_epoch`).
+- the spread of the per-run *escape epoch* (see :func:`gradsweep.verdicts.escape_epoch`).
 
 With n = 1 (or one finite value) there is no interval: lo and hi are NaN.
 """
@@ -16,39 +16,16 @@ With n = 1 (or one finite value) there is no interval: lo and hi are NaN.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats as scipy_stats
+
+from gradsweep.settings import config_columns
+from gradsweep.verdicts import never_learned
 
 LEVEL = 0.95
-CHANCE = 0.1  # every dataset here has 10 classes
-NEVER_LEARNED_BELOW = 2 * CHANCE  # best val acc below this: the run never learned
-HEALTHY_BAND = (0.1, 10.0)  # gradient ratio last ÷ first hidden layer inside it: healthy
-
-# Every setting of a run except its seed (runs.parquet columns): together with the experiment
-# they identify a config.
-SETTINGS = [
-    "dataset",
-    "depth",
-    "widths",
-    "activation",
-    "init",
-    "epochs",
-    "learning_rate",
-    "batch_size",
-    "l2",
-    "loss",
-    "bias_init",
-    "weight_scale",
-    "train_subset",
-    "probe_size",
-    "trace_every",
-    # the remedies (issue 15); runs from before them have the defaults (config.REMEDY_DEFAULTS)
-    "optimizer",
-    "nesterov",
-    "normalization",
-    "residual",
-]
 ACCURACY_METRICS = ["best_val_acc", "test_acc"]
 RATIO_METRICS = ["grad_ratio_init", "grad_ratio_final", "update_ratio_init", "update_ratio_final"]
 METHOD = (
@@ -72,9 +49,7 @@ def mean_interval(values: Sequence[float], level: float = LEVEL) -> tuple[int, f
     mean = float(v.mean())
     if n < 2:
         return n, mean, np.nan, np.nan
-    from scipy import stats  # here: the workflow imports this module when it is parsed
-
-    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * v.std(ddof=1) / np.sqrt(n))
+    half = float(scipy_stats.t.ppf(0.5 + level / 2, n - 1) * v.std(ddof=1) / np.sqrt(n))
     return n, mean, mean - half, mean + half
 
 
@@ -85,28 +60,6 @@ def geometric_interval(
     v = finite(values)
     n, m, lo, hi = mean_interval(np.log10(v[v > 0]), level)
     return n, 10**m, 10**lo, 10**hi
-
-
-def escape_epoch(ratios: pd.Series, band: tuple[float, float] = HEALTHY_BAND) -> float:
-    """First epoch from which the ratio stays inside ``band`` to the end (NaN: never).
-
-    ``ratios`` is indexed by epoch (0 = initialisation). A run healthy from the start
-    escapes at 0; one that leaves the band again later escapes only after its last exit.
-    """
-    r = pd.to_numeric(ratios, errors="coerce").sort_index()
-    if r.empty:
-        return np.nan
-    healthy = ((r >= band[0]) & (r <= band[1])).to_numpy()
-    if not healthy[-1]:
-        return np.nan
-    bad = np.flatnonzero(~healthy)
-    first = bad[-1] + 1 if len(bad) else 0
-    return float(r.index[first])
-
-
-def config_columns(runs: pd.DataFrame) -> list[str]:
-    """The columns that identify a config: the experiment and every setting but the seed."""
-    return ["experiment", *[c for c in SETTINGS if c in runs.columns]]
 
 
 def _stats(prefix: str, v: np.ndarray, interval: tuple[int, float, float, float]) -> dict:
@@ -134,8 +87,7 @@ def summarize_group(group: pd.DataFrame) -> dict:
             v = finite(group[m])
             out.update(_stats(m, v, geometric_interval(v)))
     if "best_val_acc" in group:
-        acc = pd.to_numeric(group["best_val_acc"], errors="coerce")
-        out["n_never_learned"] = int((~(acc >= NEVER_LEARNED_BELOW)).sum())  # NaN counts
+        out["n_never_learned"] = int(never_learned(group["best_val_acc"]).sum())
     if "status" in group:
         out["n_diverged"] = int((group["status"] == "diverged").sum())
     if "escape_epoch" in group:
@@ -150,17 +102,8 @@ def summarize_group(group: pd.DataFrame) -> dict:
     return out
 
 
-def with_config_id(runs: pd.DataFrame) -> pd.DataFrame:
-    """runs with a ``config_id`` column (kept if present, else numbered per config)."""
-    if "config_id" in runs or runs.empty:
-        return runs
-    ids = runs.groupby(config_columns(runs), dropna=False, sort=False).ngroup()
-    return runs.assign(config_id=ids.astype(str))
-
-
 def config_summary(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per config: its settings, ``config_id``, n, seeds and the statistics."""
-    runs = with_config_id(runs)
     keys = config_columns(runs)
     rows = []
     for key, group in runs.groupby(keys, dropna=False, sort=False):
@@ -172,12 +115,27 @@ def config_summary(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def position(value: float, lo: float, hi: float) -> str:
-    """Where a published value lies relative to our interval: inside / above / below."""
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        return "n = 1, no interval"
-    if value > hi:
-        return "above"
-    if value < lo:
-        return "below"
-    return "inside"
+def reference_statistics(runs: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
+    """``summary`` plus the per-config statistics some references need (gradsweep.reference):
+    mean intervals of the layer-order fraction and of the dead-unit fraction, and per hidden
+    layer the geometric mean and interval of the probe bias-gradient norm at initialisation."""
+    extra = []
+    for cid in summary["config_id"]:
+        group = runs[runs["config_id"] == cid]
+        row: dict[str, Any] = {"config_id": cid}
+        for col in ("bias_order_frac", "dead_frac_final"):
+            if col in group:
+                _, row[f"{col}_mean"], row[f"{col}_lo"], row[f"{col}_hi"] = mean_interval(
+                    group[col]
+                )
+        if "probe_bias_norms_init" in group:
+            layers = [list(v) for v in group["probe_bias_norms_init"] if v is not None]
+            depth = max((len(v) for v in layers), default=0)
+            per_layer = [
+                geometric_interval([v[i] for v in layers if len(v) > i]) for i in range(depth)
+            ]
+            row["norms_gmean"] = [p[1] for p in per_layer]
+            row["norms_lo"] = [p[2] for p in per_layer]
+            row["norms_hi"] = [p[3] for p in per_layer]
+        extra.append(row)
+    return summary.merge(pd.DataFrame(extra), on="config_id", how="left")

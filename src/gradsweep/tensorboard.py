@@ -17,7 +17,6 @@ run) are left out, so TensorBoard shows no point or an empty cell rather than Na
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
@@ -40,6 +39,7 @@ from tensorboard.summary.writer.record_writer import RecordWriter
 
 from gradsweep.aggregate import hidden_bias_norms
 from gradsweep.config import REMEDY_DEFAULTS
+from gradsweep.io import read_run_info
 
 # HParams metrics: runs.parquet columns, each written once per run as tag "hparams/<column>".
 METRICS = {
@@ -79,15 +79,6 @@ def run_hparams(config: Mapping[str, Any]) -> dict[str, bool | int | float | str
             raise TensorBoardError(f"config key {key!r} = {value!r}: not a bool, number or string")
         hparams[key] = value
     return hparams
-
-
-def _read_info(path: str | Path) -> dict[str, Any]:
-    try:
-        info = json.loads(Path(path).read_text())
-        return {"path": Path(path), **info, "config": info["config"]}
-    except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
-        message = f"{path}: not a run.json with a config ({err}); rerun its job"
-        raise TensorBoardError(message) from err
 
 
 def _domain(name: str, values: Iterable[Any]) -> hp.Discrete:
@@ -238,11 +229,11 @@ def write_experiment(
     try:
         names = []
         for path in infos:
-            info = _read_info(path)
+            info = read_run_info(path, TensorBoardError)
             run_id = info["run_id"]
             if run_id not in summaries.index:
                 raise TensorBoardError(f"{runs}: no row for run {run_id!r}; rerun aggregation")
-            start = info["path"].stat().st_mtime - float(info["wall_s"])
+            start = Path(path).stat().st_mtime - float(info["wall_s"])
             events = run_events(
                 info,
                 summaries.loc[run_id],
@@ -262,7 +253,7 @@ def write_sweep_config(infos: Sequence[str | Path], out_dir: str | Path) -> None
     """Write ``out_dir`` (``results/tensorboard/hparams-config``): the sweep's HParams
     experiment summary, from every run's run.json."""
     out_dir = Path(out_dir)
-    configs = [_read_info(path)["config"] for path in infos]
+    configs = [read_run_info(path, TensorBoardError)["config"] for path in infos]
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.", suffix=".tmp"))
     try:

@@ -1,6 +1,7 @@
 # Helpers of rules/article.smk and the figure lists of final_outputs() (kept apart:
 # Snakemake's linter wants functions and rules in separate files).
-from gradsweep.plotting.data import page_suffixes, settings_frame
+from gradsweep.plotting.data import page_suffixes
+from gradsweep.settings import settings_frame
 
 # every run's settings as runs.parquet will hold them: figure pages are known before any run
 SETTINGS = settings_frame(RUNS.values())

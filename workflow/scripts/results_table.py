@@ -1,12 +1,12 @@
 """Snakemake adapter: results/runs.parquet -> results.md (per config) and the per-seed page
-(see gradsweep.table)."""
+(see gradsweep.table.results)."""
 
 import logging
 
 import pandas as pd
 
 from gradsweep.reference import CLAIM_METRICS
-from gradsweep.table import write_results
+from gradsweep.table.results import write_results
 
 smk = snakemake  # type: ignore[name-defined]  # noqa: F821  (injected by Snakemake)
 

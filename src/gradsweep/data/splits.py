@@ -10,6 +10,7 @@ import numpy as np
 
 from gradsweep.data.datasets import spec
 from gradsweep.data.readers import load_raw, read_npz
+from gradsweep.io import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,6 @@ def split_and_scale(
 
 def prepare(dataset: str, files: list[Path], out: Path) -> Splits:
     """Load, split, scale and write ``out`` (.npz with the six arrays) atomically."""
-    from gradsweep.io import atomic_path  # here: gradsweep.io loads pandas, the Snakefile need not
 
     sp = spec(dataset)
     splits = split_and_scale(*load_raw(dataset, files), n_val=sp.n_val, max_value=sp.max_value)

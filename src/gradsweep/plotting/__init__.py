@@ -32,7 +32,6 @@ _HOMES = {
     "page_suffixes": "data",
     "pages": "data",
     "read_traces": "data",
-    "settings_frame": "data",
     "DIAGNOSTIC_COLUMNS": "diagnostics",
     "diagnostics_table": "diagnostics",
     "pick_configs": "diagnostics",
@@ -43,7 +42,6 @@ _HOMES = {
     "percentile_table": "remedies",
     "plot_bn_distribution": "remedies",
     "plot_remedies_heatmap": "remedies",
-    "remedies_table": "remedies",
     "smooth_steps": "gradients",
     "plot_accuracy_vs_depth": "sweep",
     "plot_activation_init_grid": "sweep",
@@ -83,7 +81,5 @@ __all__ = [  # noqa: F822  (resolved by __getattr__)
     "plot_step_traces",
     "plot_update_sizes",
     "read_traces",
-    "remedies_table",
-    "settings_frame",
     "smooth_steps",
 ]

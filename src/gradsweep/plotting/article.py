@@ -22,10 +22,12 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
+from gradsweep import facets as F
+from gradsweep.facets import ACTIVATION_ORDER
+from gradsweep.formatting import format_ratio
 from gradsweep.plotting import data as D
 from gradsweep.plotting.gradients import smooth_steps
 from gradsweep.plotting.style import (
-    ACTIVATION_ORDER,
     BAND_ALPHA,
     DIVERGED_COLOR,
     PROBE_YLABEL,
@@ -40,8 +42,7 @@ from gradsweep.plotting.style import (
     suptitle,
     thousands,
 )
-from gradsweep.reference import matches
-from gradsweep.table import format_ratio
+from gradsweep.reference import published
 
 FUNCTION_COLOR = "#1b4f8a"
 DERIVATIVE_COLOR = "#d95f02"
@@ -57,7 +58,7 @@ def _by_activation(runs: pd.DataFrame, experiment: str | None) -> pd.DataFrame:
     rank = {a: i for i, a in enumerate(ACTIVATION_ORDER)}
     order = runs.assign(
         _act=runs["activation"].map(lambda a: rank.get(str(a), len(rank))),
-        _widths=runs["widths"].map(D.width_sort_key),  # 30-30 before 100-100
+        _widths=runs["widths"].map(F.width_sort_key),  # 30-30 before 100-100
     )
     keys = ["_act", "activation", "depth", "_widths", "init", "seed", "run"]
     order = order.sort_values([k for k in keys if k in order], kind="stable")
@@ -78,12 +79,6 @@ def _source(reference: Mapping[str, Any] | None, width: int = 34) -> str:
 
 def _sci(x: float) -> str:
     return format_ratio(x)
-
-
-def _reference_entry(row: pd.Series, reference: Mapping[str, Any] | None) -> Any:
-    """The ``value`` of the first reference entry that matches the run (reference.matches)."""
-    entries = (reference or {}).get("values", []) or []
-    return next((e.get("value") for e in entries if matches(row, e)), None)
 
 
 def _x_axis(ax: Axes, source: str, max_x: float) -> None:
@@ -325,7 +320,7 @@ def plot_speed_of_learning(
     colors = layer_colors(depth)
     ok_ids = traced.loc[traced["status"] != "diverged", "run_id"]
     shown = smooth.loc[D.isin(smooth["run_id"], ok_ids), "grad_norm"]
-    refs = {r["config_id"]: _reference_entry(r, reference) for _, r in configs.iterrows()}
+    refs = {r["config_id"]: published(r, reference) for _, r in configs.iterrows()}
     ref_values = pd.Series([v for vals in refs.values() if vals for v in vals], dtype=float)
     limits = decade_limits(pd.concat([shown, ref_values]))
     max_x = float(tr[x].max()) if len(tr) else 1.0
@@ -348,7 +343,7 @@ def plot_speed_of_learning(
             members = traced[traced["config_id"] == cfg["config_id"]]
             n_div = int((members["status"] == "diverged").sum())
             title = (
-                f"{cfg['activation']} · {cfg['init']}\n{D.widths_label(cfg['widths'])} units"
+                f"{cfg['activation']} · {cfg['init']}\n{F.widths_label(cfg['widths'])} units"
                 f" · n = {len(members)} seed{'s' if len(members) != 1 else ''}"
             )
             if n_div:
@@ -457,7 +452,7 @@ def init_norm_table(
     )
     refs = []
     for _, row in table.iterrows():
-        values = _reference_entry(row, reference)
+        values = published(row, reference)
         layer = int(row["layer"])
         ok = values is not None and layer <= len(values)
         refs.append(float(values[layer - 1]) if ok else np.nan)
@@ -539,7 +534,7 @@ def plot_init_norms(
             ax.set_ylim(limits[0], limits[1] * 3)  # headroom for the value labels
         labels = []
         for key in groups:
-            text = D.widths_label(key[0]) + " units"
+            text = F.widths_label(key[0]) + " units"
             extra = " · ".join(str(dict(zip(group_keys, key, strict=True))[k]) for k in vary)
             labels.append(f"{text}\n{extra}" if extra else text)
         ax.set_xticks(range(len(groups)), labels)

@@ -20,6 +20,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator, NullLocator
 
+from gradsweep import facets as F
 from gradsweep.io import DIAGNOSTICS
 from gradsweep.plotting import data as D
 from gradsweep.plotting.style import (
@@ -166,7 +167,7 @@ def pick_configs(runs: pd.DataFrame, k: int = MAX_DIAG_CONFIGS) -> tuple[list[st
     """All configs if at most ``k``; else the most informative ``k``: the highest and the
     lowest geometric-mean grad ratio at initialisation, then the lowest median best val acc
     (then the highest ratio at the end). Returns their config_ids and why they were picked."""
-    configs = D.configs_of(runs)
+    configs = F.configs_of(runs)
     if len(configs) <= k:
         return list(configs["config_id"]), ""
     g = runs.groupby("config_id")
@@ -207,8 +208,8 @@ def plot_diagnostics(
         runs = runs[runs["experiment"] == experiment]
     ids, why = pick_configs(runs)
     shown = runs[D.isin(runs["config_id"], ids)]
-    configs = D.configs_of(shown)
-    axes_vary = D.varying_axes(runs)
+    configs = F.configs_of(shown)
+    axes_vary = F.varying_axes(runs)
     data = diagnostics_table(traces, shown)
     diverged_at = D.divergence_points(data, shown, "epoch")
     depth = int(shown["depth"].max()) if len(shown) else 1

@@ -15,6 +15,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullLocator
 
+from gradsweep import facets as F
 from gradsweep.plotting import data as D
 from gradsweep.plotting.style import (
     BAND_ALPHA,
@@ -113,8 +114,8 @@ def _draw(
 ) -> pd.DataFrame:
     """Draw one page of ``value`` per hidden layer; return one row per config drawn
     (config_id, n_seeds, drawn)."""
-    axes = D.varying_axes(runs)
-    runs = D.with_axes(runs)
+    axes = F.varying_axes(runs)
+    runs = F.with_axes(runs)
     depth = int(runs["depth"].max()) if len(runs) else 1
     colors = layer_colors(depth)
     ok = tidy[D.isin(tidy["run_id"], runs.loc[runs["status"] != "diverged", "run_id"])]

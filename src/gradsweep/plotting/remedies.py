@@ -17,17 +17,19 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
+from gradsweep import facets as F
+from gradsweep.claims import remedies_cells
+from gradsweep.formatting import format_ratio
 from gradsweep.plotting import data as D
+from gradsweep.plotting.data import MAX_PANELS
 from gradsweep.plotting.style import (
     BAND_ALPHA,
-    MAX_PANELS,
     empty_note,
     save,
     style,
     suptitle,
     thousands,
 )
-from gradsweep.table import format_ratio
 
 # --------------------------------------------------------------------------- remedies (issue 15)
 
@@ -38,33 +40,6 @@ REMEDY_RATIOS = [
     ("update_ratio_init", "update ratio\nepoch 1"),
     ("update_ratio_final", "update ratio\nlast epoch"),
 ]
-REMEDY_ACCURACY = ("test_acc", "test acc (%)")
-
-
-def remedies_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per config (in panel order): label, n, and per ratio column its geometric mean,
-    min and max over the seeds; the test accuracy's mean, min and max; never-learned count."""
-    from gradsweep.stats import NEVER_LEARNED_BELOW, finite, geometric_interval
-
-    configs = D.configs_of(runs)
-    rows = []
-    for label, (_, cfg) in zip(D.config_labels(configs), configs.iterrows(), strict=True):
-        members = runs[runs["config_id"] == cfg["config_id"]]
-        row: dict = {"config_id": cfg["config_id"], "label": label, "n": len(members)}
-        for col, _ in REMEDY_RATIOS:
-            v = finite(members[col]) if col in members else np.array([])
-            v = v[v > 0]
-            row[col] = geometric_interval(v)[1] if len(v) else np.nan
-            row[f"{col}_min"] = float(v.min()) if len(v) else np.nan
-            row[f"{col}_max"] = float(v.max()) if len(v) else np.nan
-        acc = finite(members[REMEDY_ACCURACY[0]]) * 100
-        row["test_acc"] = float(acc.mean()) if len(acc) else np.nan
-        row["test_acc_min"] = float(acc.min()) if len(acc) else np.nan
-        row["test_acc_max"] = float(acc.max()) if len(acc) else np.nan
-        best = pd.to_numeric(members["best_val_acc"], errors="coerce")
-        row["n_never_learned"] = int((~(best >= NEVER_LEARNED_BELOW)).sum())
-        rows.append(row)
-    return pd.DataFrame(rows)
 
 
 def plot_remedies_heatmap(
@@ -76,10 +51,10 @@ def plot_remedies_heatmap(
     1 and in the last epoch, in the ratio heatmap's colours; then the test accuracy.
 
     Cells: geometric mean (accuracy: mean) over seeds and, with several seeds, min–max.
-    Returns :func:`remedies_table`, one row per config."""
+    Returns gradsweep.claims.remedies_cells, one row per config."""
     if experiment is not None and "experiment" in runs:
         runs = runs[runs["experiment"] == experiment]
-    table = remedies_table(runs) if len(runs) else pd.DataFrame()
+    table = remedies_cells(runs) if len(runs) else pd.DataFrame()
     n = max(len(table), 1)
     cmap = sns.color_palette("vlag", as_cmap=True)
     logs = pd.DataFrame(
@@ -199,13 +174,13 @@ def plot_bn_distribution(
     seeds (runs.parquet's ``z_drift``)."""
     if experiment is not None and "experiment" in runs:
         runs = runs[runs["experiment"] == experiment]
-    configs = D.configs_of(runs) if len(runs) else pd.DataFrame(columns=["config_id"])
+    configs = F.configs_of(runs) if len(runs) else pd.DataFrame(columns=["config_id"])
     note = ""
     if len(configs) > MAX_PANELS - 1:
         note = f"first {MAX_PANELS - 1} of {len(configs)} configs"
         configs = configs.head(MAX_PANELS - 1)
     labels = (
-        dict(zip(configs["config_id"], D.config_labels(configs), strict=True))
+        dict(zip(configs["config_id"], F.config_labels(configs), strict=True))
         if len(configs)
         else {}
     )

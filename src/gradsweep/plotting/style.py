@@ -20,14 +20,6 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from gradsweep.plotting.data import (  # noqa: F401  (re-exported: the look uses the limits)
-    ACTIVATION_ORDER,
-    INIT_ORDER,
-    MAX_HEIGHT_PX,
-    MAX_PANELS,
-    ordered,
-)
-
 DPI = 150
 PANEL_W = 3.4  # inches per facet
 PANEL_H = 2.6

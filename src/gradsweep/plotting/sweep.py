@@ -16,22 +16,21 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from gradsweep import facets as F
+from gradsweep.facets import ACTIVATION_ORDER, INIT_ORDER, ordered
+from gradsweep.formatting import format_ratio
 from gradsweep.plotting import data as D
 from gradsweep.plotting.style import (
-    ACTIVATION_ORDER,
-    INIT_ORDER,
     PANEL_H,
     PANEL_W,
     PROBE_YLABEL,
     decade_limits,
     empty_note,
     facet_axes,
-    ordered,
     save,
     style,
     suptitle,
 )
-from gradsweep.table import format_ratio
 
 
 def init_vs_final(traces: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
@@ -169,7 +168,7 @@ def accuracy_panels(runs: pd.DataFrame) -> pd.Series:
     """Panel label per run: the experiment plus every setting (width, learning rate, batch
     size, the remedies) that varies inside it, so an accuracy line never averages over those
     settings."""
-    df = runs.assign(width=runs["widths"].map(D.unit_width))
+    df = runs.assign(width=runs["widths"].map(F.unit_width))
     labels = pd.Series("", index=runs.index, dtype=object)
     for exp, sub in df.groupby("experiment", dropna=False):
         datasets = ", ".join(map(str, sub["dataset"].dropna().unique()))
@@ -260,10 +259,10 @@ def plot_accuracy_vs_depth(runs: pd.DataFrame, out: str | Path) -> pd.DataFrame:
 def heatmap_rows(runs: pd.DataFrame) -> pd.Series:
     """Row label per run of an experiment's heatmap: every varying axis but activation and
     init (depth or widths, learning rate, ...), so no cell mixes configs."""
-    df = D.with_axes(runs)
-    axes = [a for a in D.varying_axes(df) if a not in ("activation", "init")]
+    df = F.with_axes(runs)
+    axes = [a for a in F.varying_axes(df) if a not in ("activation", "init")]
     if not axes:
-        return df["widths"].map(D.widths_label)
+        return df["widths"].map(F.widths_label)
     labels = []
     for _, row in df.iterrows():
         parts = []
@@ -271,9 +270,9 @@ def heatmap_rows(runs: pd.DataFrame) -> pd.Series:
             if a == "depth" and "width" in axes:
                 continue
             if a == "width":
-                parts.append(D.widths_label(row["widths"]))
+                parts.append(F.widths_label(row["widths"]))
             else:
-                parts.append(D.axis_text(a, row[a]))
+                parts.append(F.axis_text(a, row[a]))
         labels.append(" · ".join(parts))
     return pd.Series(labels, index=runs.index)
 
@@ -281,12 +280,12 @@ def heatmap_rows(runs: pd.DataFrame) -> pd.Series:
 def _row_order(sub: pd.DataFrame) -> list[str]:
     """Rows by depth, widths, then the varying axes in their display order (data.axis_order:
     SGD before Adam, no normalization before batch norm, no shortcut before residual, ...)."""
-    df = sub.assign(_w=sub["widths"].map(D.width_sort_key))
+    df = sub.assign(_w=sub["widths"].map(F.width_sort_key))
     keys = ["depth", "_w"]
-    for axis in D.varying_axes(sub):
+    for axis in F.varying_axes(sub):
         if axis in ("activation", "init", "depth", "width") or axis not in df:
             continue
-        rank = {v: i for i, v in enumerate(D.axis_order(axis, df[axis]))}
+        rank = {v: i for i, v in enumerate(F.axis_order(axis, df[axis]))}
         df[f"_{axis}"] = df[axis].map(lambda v, r=rank: r.get(v, r.get(str(v), len(r))))
         keys.append(f"_{axis}")
     return list(pd.unique(df.sort_values(keys, kind="stable")["row"]))
