@@ -62,6 +62,15 @@ def varying_columns(rows: pd.DataFrame, settings: tuple[Setting, ...]) -> list[C
     return [setting_column(s) for s in settings if varies(rows, [s.name])]
 
 
+# A net's shape and nonlinearity: the first columns of every table, one run or one config.
+SHAPE_COLUMNS: list[Column] = [
+    Column("hidden layers", field("depth", format_int)),
+    Column("widths", field("widths"), "left"),
+    Column("activation", field("activation"), "left"),
+    Column("init", field("init"), "left"),
+]
+
+
 def insert_after(columns: list[Column], header: str, extra: list[Column]) -> list[Column]:
     """``columns`` with ``extra`` after the column called ``header`` (at the end if none)."""
     at = next((i + 1 for i, c in enumerate(columns) if c.header == header), len(columns))

@@ -21,6 +21,7 @@ from gradsweep.reference import CLAIM_METRICS, METRICS, compare, published
 from gradsweep.settings import REMEDIES, VARYING
 from gradsweep.stats import config_summary, reference_statistics
 from gradsweep.table.common import (
+    SHAPE_COLUMNS,
     Column,
     field,
     insert_after,
@@ -63,10 +64,7 @@ def _geo_spread(row: pd.Series, metric: str) -> str:
 
 
 CONFIG_COLUMNS: list[Column] = [
-    Column("hidden layers", field("depth", format_int)),
-    Column("widths", field("widths"), "left"),
-    Column("activation", field("activation"), "left"),
-    Column("init", field("init"), "left"),
+    *SHAPE_COLUMNS,
     Column("epochs", field("epochs", format_int)),
     Column("n", field("n", format_int)),
     Column("best val acc (%) mean [95 % CI]", _stat("best_val_acc", "interval", format_percent)),

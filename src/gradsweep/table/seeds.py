@@ -16,6 +16,7 @@ from gradsweep.formatting import (
 from gradsweep.reference import CLAIM_METRICS, METRICS, annotate
 from gradsweep.settings import REMEDIES, VARYING
 from gradsweep.table.common import (
+    SHAPE_COLUMNS,
     VERDICTS,
     Column,
     field,
@@ -45,10 +46,7 @@ INTRO = (
 )
 
 COLUMNS: list[Column] = [
-    Column("hidden layers", field("depth", format_int)),
-    Column("widths", field("widths"), "left"),
-    Column("activation", field("activation"), "left"),
-    Column("init", field("init"), "left"),
+    *SHAPE_COLUMNS,
     Column("seed", field("seed", format_int)),
     Column("epochs", field("epochs", format_int)),
     Column("best val acc (%)", field("best_val_acc", format_percent)),
