@@ -127,18 +127,22 @@ def update_ratio(steps: pd.DataFrame, depth: int, epoch: int) -> float:
 PERCENTILE_COLUMNS = ("z_p15", "z_p50", "z_p85")
 
 
+def drift(values: pd.Series) -> float:
+    """How far one percentile moved over training: its max − min over the probe epochs."""
+    v = pd.to_numeric(values, errors="coerce").dropna()
+    return float(v.max() - v.min()) if len(v) else np.nan
+
+
 def z_drift(probe: pd.DataFrame, depth: int, columns: Sequence[str] = PERCENTILE_COLUMNS) -> float:
     """How far the distribution of the last hidden layer's unit-0 input moved over training:
-    the largest, over its 15th, 50th and 85th percentile over the probe images, of max − min
-    over the probe epochs (NaN: not recorded)."""
+    the largest :func:`drift` of its 15th, 50th and 85th percentile over the probe images
+    (NaN: not recorded)."""
     present = [c for c in columns if c in probe]
     if not present or probe.empty:
         return np.nan
     rows = probe[(probe["source"] == "probe") & (probe["layer"] == depth)]
-    per_epoch = rows.dropna(subset=present, how="all").drop_duplicates("epoch")[present]
-    if per_epoch.empty:
-        return np.nan
-    return float((per_epoch.max() - per_epoch.min()).max())
+    per_epoch = rows.dropna(subset=present, how="all").drop_duplicates("epoch")
+    return float(pd.Series([drift(per_epoch[c]) for c in present]).max())
 
 
 def run_summary(

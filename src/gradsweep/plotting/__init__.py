@@ -6,8 +6,12 @@
 - :mod:`~gradsweep.plotting.gradients`: per-experiment gradient norms per epoch and per step;
 - :mod:`~gradsweep.plotting.sweep`: the sweep-wide figures (norms by activation × init,
   accuracy vs depth, ratio heatmap);
-- :mod:`~gradsweep.plotting.article`: the article's figures (activations, one_path, speed of
-  learning, Nielsen's norms at initialisation);
+- the article's figures, one module each: :mod:`~gradsweep.plotting.activations` (the
+  activation functions and their derivatives), :mod:`~gradsweep.plotting.layer_panels`
+  (one_path's panel per hidden layer), :mod:`~gradsweep.plotting.speed_of_learning` (the
+  gradient figures' panels, laid out for the article) and
+  :mod:`~gradsweep.plotting.init_norms` (Nielsen's norms at initialisation); what they share
+  (run order, titles, the published reference) is in :mod:`~gradsweep.plotting.article`;
 - :mod:`~gradsweep.plotting.diagnostics`: the chain-rule diagnostics;
 - :mod:`~gradsweep.plotting.remedies`: the remedies heatmap and Ioffe & Szegedy's Fig. 1
   (issue 15); the update-size figure lives with the gradient figures it mirrors.
@@ -23,12 +27,12 @@ from typing import Any
 # Where each public name lives. Imported on first use (PEP 562), so the workflow can import
 # gradsweep.plotting.data at parse time without loading matplotlib and seaborn.
 _HOMES = {
-    "init_norm_table": "article",
-    "layer_order_fraction": "article",
-    "plot_activations": "article",
-    "plot_init_norms": "article",
-    "plot_layer_panels": "article",
-    "plot_speed_of_learning": "article",
+    "plot_activations": "activations",
+    "init_norm_table": "init_norms",
+    "plot_init_norms": "init_norms",
+    "layer_order_fraction": "layer_panels",
+    "plot_layer_panels": "layer_panels",
+    "plot_speed_of_learning": "speed_of_learning",
     "page_suffixes": "data",
     "pages": "data",
     "read_traces": "data",
@@ -47,7 +51,19 @@ _HOMES = {
     "plot_activation_init_grid": "sweep",
     "plot_ratio_heatmap": "sweep",
 }
-_MODULES = {"article", "data", "diagnostics", "gradients", "remedies", "style", "sweep"}
+_MODULES = {
+    "activations",
+    "article",
+    "data",
+    "diagnostics",
+    "gradients",
+    "init_norms",
+    "layer_panels",
+    "remedies",
+    "speed_of_learning",
+    "style",
+    "sweep",
+}
 
 
 def __getattr__(name: str) -> Any:

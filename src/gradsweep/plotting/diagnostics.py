@@ -194,6 +194,78 @@ def pick_configs(runs: pd.DataFrame, k: int = MAX_DIAG_CONFIGS) -> tuple[list[st
     return ids, "; ".join(f"{i + 1}: {picked[c]}" for i, c in enumerate(ids))
 
 
+def _column_title(
+    ax: Axes, cfg: pd.Series, members: pd.DataFrame, axes_vary: list[str], j: int, why: str
+) -> int:
+    """The config (numbered when picked), its seeds and how many diverged (then in red);
+    returns that number."""
+    n_div = int((members["status"] == "diverged").sum())
+    title = D.config_title(cfg, axes_vary, len(members))
+    if why:
+        title = f"({j + 1}) {title}"
+    if n_div:
+        title += f"\n{n_div} diverged"
+    ax.set_title(title, fontsize=8, color=DIVERGED_COLOR if n_div else "black")
+    return n_div
+
+
+def _config_column(
+    column: list[Axes],
+    d: pd.DataFrame | None,
+    cfg: pd.Series,
+    members: pd.DataFrame,
+    *,
+    colors: list,
+    limits: Mapping[str, tuple[float, float]],
+    max_epoch: int,
+    diverged_at: Mapping[str, float],
+    n_div: int,
+    ylabels: bool,
+) -> None:
+    """One config's diagnostics, a panel per DIAGNOSTIC_ROWS (``d``: its mean, min and max
+    per layer and epoch), a dashed line where a seed diverged (labelled in the top panel)."""
+    for i, (ax, (col, label, scale)) in enumerate(zip(column, DIAGNOSTIC_ROWS, strict=True)):
+        if d is None or d.empty:
+            empty_note(ax, "no probe rows")
+            continue
+        _diag_panel(ax, d, cfg, col, scale, colors, limits, max_epoch <= 30, n_div > 0)
+        for run_id in members["run_id"]:
+            if run_id in diverged_at:
+                if i == 0:
+                    mark_divergence(ax, diverged_at[run_id])
+                else:
+                    ax.axvline(diverged_at[run_id], color=DIVERGED_COLOR, ls="--", lw=1)
+        if ylabels:
+            ax.set_ylabel(label, fontsize=8)
+        ax.set_xlim(-0.02 * max_epoch - 0.3, max_epoch * 1.02 + 0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=5))
+        ax.tick_params(labelsize=7)
+    column[-1].set_xlabel("epoch")
+
+
+def _title(runs: pd.DataFrame, experiment: str | None, n_shown: int, why: str) -> str:
+    title = f"Chain-rule diagnostics per hidden layer — {experiment or 'all runs'}"
+    if len(runs) and "dataset" in runs:
+        title += f" ({', '.join(map(str, runs['dataset'].dropna().unique()))})"
+    n_all = runs["config_id"].nunique() if len(runs) else 0
+    if why:
+        title += f"\n{n_shown} of {n_all} configs, picked as {why}"
+    return title
+
+
+def _first_last(data: pd.DataFrame, values: list[str], n_seeds: pd.Series) -> pd.DataFrame:
+    """Per config and layer the diagnostics at the first and the last epoch, mean over seeds."""
+    first_last = (
+        data.groupby(["config_id", "run_id", "layer"], sort=False)[values]
+        .agg(["first", "last"])
+        .groupby(level=["config_id", "layer"], sort=False)
+        .mean()
+    )
+    first_last.columns = [f"{c}_{w}" for c, w in first_last.columns]
+    first_last = first_last.reset_index()
+    return first_last.merge(n_seeds.rename("n_seeds"), left_on="config_id", right_index=True)
+
+
 def plot_diagnostics(
     traces: pd.DataFrame, runs: pd.DataFrame, out: str | Path, experiment: str | None = None
 ) -> pd.DataFrame:
@@ -228,41 +300,15 @@ def plot_diagnostics(
         if configs.empty:
             empty_note(grid[0, 0], f"no runs for experiment {experiment!r}")
         for j, (_, cfg) in enumerate(configs.iterrows()):
-            members = shown[shown["config_id"] == cfg["config_id"]]
-            n_div = int((members["status"] == "diverged").sum())
-            title = D.config_title(cfg, axes_vary, len(members))
-            if why:
-                title = f"({j + 1}) {title}"
-            if n_div:
-                title += f"\n{n_div} diverged"
-            grid[0, j].set_title(title, fontsize=8, color=DIVERGED_COLOR if n_div else "black")
             cid = cfg["config_id"]
+            members = shown[shown["config_id"] == cid]
+            n_div = _column_title(grid[0, j], cfg, members, axes_vary, j, why)
             d = mean.xs(cid, level="config_id") if cid in n_seeds.index else None
-            for i, (col, label, scale) in enumerate(DIAGNOSTIC_ROWS):
-                ax = grid[i, j]
-                if d is None or d.empty:
-                    empty_note(ax, "no probe rows")
-                    continue
-                _diag_panel(ax, d, cfg, col, scale, colors, limits, max_epoch <= 30, n_div > 0)
-                for run_id in members["run_id"]:
-                    if run_id in diverged_at:
-                        if i == 0:
-                            mark_divergence(ax, diverged_at[run_id])
-                        else:
-                            ax.axvline(diverged_at[run_id], color=DIVERGED_COLOR, ls="--", lw=1)
-                if j == 0:
-                    ax.set_ylabel(label, fontsize=8)
-                ax.set_xlim(-0.02 * max_epoch - 0.3, max_epoch * 1.02 + 0.3)
-                ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=5))
-                ax.tick_params(labelsize=7)
-            grid[-1, j].set_xlabel("epoch")
-        title = f"Chain-rule diagnostics per hidden layer — {experiment or 'all runs'}"
-        if len(runs) and "dataset" in runs:
-            title += f" ({', '.join(map(str, runs['dataset'].dropna().unique()))})"
-        n_all = runs["config_id"].nunique() if len(runs) else 0
-        if why:
-            title += f"\n{len(configs)} of {n_all} configs, picked as {why}"
-        suptitle(fig, title)
+            _config_column(
+                list(grid[:, j]), d, cfg, members, colors=colors, limits=limits,
+                max_epoch=max_epoch, diverged_at=diverged_at, n_div=n_div, ylabels=j == 0,
+            )  # fmt: skip
+        suptitle(fig, _title(runs, experiment, len(configs), why))
         layer_legend(
             fig,
             depth,
@@ -272,12 +318,4 @@ def plot_diagnostics(
             ],
         )
         save(fig, out)
-    first_last = (
-        data.groupby(["config_id", "run_id", "layer"], sort=False)[values]
-        .agg(["first", "last"])
-        .groupby(level=["config_id", "layer"], sort=False)
-        .mean()
-    )
-    first_last.columns = [f"{c}_{w}" for c, w in first_last.columns]
-    first_last = first_last.reset_index()
-    return first_last.merge(n_seeds.rename("n_seeds"), left_on="config_id", right_index=True)
+    return _first_last(data, values, n_seeds)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
@@ -37,8 +38,8 @@ from gradsweep.plotting.style import (
 MAX_STEP_POINTS = 400  # per line, after smoothing
 
 
-def smooth_steps(d: pd.DataFrame, max_points: int = MAX_STEP_POINTS) -> tuple[pd.DataFrame, int]:
-    """Rolling median (window ≈ n / max_points · 2) and downsampling to ≤ max_points rows."""
+def _smooth_line(d: pd.DataFrame, max_points: int) -> tuple[pd.DataFrame, int]:
+    """One trace: rolling median (window ≈ n / max_points · 2), downsampled to ≤ max_points."""
     n = len(d)
     if n <= max_points:
         return d, 1
@@ -49,6 +50,44 @@ def smooth_steps(d: pd.DataFrame, max_points: int = MAX_STEP_POINTS) -> tuple[pd
     padded = np.pad(d["grad_norm"].to_numpy(float), stride, constant_values=np.nan)
     medians = np.nanmedian(np.lib.stride_tricks.sliding_window_view(padded, window)[::stride], 1)
     return d.iloc[::stride].assign(grad_norm=medians), window
+
+
+def smooth_steps(d: pd.DataFrame, max_points: int = MAX_STEP_POINTS) -> tuple[pd.DataFrame, int]:
+    """Every run's and layer's step trace, in step order: a rolling median (window ≈ n /
+    max_points · 2) downsampled to ≤ max_points rows. Returns the rows (by run, layer, step)
+    and the widest window used (1: no trace needed smoothing)."""
+    d = d.sort_values(["run_id", "layer", "step"])
+    parts, widest = [], 1
+    for _, line in d.groupby(["run_id", "layer"], sort=False):
+        line, window = _smooth_line(line, max_points)
+        parts.append(line)
+        widest = max(widest, window)
+    return (pd.concat(parts) if parts else d), widest
+
+
+def seed_bands(tidy: pd.DataFrame, x: str, value: str = "grad_norm") -> dict[str, pd.DataFrame]:
+    """Per config_id: ``value``'s geometric mean, min and max over the seeds per hidden layer
+    and ``x`` (data.seed_band); empty without rows."""
+    bands = D.seed_band(tidy, ["config_id", "layer", x], value) if len(tidy) else tidy
+    return dict(tuple(bands.groupby("config_id", sort=False))) if len(bands) else {}
+
+
+def draw_layer_lines(
+    ax: Axes,
+    bands: pd.DataFrame,
+    x: str,
+    colors: list,
+    *,
+    lw: float = 1.5,
+    marker: str | None = None,
+) -> None:
+    """One config's panel: a geometric-mean line per hidden layer, with its min–max band over
+    the seeds where there are several."""
+    for layer, ld in bands.groupby("layer"):
+        color = colors[int(layer) - 1]
+        ax.plot(ld[x], ld["gmean"], color=color, lw=lw, marker=marker, ms=2.5)
+        if (ld["n"] > 1).any():
+            ax.fill_between(ld[x], ld["lo"], ld["hi"], color=color, alpha=BAND_ALPHA, lw=0)
 
 
 def _escape_text(runs: pd.DataFrame) -> str:
@@ -73,7 +112,7 @@ def figure_size(nrows: int, ncols: int) -> tuple[float, float]:
     return LEFT + PANEL_W * ncols + RIGHT, TOP + PANEL_H * nrows + BOTTOM
 
 
-def _figure(page: D.Page, axes: list[str]) -> tuple[Figure, dict[str, object], int]:
+def _figure(page: D.Page, axes: list[str]) -> tuple[Figure, dict[str, Axes]]:
     nrows, ncols, pos = D.panel_layout(page.configs, axes)
     w, h = figure_size(nrows, ncols)
     fig = Figure(figsize=(w, h))
@@ -94,7 +133,57 @@ def _figure(page: D.Page, axes: list[str]) -> tuple[Figure, dict[str, object], i
             elif r < nrows - 1 and (r + 1, c) not in used:
                 grid[r, c].xaxis.set_tick_params(labelbottom=True)  # last panel of its column
     panels = {cid: grid[r, c] for cid, (r, c) in zip(page.configs["config_id"], pos, strict=True)}
-    return fig, panels, ncols
+    return fig, panels
+
+
+def _panel_title(ax: Axes, cfg: pd.Series, members: pd.DataFrame, axes: list[str], x: str) -> None:
+    """The config, its seeds and (per epoch) when they became healthy; red if any diverged."""
+    n_div = int((members["status"] == "diverged").sum())
+    head = D.config_title(cfg, axes, len(members))
+    extra = _escape_text(members) if x == "epoch" else ""
+    if n_div:
+        extra = f"{n_div} of {len(members)} diverged" + (f"; {extra}" if extra else "")
+    ax.set_title(head + (f"\n{extra}" if extra else ""), fontsize=8,
+                 color=DIVERGED_COLOR if n_div else "black")  # fmt: skip
+
+
+def _panel_axes(ax: Axes, x: str, max_x: float, limits: tuple[float, float] | None) -> None:
+    """Log y on the page's shared limits; epochs as integers, steps in thousands."""
+    ax.set_yscale("log")
+    ax.yaxis.set_minor_locator(NullLocator())  # minor ticks cost seconds at 24 panels
+    if limits is not None:
+        ax.set_ylim(*limits)
+    if x == "epoch":
+        ax.set_xlim(-0.3, max_x + 0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=6))
+    else:
+        ax.set_xlim(0, max_x * 1.02)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
+        ax.xaxis.set_major_formatter(FuncFormatter(thousands))
+    ax.tick_params(labelsize=7)
+
+
+def _page_labels(
+    fig: Figure, page: D.Page, *, xlabel: str, ylabel: str, title: str, notes: list[str]
+) -> None:
+    """Axis labels in the fixed margins, and the title with the page's name and the notes."""
+    fig.supxlabel(xlabel, y=0.15 / fig.get_figheight())
+    fig.supylabel(ylabel, x=0.15 / fig.get_figwidth())
+    if page.title:
+        title += f"\n{page.title}"
+    if notes:
+        title += "\n(" + "; ".join(notes) + ")"
+    suptitle(fig, title)
+
+
+def _page_legend(fig: Figure, depth: int, diverged: bool) -> None:
+    extra = [
+        (Patch(color="0.6", alpha=0.5), "min–max over seeds"),
+        (Line2D([], [], color="0.2", lw=1.5), "geometric mean over seeds"),
+    ]
+    if diverged:
+        extra.append((Line2D([], [], color=DIVERGED_COLOR, ls="--"), "a seed diverged"))
+    layer_legend(fig, depth, extra=extra, loc="center right")
 
 
 def _draw(
@@ -120,68 +209,31 @@ def _draw(
     colors = layer_colors(depth)
     ok = tidy[D.isin(tidy["run_id"], runs.loc[runs["status"] != "diverged", "run_id"])]
     limits = decade_limits(ok[value] if len(ok) else tidy[value])
-    bands = D.seed_band(tidy, ["config_id", "layer", x], value) if len(tidy) else tidy
-    by_config = dict(tuple(bands.groupby("config_id", sort=False))) if len(bands) else {}
+    by_config = seed_bands(tidy, x, value)
     max_x = float(tidy[x].max()) if len(tidy) else 1.0
+    marker = "o" if x == "epoch" and max_x <= 30 else None
+    missing = missing or f"no finite {'probe' if x == 'epoch' else 'step'} gradients"
     drawn = []
     with style():
-        fig, panels, ncols = _figure(page, axes)
+        fig, panels = _figure(page, axes)
         for _, cfg in page.configs.iterrows():
             ax = panels[cfg["config_id"]]
             members = runs[runs["config_id"] == cfg["config_id"]]
-            n_div = int((members["status"] == "diverged").sum())
-            head = D.config_title(cfg, axes, len(members))
-            extra = _escape_text(members) if x == "epoch" else ""
-            if n_div:
-                extra = f"{n_div} of {len(members)} diverged" + (f"; {extra}" if extra else "")
-            ax.set_title(head + (f"\n{extra}" if extra else ""), fontsize=8,
-                         color=DIVERGED_COLOR if n_div else "black")  # fmt: skip
+            _panel_title(ax, cfg, members, axes, x)
             d = by_config.get(cfg["config_id"])
             drawn.append(
                 {"config_id": cfg["config_id"], "n_seeds": len(members), "drawn": d is not None}
             )
             if d is None or d.empty:
-                empty_note(
-                    ax, missing or f"no finite {'probe' if x == 'epoch' else 'step'} gradients"
-                )
+                empty_note(ax, missing)
                 continue
-            for layer, ld in d.groupby("layer"):
-                color = colors[int(layer) - 1]
-                few = x == "epoch" and max_x <= 30
-                ax.plot(
-                    ld[x], ld["gmean"], color=color, lw=1.5, marker="o" if few else None, ms=2.5
-                )
-                if (ld["n"] > 1).any():
-                    ax.fill_between(ld[x], ld["lo"], ld["hi"], color=color, alpha=BAND_ALPHA, lw=0)
+            draw_layer_lines(ax, d, x, colors, marker=marker)
             for run_id in members["run_id"]:
                 if run_id in diverged_at:
                     ax.axvline(diverged_at[run_id], color=DIVERGED_COLOR, ls="--", lw=0.9)
-            ax.set_yscale("log")
-            ax.yaxis.set_minor_locator(NullLocator())  # minor ticks cost seconds at 24 panels
-            if limits is not None:
-                ax.set_ylim(*limits)
-            if x == "epoch":
-                ax.set_xlim(-0.3, max_x + 0.3)
-                ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=6))
-            else:
-                ax.set_xlim(0, max_x * 1.02)
-                ax.xaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
-                ax.xaxis.set_major_formatter(FuncFormatter(thousands))
-            ax.tick_params(labelsize=7)
-        fig.supxlabel(xlabel, y=0.15 / fig.get_figheight())
-        fig.supylabel(ylabel, x=0.15 / fig.get_figwidth())
-        if page.title:
-            title += f"\n{page.title}"
-        if notes:
-            title += "\n(" + "; ".join(notes) + ")"
-        suptitle(fig, title)
-        extra = [
-            (Patch(color="0.6", alpha=0.5), "min–max over seeds"),
-            (Line2D([], [], color="0.2", lw=1.5), "geometric mean over seeds"),
-        ]
-        if diverged_at:
-            extra.append((Line2D([], [], color=DIVERGED_COLOR, ls="--"), "a seed diverged"))
-        layer_legend(fig, depth, extra=extra, loc="center right")
+            _panel_axes(ax, x, max_x, limits)
+        _page_labels(fig, page, xlabel=xlabel, ylabel=ylabel, title=title, notes=notes)
+        _page_legend(fig, depth, diverged=bool(diverged_at))
         save(fig, out)
     return pd.DataFrame(drawn)
 
@@ -233,19 +285,11 @@ def plot_step_traces(
     band over seeds. Returns the configs drawn."""
     pg, runs = _page(runs, experiment, page)
     rows = D.hidden_bias(traces, runs, "step")
-    tr = D.finite_positive(rows, "grad_norm")
-    tr = tr.sort_values(["run_id", "layer", "step"])
-    windows: set[int] = set()
-    parts = []
-    for _, d in tr.groupby(["run_id", "layer"], sort=False):
-        d, window = smooth_steps(d)
-        windows.add(window)
-        parts.append(d)
-    tidy = pd.concat(parts) if parts else tr
+    tidy, window = smooth_steps(D.finite_positive(rows, "grad_norm"))
     n_untraced = int((~D.isin(runs["run_id"], tidy["run_id"])).sum()) if len(tidy) else len(runs)
     notes = []
-    if max(windows, default=1) > 1:
-        notes.append(f"each seed: rolling median over {max(windows)} traced steps")
+    if window > 1:
+        notes.append(f"each seed: rolling median over {window} traced steps")
     if n_untraced and len(tidy):
         notes.append(f"{n_untraced} run(s) without step traces")
     title = _title("Per-layer mini-batch gradient norms", experiment, runs)
@@ -285,4 +329,11 @@ def plot_update_sizes(
     )  # fmt: skip
 
 
-__all__ = ["plot_gradient_norms", "plot_step_traces", "plot_update_sizes", "smooth_steps"]
+__all__ = [
+    "draw_layer_lines",
+    "plot_gradient_norms",
+    "plot_step_traces",
+    "plot_update_sizes",
+    "seed_bands",
+    "smooth_steps",
+]

@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from gradsweep import facets as F
+from gradsweep.aggregate import drift, z_drift
 from gradsweep.claims import remedies_cells
 from gradsweep.formatting import format_ratio
 from gradsweep.plotting import data as D
@@ -42,6 +45,63 @@ REMEDY_RATIOS = [
 ]
 
 
+def _ratio_cell(row: pd.Series, col: str) -> str:
+    """A ratio's geometric mean and, over seeds that differ, their min–max."""
+    text = format_ratio(row[col]) if pd.notna(row[col]) else "—"
+    if row["n"] > 1 and pd.notna(row[col]) and row[f"{col}_min"] != row[f"{col}_max"]:
+        text += f"\n{format_ratio(row[f'{col}_min'])}–{format_ratio(row[f'{col}_max'])}"
+    return text
+
+
+def _accuracy_cell(row: pd.Series) -> str:
+    """The mean test accuracy, its min–max over seeds and how many never learned."""
+    text = f"{row['test_acc']:.1f}" if pd.notna(row["test_acc"]) else "—"
+    if row["n"] > 1 and pd.notna(row["test_acc"]):
+        text += f"\n{row['test_acc_min']:.1f}–{row['test_acc_max']:.1f}"
+    if row["n_never_learned"]:
+        text += f"\n{row['n_never_learned']} of {row['n']} never learned"
+    return text
+
+
+def _label_cells(ax_ratio: Axes, ax_acc: Axes, table: pd.DataFrame, acc_min: float) -> None:
+    """Every cell's numbers; white on the darker half of the accuracy colours."""
+    for i, (_, row) in enumerate(table.iterrows()):
+        for j, (col, _) in enumerate(REMEDY_RATIOS):
+            ax_ratio.text(
+                j + 0.5, i + 0.5, _ratio_cell(row, col), ha="center", va="center", fontsize=6.5
+            )
+        dark = pd.notna(row["test_acc"]) and row["test_acc"] > (acc_min + 100) / 2
+        ax_acc.text(0.5, i + 0.5, _accuracy_cell(row), ha="center", va="center", fontsize=6.5,
+                    color="white" if dark else "black")  # fmt: skip
+
+
+def _heatmaps(
+    ax_ratio: Axes, ax_acc: Axes, table: pd.DataFrame, logs: pd.DataFrame, vmax: float
+) -> float:
+    """log10 ratios in the ratio heatmap's colours, accuracy in greens from min(lowest, 90 %);
+    returns that lower end."""
+    cmap = sns.color_palette("vlag", as_cmap=True)
+    sns.heatmap(
+        logs.set_axis(table["label"]), ax=ax_ratio, cmap=cmap, center=0, vmin=-vmax,
+        vmax=vmax, cbar=True, linewidths=1, linecolor="white",
+        cbar_kws={"label": "log₁₀(ratio last ÷ first)\n> 0: first layer slower"},
+    )  # fmt: skip
+    acc = table[["test_acc"]].set_axis(table["label"]).rename(columns={"test_acc": "test acc (%)"})
+    lo = max(float(np.nanmin(table["test_acc"])) if table["test_acc"].notna().any() else 0, 0)
+    sns.heatmap(
+        acc, ax=ax_acc, cmap="Greens", vmin=min(lo, 90.0), vmax=100, cbar=True,
+        linewidths=1, linecolor="white", cbar_kws={"label": "test accuracy (%)"},
+    )  # fmt: skip
+    for ax in (ax_ratio, ax_acc):
+        ax.set_facecolor("0.96")  # not recorded
+        ax.grid(False)
+        ax.set_ylabel("")
+        ax.tick_params(axis="x", labelrotation=0, labelsize=7)
+        ax.tick_params(axis="y", labelrotation=0, labelsize=7)
+        ax.xaxis.tick_top()
+    return min(lo, 90.0)
+
+
 def plot_remedies_heatmap(
     runs: pd.DataFrame, out: str | Path, experiment: str | None = None
 ) -> pd.DataFrame:
@@ -56,7 +116,6 @@ def plot_remedies_heatmap(
         runs = runs[runs["experiment"] == experiment]
     table = remedies_cells(runs) if len(runs) else pd.DataFrame()
     n = max(len(table), 1)
-    cmap = sns.color_palette("vlag", as_cmap=True)
     logs = pd.DataFrame(
         {h: np.log10(table[c].where(table[c] > 0)) for c, h in REMEDY_RATIOS} if len(table) else {}
     )
@@ -76,42 +135,8 @@ def plot_remedies_heatmap(
             ax_acc.set_visible(False)
             save(fig, out)
             return table
-        sns.heatmap(
-            logs.set_axis(table["label"]), ax=ax_ratio, cmap=cmap, center=0, vmin=-vmax,
-            vmax=vmax, cbar=True, linewidths=1, linecolor="white",
-            cbar_kws={"label": "log₁₀(ratio last ÷ first)\n> 0: first layer slower"},
-        )  # fmt: skip
-        acc = (
-            table[["test_acc"]]
-            .set_axis(table["label"])
-            .rename(columns={"test_acc": "test acc (%)"})
-        )
-        lo = max(float(np.nanmin(table["test_acc"])) if table["test_acc"].notna().any() else 0, 0)
-        sns.heatmap(
-            acc, ax=ax_acc, cmap="Greens", vmin=min(lo, 90.0), vmax=100, cbar=True,
-            linewidths=1, linecolor="white", cbar_kws={"label": "test accuracy (%)"},
-        )  # fmt: skip
-        for ax in (ax_ratio, ax_acc):
-            ax.set_facecolor("0.96")  # not recorded
-            ax.grid(False)
-            ax.set_ylabel("")
-            ax.tick_params(axis="x", labelrotation=0, labelsize=7)
-            ax.tick_params(axis="y", labelrotation=0, labelsize=7)
-            ax.xaxis.tick_top()
-        for i, (_, row) in enumerate(table.iterrows()):
-            for j, (col, _) in enumerate(REMEDY_RATIOS):
-                text = format_ratio(row[col]) if pd.notna(row[col]) else "—"
-                if row["n"] > 1 and pd.notna(row[col]) and row[f"{col}_min"] != row[f"{col}_max"]:
-                    text += f"\n{format_ratio(row[f'{col}_min'])}–{format_ratio(row[f'{col}_max'])}"
-                ax_ratio.text(j + 0.5, i + 0.5, text, ha="center", va="center", fontsize=6.5)
-            text = f"{row['test_acc']:.1f}" if pd.notna(row["test_acc"]) else "—"
-            if row["n"] > 1 and pd.notna(row["test_acc"]):
-                text += f"\n{row['test_acc_min']:.1f}–{row['test_acc_max']:.1f}"
-            if row["n_never_learned"]:
-                text += f"\n{row['n_never_learned']} of {row['n']} never learned"
-            dark = pd.notna(row["test_acc"]) and row["test_acc"] > (min(lo, 90.0) + 100) / 2
-            ax_acc.text(0.5, i + 0.5, text, ha="center", va="center", fontsize=6.5,
-                        color="white" if dark else "black")  # fmt: skip
+        acc_min = _heatmaps(ax_ratio, ax_acc, table, logs, vmax)
+        _label_cells(ax_ratio, ax_acc, table, acc_min)
         ax_ratio.set_yticklabels(
             [f"{lbl} (n = {k})" for lbl, k in zip(table["label"], table["n"], strict=True)]
         )
@@ -149,10 +174,98 @@ def percentile_table(traces: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     return tr.drop_duplicates(["run_id", "epoch"]).sort_values(["run_id", "step"])
 
 
-def z_drift(values: pd.Series) -> float:
-    """How far a percentile moved over training: its max − min over the probe epochs."""
-    v = pd.to_numeric(values, errors="coerce").dropna()
-    return float(v.max() - v.min()) if len(v) else np.nan
+def _bn_configs(runs: pd.DataFrame) -> tuple[pd.DataFrame, str, dict, dict]:
+    """The configs drawn (at most MAX_PANELS − 1 beside the accuracy panel), a note if some
+    are left out, and per config_id its label and colour."""
+    configs = F.configs_of(runs) if len(runs) else pd.DataFrame(columns=["config_id"])
+    note = ""
+    if len(configs) > MAX_PANELS - 1:
+        note = f"first {MAX_PANELS - 1} of {len(configs)} configs"
+        configs = configs.head(MAX_PANELS - 1)
+    labels = (
+        dict(zip(configs["config_id"], F.config_labels(configs), strict=True))
+        if len(configs)
+        else {}
+    )
+    palette = dict(
+        zip(
+            configs["config_id"],
+            sns.color_palette("colorblind", max(len(configs), 1)),
+            strict=False,
+        )
+    )
+    return configs, note, labels, palette
+
+
+def _test_accuracy(metrics: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs' metrics rows with their config_id and a finite test accuracy ``acc`` in %."""
+    met = metrics[D.isin(metrics["run_id"], runs["run_id"])].merge(
+        runs[["run_id", "config_id"]], on="run_id"
+    )
+    met = met.assign(acc=pd.to_numeric(met["test_acc"], errors="coerce") * 100)
+    return met.dropna(subset=["acc"])
+
+
+def _mean_band(ax: Axes, per_step: pd.DataFrame, color: object, band: float, **line: Any) -> None:
+    """A mean line over the seeds (columns step, mean, min, max) and, if ``band``, its
+    min–max band at that alpha."""
+    ax.plot(per_step["step"], per_step["mean"], color=color, **line)
+    if band:
+        ax.fill_between(
+            per_step["step"], per_step["min"], per_step["max"], color=color, alpha=band, lw=0
+        )
+
+
+def _percentile_panel(ax: Axes, p: pd.DataFrame, color: object, several: bool) -> None:
+    """One config's 15th, 50th and 85th percentile of z vs step, each in its line style."""
+    if p.empty:
+        empty_note(ax, "no percentiles recorded")
+    for col, _ in PERCENTILES:
+        per_step = p.groupby("step")[col].agg(["mean", "min", "max"]).reset_index()
+        if len(per_step):
+            band = BAND_ALPHA * 0.8 if several else 0
+            _mean_band(ax, per_step, color, band, lw=1.4, ls=PERCENTILE_STYLES[col])
+
+
+def _bn_row(cid: str, label: str, n: int, m: pd.DataFrame, p: pd.DataFrame) -> dict[str, Any]:
+    """One config's row of plot_bn_distribution's table (``m``: its accuracy rows, ``p``: its
+    percentile rows)."""
+    last = m[m["step"] == m["step"].max()]["acc"] if len(m) else pd.Series(dtype=float)
+    row = {"config_id": cid, "label": label, "n": n,
+           "final_test_acc": float(last.mean()) if len(last) else np.nan}  # fmt: skip
+    for col, _ in PERCENTILES:
+        first = p[p["step"] == p["step"].min()][col] if len(p) else pd.Series(dtype=float)
+        end = p[p["step"] == p["step"].max()][col] if len(p) else pd.Series(dtype=float)
+        row[f"{col}_first"] = float(first.mean()) if len(first) else np.nan
+        row[f"{col}_last"] = float(end.mean()) if len(end) else np.nan
+        drifts = [drift(d[col]) for _, d in p.groupby("run_id")]
+        row[f"{col}_drift"] = float(np.nanmean(drifts)) if drifts else np.nan
+    # per seed the largest drift of the three percentiles, then the mean over seeds
+    per_run = [z_drift(d, int(d["depth"].iloc[0])) for _, d in p.groupby("run_id")]
+    row["z_drift"] = float(np.nanmean(per_run)) if per_run else np.nan
+    return row
+
+
+def _bn_legend(fig: Figure, labels: dict, palette: dict) -> None:
+    """The configs' colours, the percentiles' line styles and the band, below the panels."""
+    handles = [Line2D([], [], color=palette[c], lw=2) for c in labels]
+    names = list(labels.values())
+    handles += [Line2D([], [], color="0.3", ls=PERCENTILE_STYLES[c]) for c, _ in PERCENTILES]
+    names += [f"{name} percentile" for _, name in PERCENTILES]
+    handles.append(Patch(color="0.6", alpha=0.5))
+    names.append("min–max over seeds")
+    fig.legend(handles, names, loc="outside lower center", ncol=min(len(names), 4), frameon=False)
+
+
+def _bn_title(runs: pd.DataFrame, experiment: str | None, note: str) -> str:
+    dataset = ", ".join(map(str, runs.get("dataset", pd.Series()).dropna().unique()))
+    return (
+        f"Batch normalization after Ioffe & Szegedy (2015), Fig. 1 — {experiment or 'all runs'}"
+        + (f" ({dataset})" if dataset else "")
+        + "\n(line: mean over seeds, band: min–max"
+        + (f"; {note}" if note else "")
+        + ")"
+    )
 
 
 def plot_bn_distribution(
@@ -174,30 +287,11 @@ def plot_bn_distribution(
     seeds (runs.parquet's ``z_drift``)."""
     if experiment is not None and "experiment" in runs:
         runs = runs[runs["experiment"] == experiment]
-    configs = F.configs_of(runs) if len(runs) else pd.DataFrame(columns=["config_id"])
-    note = ""
-    if len(configs) > MAX_PANELS - 1:
-        note = f"first {MAX_PANELS - 1} of {len(configs)} configs"
-        configs = configs.head(MAX_PANELS - 1)
-    labels = (
-        dict(zip(configs["config_id"], F.config_labels(configs), strict=True))
-        if len(configs)
-        else {}
-    )
-    palette = dict(
-        zip(
-            configs["config_id"],
-            sns.color_palette("colorblind", max(len(configs), 1)),
-            strict=False,
-        )
-    )
-    met = metrics[D.isin(metrics["run_id"], runs["run_id"])].merge(
-        runs[["run_id", "config_id"]], on="run_id"
-    )
-    met = met.assign(acc=pd.to_numeric(met["test_acc"], errors="coerce") * 100).dropna(
-        subset=["acc"]
-    )
+    configs, note, labels, palette = _bn_configs(runs)
+    met = _test_accuracy(metrics, runs)
     pct = percentile_table(traces, runs)
+    finite_z = pct[[c for c, _ in PERCENTILES]].stack() if len(pct) else pd.Series(dtype=float)
+    zlim = (float(finite_z.min()), float(finite_z.max())) if len(finite_z) else None
     rows = []
     n = 1 + len(configs)
     ncols = min(4, n)
@@ -211,60 +305,20 @@ def plot_bn_distribution(
         ax_acc.set_title("(a) test accuracy")
         if met.empty:
             empty_note(ax_acc, "no accuracies")
-        finite_z = pct[[c for c, _ in PERCENTILES]].stack() if len(pct) else pd.Series(dtype=float)
-        zlim = (float(finite_z.min()), float(finite_z.max())) if len(finite_z) else None
-        for k, (ax, (_, cfg)) in enumerate(zip(panels, configs.iterrows(), strict=True)):
-            cid = cfg["config_id"]
-            color = palette[cid]
+        for k, (ax, cid) in enumerate(zip(panels, configs["config_id"], strict=True)):
             members = runs[runs["config_id"] == cid]
             m = met[met["config_id"] == cid]
             g = m.groupby("step")["acc"].agg(["mean", "min", "max"]).reset_index()
             if len(g):
-                ax_acc.plot(g["step"], g["mean"], color=color, lw=1.5, label=labels[cid])
-                if len(members) > 1:
-                    ax_acc.fill_between(
-                        g["step"], g["min"], g["max"], color=color, alpha=BAND_ALPHA, lw=0
-                    )
-            last = m[m["step"] == m["step"].max()]["acc"] if len(m) else pd.Series(dtype=float)
-            row = {"config_id": cid, "label": labels[cid], "n": len(members),
-                   "final_test_acc": float(last.mean()) if len(last) else np.nan}  # fmt: skip
+                band = BAND_ALPHA if len(members) > 1 else 0
+                _mean_band(ax_acc, g, palette[cid], band, lw=1.5, label=labels[cid])
             p = pct[pct["config_id"] == cid]
             letter = chr(ord("b") + k)
             ax.set_title(
                 f"({letter}) {labels[cid]} · n = {len(members)}\nlast hidden layer, unit 0"
             )
-            if p.empty:
-                empty_note(ax, "no percentiles recorded")
-            for col, _ in PERCENTILES:
-                per_step = p.groupby("step")[col].agg(["mean", "min", "max"]).reset_index()
-                if len(per_step):
-                    ax.plot(
-                        per_step["step"],
-                        per_step["mean"],
-                        color=color,
-                        lw=1.4,
-                        ls=PERCENTILE_STYLES[col],
-                    )
-                    if len(members) > 1:
-                        ax.fill_between(
-                            per_step["step"],
-                            per_step["min"],
-                            per_step["max"],
-                            color=color,
-                            alpha=BAND_ALPHA * 0.8,
-                            lw=0,
-                        )
-                first = p[p["step"] == p["step"].min()][col] if len(p) else pd.Series(dtype=float)
-                end = p[p["step"] == p["step"].max()][col] if len(p) else pd.Series(dtype=float)
-                row[f"{col}_first"] = float(first.mean()) if len(first) else np.nan
-                row[f"{col}_last"] = float(end.mean()) if len(end) else np.nan
-                drifts = [z_drift(d[col]) for _, d in p.groupby("run_id")]
-                row[f"{col}_drift"] = float(np.nanmean(drifts)) if drifts else np.nan
-            # per seed the largest drift of the three percentiles, then the mean over seeds
-            per_run = [
-                np.nanmax([z_drift(d[c]) for c, _ in PERCENTILES]) for _, d in p.groupby("run_id")
-            ]
-            row["z_drift"] = float(np.nanmean(per_run)) if per_run else np.nan
+            _percentile_panel(ax, p, palette[cid], len(members) > 1)
+            row = _bn_row(cid, labels[cid], len(members), m, p)
             if np.isfinite(row["z_drift"]):
                 ax.set_title(ax.get_title() + f" · moved up to {row['z_drift']:.2f}")
             if zlim is not None:
@@ -281,23 +335,7 @@ def plot_bn_distribution(
             ax.xaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
             ax.xaxis.set_major_formatter(FuncFormatter(thousands))
             ax.tick_params(labelsize=7)
-        dataset = ", ".join(map(str, runs.get("dataset", pd.Series()).dropna().unique()))
-        title = (
-            f"Batch normalization after Ioffe & Szegedy (2015), Fig. 1 — {experiment or 'all runs'}"
-            + (f" ({dataset})" if dataset else "")
-            + "\n(line: mean over seeds, band: min–max"
-            + (f"; {note}" if note else "")
-            + ")"
-        )
-        suptitle(fig, title)
-        handles = [Line2D([], [], color=palette[c], lw=2) for c in configs["config_id"]]
-        names = [labels[c] for c in configs["config_id"]]
-        handles += [Line2D([], [], color="0.3", ls=PERCENTILE_STYLES[c]) for c, _ in PERCENTILES]
-        names += [f"{name} percentile" for _, name in PERCENTILES]
-        handles.append(Patch(color="0.6", alpha=0.5))
-        names.append("min–max over seeds")
-        fig.legend(
-            handles, names, loc="outside lower center", ncol=min(len(names), 4), frameon=False
-        )
+        suptitle(fig, _bn_title(runs, experiment, note))
+        _bn_legend(fig, labels, palette)
         save(fig, out)
     return pd.DataFrame(rows)

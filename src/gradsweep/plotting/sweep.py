@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.axes import Axes
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
@@ -46,6 +47,56 @@ def init_vs_final(traces: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([at_init, at_end], ignore_index=True)
 
 
+WHEN_STYLES = {"at initialisation": (0, (3, 2)), "after training": "-"}
+WHEN_MARKERS = {"at initialisation": "o", "after training": "s"}
+
+
+def _depth_palette(depths: list[int]) -> dict[int, object]:
+    """One rocket colour per depth (its palest shade left out)."""
+    if len(depths) == 1:
+        return {depths[0]: sns.color_palette("rocket", 3)[1]}
+    return dict(zip(depths, sns.color_palette("rocket", len(depths) + 1)[:-1], strict=True))
+
+
+def _when_line(color: object, when: str, **kwargs: object) -> dict[str, object]:
+    """Line style of ``when``: dashed with open circles at initialisation, else solid squares."""
+    open_marker = "white" if when == "at initialisation" else None
+    return {
+        "color": color,
+        "ls": WHEN_STYLES[when],
+        "marker": WHEN_MARKERS[when],
+        "mfc": open_marker,
+        **kwargs,
+    }
+
+
+def _grid_panel(ax: Axes, cell: pd.DataFrame, palette: dict[int, object]) -> None:
+    """One activation × init: a line per depth and when, its min–max band where it has one."""
+    if cell.empty:
+        empty_note(ax, "no finite gradients")
+    for (depth, when), d in cell.groupby(["depth", "when"]):
+        if (d["hi"] > d["lo"]).any():
+            ax.fill_between(
+                d["layer"], d["lo"], d["hi"], color=palette[int(depth)], alpha=0.12, lw=0
+            )
+        line = _when_line(palette[int(depth)], str(when), ms=3.5, lw=1.5)
+        ax.plot(d["layer"], d["grad_norm"], **line)
+
+
+def _grid_legend(fig: Figure, palette: dict[int, object]) -> None:
+    handles = [Line2D([], [], color=c, lw=2) for c in palette.values()]
+    labels = [f"{d} hidden layer{'s' if d > 1 else ''}" for d in palette]
+    handles += [Line2D([], [], **_when_line("0.3", w, ms=4)) for w in WHEN_STYLES]
+    labels += list(WHEN_STYLES)
+    fig.legend(
+        handles,
+        labels,
+        loc="outside right center",
+        frameon=False,
+        title="median over runs\n(band: min–max)",
+    )
+
+
 def plot_activation_init_grid(
     traces: pd.DataFrame, runs: pd.DataFrame, out: str | Path
 ) -> pd.DataFrame:
@@ -60,9 +111,7 @@ def plot_activation_init_grid(
     acts = ordered(runs["activation"], ACTIVATION_ORDER) or ["?"]
     inits = ordered(runs["init"], INIT_ORDER) or ["?"]
     depths = sorted(int(d) for d in runs["depth"].dropna().unique()) or [1]
-    palette = dict(zip(depths, sns.color_palette("rocket", len(depths) + 1)[:-1], strict=True))
-    if len(depths) == 1:
-        palette = {depths[0]: sns.color_palette("rocket", 3)[1]}
+    palette = _depth_palette(depths)
     agg = (
         df.groupby(["activation", "init", "depth", "when", "layer"], as_index=False)["grad_norm"]
         .agg(grad_norm="median", lo="min", hi="max")
@@ -76,8 +125,6 @@ def plot_activation_init_grid(
     ] or [("?", "?")]
     ncols = min(len(pairs), max(len(inits), 1), 5)
     limits = decade_limits(agg["grad_norm"])
-    styles = {"at initialisation": (0, (3, 2)), "after training": "-"}
-    markers = {"at initialisation": "o", "after training": "s"}
 
     with style():
         nrows = math.ceil(len(pairs) / ncols)
@@ -89,30 +136,11 @@ def plot_activation_init_grid(
         for ax in grid.ravel()[len(pairs) :]:
             ax.set_visible(False)
         for ax, (act, init) in zip(grid.ravel(), pairs, strict=False):
-            if True:
-                ax.set_title(f"{act} · {init}")
-                cell = agg[(agg["activation"] == act) & (agg["init"] == init)]
-                if cell.empty:
-                    empty_note(ax, "no finite gradients")
-                for (depth, when), d in cell.groupby(["depth", "when"]):
-                    if (d["hi"] > d["lo"]).any():
-                        ax.fill_between(
-                            d["layer"], d["lo"], d["hi"], color=palette[int(depth)], alpha=0.12,
-                            lw=0,
-                        )  # fmt: skip
-                    ax.plot(
-                        d["layer"],
-                        d["grad_norm"],
-                        color=palette[int(depth)],
-                        ls=styles[str(when)],
-                        marker=markers[str(when)],
-                        ms=3.5,
-                        lw=1.5,
-                        mfc="white" if when == "at initialisation" else None,
-                    )
-                ax.set_yscale("log")
-                if limits is not None:
-                    ax.set_ylim(*limits)
+            ax.set_title(f"{act} · {init}")
+            _grid_panel(ax, agg[(agg["activation"] == act) & (agg["init"] == init)], palette)
+            ax.set_yscale("log")
+            if limits is not None:
+                ax.set_ylim(*limits)
         step = math.ceil(max(depths) / 12)
         grid[0, 0].set_xticks(range(1, max(depths) + 1, step))
         grid[0, 0].set_xlim(0.6, max(depths) + 0.4)
@@ -121,28 +149,7 @@ def plot_activation_init_grid(
         suptitle(
             fig, "Vanishing gradients: per-layer gradient norm by activation and initialisation"
         )
-        handles = [Line2D([], [], color=palette[d], lw=2) for d in depths]
-        labels = [f"{d} hidden layer{'s' if d > 1 else ''}" for d in depths]
-        handles += [
-            Line2D(
-                [],
-                [],
-                color="0.3",
-                ls=styles[w],
-                marker=markers[w],
-                ms=4,
-                mfc="white" if w == "at initialisation" else None,
-            )
-            for w in styles
-        ]
-        labels += list(styles)
-        fig.legend(
-            handles,
-            labels,
-            loc="outside right center",
-            frameon=False,
-            title="median over runs\n(band: min–max)",
-        )
+        _grid_legend(fig, palette)
         save(fig, out)
     counts = df.groupby(["activation", "init", "depth", "when"]).size().rename("n_runs")
     return counts.reset_index()
@@ -291,6 +298,87 @@ def _row_order(sub: pd.DataFrame) -> list[str]:
     return list(pd.unique(df.sort_values(keys, kind="stable")["row"]))
 
 
+WHENS = {"grad_ratio_init": "at initialisation", "grad_ratio_final": "after the last epoch"}
+
+
+def _ratio_frame(runs: pd.DataFrame, experiments: list[str]) -> pd.DataFrame:
+    """Per run and WHENS column one row: its heatmap row and column, ratio and log10 ratio."""
+    parts = []
+    for exp in experiments:
+        sub = runs[runs["experiment"] == exp]
+        if sub.empty:
+            continue
+        sub = sub.assign(
+            row=heatmap_rows(sub),
+            column=sub["activation"].astype(str) + "\n" + sub["init"].astype(str),
+        )
+        for col, when in WHENS.items():
+            ratio = pd.to_numeric(sub[col], errors="coerce")
+            parts.append(
+                sub.assign(
+                    when=when,
+                    ratio=ratio,
+                    log_ratio=np.log10(ratio.where(np.isfinite(ratio) & (ratio > 0))),
+                )
+            )
+    return pd.concat(parts, ignore_index=True) if parts else runs.assign(row=[], column=[])
+
+
+def _cell_text(log: float, lo: float, hi: float, n: float) -> str:
+    """The geometric mean (∞ or — without one) and, over several seeds, their min–max."""
+    missing = "∞" if hi == np.inf else "—"
+    text = format_ratio(10**log) if pd.notna(log) else missing
+    if n > 1 and lo != hi:
+        text += f"\n{format_ratio(lo)}–{format_ratio(hi)}"
+    return text
+
+
+def _ratio_heatmap(
+    ax: Axes,
+    w: pd.DataFrame,
+    rows: list[str],
+    columns: list[str],
+    cmap: object,
+    vmax: float,
+    *,
+    experiment: str,
+    when: str,
+) -> list[dict[str, object]]:
+    """One experiment's heatmap at one moment (``w``: its rows of _ratio_frame), every cell
+    labelled; returns the cells."""
+    stats = w.groupby(["row", "column"]).agg(
+        log=("log_ratio", "mean"), lo=("ratio", "min"), hi=("ratio", "max"), n=("ratio", "size")
+    )
+    grid = stats["log"].unstack("column").reindex(index=rows, columns=columns)
+    lo = stats["lo"].unstack("column").reindex(index=rows, columns=columns)
+    hi = stats["hi"].unstack("column").reindex(index=rows, columns=columns)
+    n = stats["n"].unstack("column").reindex(index=rows, columns=columns)
+    sns.heatmap(
+        grid.astype(float), ax=ax, cmap=cmap, center=0, vmin=-vmax, vmax=vmax,
+        cbar=False, linewidths=1, linecolor="white",
+    )  # fmt: skip
+    ax.set_facecolor("0.96")  # combinations not run
+    cells = []
+    for i, r in enumerate(rows):
+        for j, c in enumerate(columns):
+            if pd.isna(n.loc[r, c]):
+                continue
+            v = grid.loc[r, c]
+            text = _cell_text(v, lo.loc[r, c], hi.loc[r, c], n.loc[r, c])
+            ax.text(j + 0.5, i + 0.5, text, ha="center", va="center", fontsize=6.5)
+            cells.append(
+                {"experiment": experiment, "row": r, "column": c, "when": when,
+                 "n": int(n.loc[r, c]), "gmean": 10**v if pd.notna(v) else np.nan,
+                 "min": lo.loc[r, c], "max": hi.loc[r, c]}
+            )  # fmt: skip
+    ax.grid(False)
+    ax.set_xlabel("")
+    ax.set_ylabel("")
+    ax.tick_params(axis="x", labelrotation=0, labelsize=7)
+    ax.tick_params(axis="y", labelrotation=0, labelsize=7)
+    return cells
+
+
 def plot_ratio_heatmap(runs: pd.DataFrame, out: str | Path) -> pd.DataFrame:
     """log10(grad ratio) at initialisation (left) and after the last epoch (right), rows =
     the experiment's other varying settings (depth, widths, ...), columns = activation × init;
@@ -304,26 +392,7 @@ def plot_ratio_heatmap(runs: pd.DataFrame, out: str | Path) -> pd.DataFrame:
     acts = ordered(runs["activation"], ACTIVATION_ORDER)
     inits = ordered(runs["init"], INIT_ORDER)
     column_order = [f"{a}\n{i}" for a in acts for i in inits]
-    whens = {"grad_ratio_init": "at initialisation", "grad_ratio_final": "after the last epoch"}
-    parts = []
-    for exp in experiments:
-        sub = runs[runs["experiment"] == exp]
-        if sub.empty:
-            continue
-        sub = sub.assign(
-            row=heatmap_rows(sub),
-            column=sub["activation"].astype(str) + "\n" + sub["init"].astype(str),
-        )
-        for col, when in whens.items():
-            ratio = pd.to_numeric(sub[col], errors="coerce")
-            parts.append(
-                sub.assign(
-                    when=when,
-                    ratio=ratio,
-                    log_ratio=np.log10(ratio.where(np.isfinite(ratio) & (ratio > 0))),
-                )
-            )
-    df = pd.concat(parts, ignore_index=True) if parts else runs.assign(row=[], column=[])
+    df = _ratio_frame(runs, experiments)
     finite = df["log_ratio"].dropna() if len(df) else pd.Series(dtype=float)
     vmax = max(float(finite.abs().max()) if len(finite) else 1.0, 0.5)
     cmap = sns.color_palette("vlag", as_cmap=True)
@@ -340,56 +409,18 @@ def plot_ratio_heatmap(runs: pd.DataFrame, out: str | Path) -> pd.DataFrame:
         axes = fig.subplots(len(experiments), 2, squeeze=False, height_ratios=n_rows)
         for (ax_init, ax_end), exp in zip(axes, experiments, strict=True):
             sub = df[df["experiment"] == exp]
-            dataset = ", ".join(map(str, sub["dataset"].dropna().unique())) if len(sub) else ""
-            name = f"{exp} ({dataset})" if dataset else str(exp)
             if sub.empty:
                 empty_note(ax_init, "no runs")
                 ax_end.set_visible(False)
                 continue
+            dataset = ", ".join(map(str, sub["dataset"].dropna().unique()))
+            name = f"{exp} ({dataset})" if dataset else str(exp)
             rows = _row_order(sub)
             columns = [c for c in column_order if c in set(sub["column"])]  # those it ran
-            for ax, when in (
-                (ax_init, whens["grad_ratio_init"]),
-                (ax_end, whens["grad_ratio_final"]),
-            ):
+            for ax, when in zip((ax_init, ax_end), WHENS.values(), strict=True):
                 w = sub[sub["when"] == when]
-                g = w.groupby(["row", "column"])
-                stats = g.agg(
-                    log=("log_ratio", "mean"), lo=("ratio", "min"), hi=("ratio", "max"),
-                    n=("ratio", "size"),
-                )  # fmt: skip
-                grid = stats["log"].unstack("column").reindex(index=rows, columns=columns)
-                lo = stats["lo"].unstack("column").reindex(index=rows, columns=columns)
-                hi = stats["hi"].unstack("column").reindex(index=rows, columns=columns)
-                n = stats["n"].unstack("column").reindex(index=rows, columns=columns)
-                sns.heatmap(
-                    grid.astype(float), ax=ax, cmap=cmap, center=0, vmin=-vmax, vmax=vmax,
-                    cbar=False, linewidths=1, linecolor="white",
-                )  # fmt: skip
-                ax.set_facecolor("0.96")  # combinations not run
-                for i, r in enumerate(rows):
-                    for j, c in enumerate(columns):
-                        if pd.isna(n.loc[r, c]):
-                            continue
-                        v = grid.loc[r, c]
-                        if pd.notna(v):
-                            text = format_ratio(10**v)
-                        else:
-                            text = "∞" if hi.loc[r, c] == np.inf else "—"
-                        if n.loc[r, c] > 1 and lo.loc[r, c] != hi.loc[r, c]:
-                            text += f"\n{format_ratio(lo.loc[r, c])}–{format_ratio(hi.loc[r, c])}"
-                        ax.text(j + 0.5, i + 0.5, text, ha="center", va="center", fontsize=6.5)
-                        cells.append(
-                            {"experiment": exp, "row": r, "column": c, "when": when,
-                             "n": int(n.loc[r, c]), "gmean": 10**v if pd.notna(v) else np.nan,
-                             "min": lo.loc[r, c], "max": hi.loc[r, c]}
-                        )  # fmt: skip
-                ax.grid(False)
-                ax.set_xlabel("")
-                ax.set_ylabel("")
+                cells += _ratio_heatmap(ax, w, rows, columns, cmap, vmax, experiment=exp, when=when)
                 ax.set_title(f"{name} — {when}")
-                ax.tick_params(axis="x", labelrotation=0, labelsize=7)
-                ax.tick_params(axis="y", labelrotation=0, labelsize=7)
             ax_end.set_yticklabels([])
         for ax in axes[-1]:
             ax.set_xlabel("activation / weight init")
