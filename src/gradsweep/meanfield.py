@@ -42,7 +42,8 @@ Where the theory does not apply (or only approximately):
   critical point is σ_w² = 2 (ReLU), where every q is a fixed point; with σ_b² > 0 the
   variance grows without bound at σ_w² = 2 (q* = ∞), so there is no critical line with
   σ_b² > 0 in the usual sense: :func:`critical_sigma_w2` still returns the χ₁ = 1 point (where
-  gradient norms are preserved), and c* = 1 wherever q* is finite.
+  gradient norms are preserved), and c* = 1 wherever q* is finite. Softplus likewise: χ₁ <
+  σ_w²/2 < 1 wherever q* is finite, and its χ₁ = 1 point σ_w² = 2 is where q* diverges.
 - Non-Gaussian inputs: the pre-activations are Gaussian over the random weights at any
   width, but at layer 1 their variance is ‖x‖²σ_w²/fan_in + σ_b², set by the data.
 - Batch norm, layer norm and residual connections change both maps; none is modelled here.
