@@ -160,34 +160,22 @@ def _natural_key(text: str) -> list[object]:
     return [float(t) if i % 2 else t for i, t in enumerate(re.split(r"(\d+(?:\.\d+)?)", text))]
 
 
-PANEL_SETTINGS = {
-    "width": "width",
-    "learning_rate": "learning rate",
-    "batch_size": "batch size",
-    "optimizer": "optimizer",
-    "nesterov": "nesterov",
-    "normalization": "normalization",
-    "residual": "residual",
-}
+# drawn within a panel (x axis, hue, marker): every other setting that varies splits panels
+IN_PANEL = ("activation", "depth", "init")
 
 
 def accuracy_panels(runs: pd.DataFrame) -> pd.Series:
     """Panel label per run: the experiment plus every setting (width, learning rate, batch
-    size, the remedies) that varies inside it, so an accuracy line never averages over those
-    settings."""
-    df = runs.assign(width=runs["widths"].map(F.unit_width))
+    size, the remedies, ...) that tells its configs apart besides depth, activation and init,
+    so an accuracy line never averages over those settings."""
+    df = F.with_axes(runs)
     labels = pd.Series("", index=runs.index, dtype=object)
     for exp, sub in df.groupby("experiment", dropna=False):
         datasets = ", ".join(map(str, sub["dataset"].dropna().unique()))
         head = f"{exp} ({datasets})" if datasets else str(exp)
-        varying = [c for c in PANEL_SETTINGS if c in sub and sub[c].nunique() > 1]
+        varying = [a for a in F.varying_axes(sub) if a not in IN_PANEL]
         for idx, row in sub.iterrows():
-            extra = ", ".join(
-                f"{PANEL_SETTINGS[c]} {row[c]:g}"
-                if isinstance(row[c], float)
-                else f"{PANEL_SETTINGS[c]} {row[c]}"
-                for c in varying
-            )
+            extra = ", ".join(F.axis_text(a, row[a]) for a in varying)
             labels[idx] = f"{head}\n{extra}" if extra else head
     return labels
 
