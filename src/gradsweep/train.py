@@ -73,9 +73,9 @@ class Trainer:
     With normalisation, z^l = γ û^l + β: β takes b's BP3, W takes BP4 with the error at its
     own output u^l, and γ gets Σ δ^l ⊙ û^l. :meth:`backpropagate` applies BP3 and BP4 layer by
     layer; :meth:`sgd_step` hands ∂C/∂θ (∂C0/∂θ plus weight decay) to the step rule
-    (``gradsweep.optim``); :meth:`train_epoch` runs an epoch of steps in one compiled function
-    and returns the norms of every ``trace_every``-th step; :attr:`evaluate` gives cost and
-    accuracy of a split.
+    (``gradsweep.optim``). Around them, not part of the chain rule: ``train_epoch``, an epoch of
+    steps compiled as one function that records their norms (:class:`TracedEpoch`), and
+    ``evaluate``, cost and accuracy of a split (:class:`Evaluation`).
     """
 
     def __init__(self, net: DenseNet, loss: str, sgd: SGD) -> None:
@@ -84,7 +84,7 @@ class Trainer:
         # L2 on weights (W), not on biases or normalisation scales
         weight_decay = sgd.l2 / sgd.l2_n
         self.decays = [weight_decay if name == "kernel" else 0.0 for _, name in net.param_names]
-        self.train_epoch = tf.function(self._train_epoch, jit_compile=sgd.jit_compile)
+        self.train_epoch = tf.function(TracedEpoch(self).run, jit_compile=sgd.jit_compile)
         self.probe = tf.function(self.gradient_norms)
         self.evaluate = Evaluation(net, self.loss)
 
@@ -174,9 +174,20 @@ class Trainer:
             p.assign_sub(self.sgd.learning_rate * (g + decay * p))
         return grads, tf.stack(inners)
 
-    # ------------------------------------------------------------ the epoch
 
-    def _train_epoch(self, x: tf.Tensor, y: tf.Tensor, batches: tf.Tensor) -> dict:
+class TracedEpoch:
+    """An epoch of the trainer's steps as one loop, recording the norms of every
+    ``trace_every``-th step: the measurement around the chain rule, not part of it.
+
+    Three paths: untraced (steps only); plain SGD, whose ‖Δθ‖ and ‖θ‖ come in closed form from
+    ‖θ‖² and ⟨∂C0/∂θ, θ⟩ (:func:`plain_sgd_norms`); any other rule, the norms of the gradient,
+    the Δθ applied and θ after it (:func:`squared_norms`).
+    """
+
+    def __init__(self, trainer: Trainer) -> None:
+        self.trainer, self.sgd, self.params = trainer, trainer.sgd, trainer.net.params
+
+    def run(self, x: tf.Tensor, y: tf.Tensor, batches: tf.Tensor) -> dict:
         """Training over ``batches`` (steps × batch_size indices).
 
         Returns, for every ``trace_every``-th step (rows) and each parameter tensor θ (columns):
@@ -193,12 +204,12 @@ class Trainer:
         block, finite = 0, True
         # plain SGD: ‖θ‖² carried from step to step (exact at each traced block's start when
         # untraced steps come between, else from the epoch's start)
-        p_sq = tf.stack([squared_norm(p) for p in self.net.params])
+        p_sq = tf.stack([squared_norm(p) for p in self.params])
         while block < n_blocks and finite:
             first = block * every
             xb, yb = tf.gather(x, batches[first]), tf.gather(y, batches[first])
             if not traced:
-                self.sgd_step(xb, yb)
+                self.trainer.sgd_step(xb, yb)
             else:
                 if self.sgd.optimizer == "sgd":
                     squared, p_sq = self._traced_plain_sgd_step(xb, yb, p_sq)
@@ -210,19 +221,16 @@ class Trainer:
                 self._untraced_steps(x, y, batches, first + 1, tf.minimum(first + every, steps))
             block += 1
         if not traced:
-            empty = tf.zeros((0, len(self.decays)))
+            empty = tf.zeros((0, len(self.trainer.decays)))
             return {"grad": empty, "update": empty, "param": empty}
         norms = tf.sqrt(squares.stack())  # (rows, 3, n_params)
         return {"grad": norms[:, 0], "update": norms[:, 1], "param": norms[:, 2]}
 
     def _traced_step(self, x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
         """One step; (3, parameters): ‖g‖², ‖Δθ‖², ‖θ‖² (after the step)."""
-        grads, updates = self.sgd_step(x, y)
+        grads, updates = self.trainer.sgd_step(x, y)
         return tf.stack(
-            [
-                squared_norms([g, d, p])
-                for g, d, p in zip(grads, updates, self.net.params, strict=True)
-            ],
+            [squared_norms([g, d, p]) for g, d, p in zip(grads, updates, self.params, strict=True)],
             axis=1,
         )
 
@@ -230,10 +238,12 @@ class Trainer:
         """:meth:`_traced_step` for plain SGD, ‖Δθ‖² and ‖θ‖² in closed form from ‖θ‖² before
         the step; also returns ‖θ‖² after it, for the next step."""
         if self.sgd.trace_every != 1:
-            p_sq = tf.stack([squared_norm(p) for p in self.net.params])
-        grads, inner = self.plain_sgd_step(x, y)
+            p_sq = tf.stack([squared_norm(p) for p in self.params])
+        grads, inner = self.trainer.plain_sgd_step(x, y)
         g_sq = tf.stack([squared_norm(g) for g in grads])
-        moved, p_sq = plain_sgd_norms(self.sgd.learning_rate, self.decays, g_sq, inner, p_sq)
+        moved, p_sq = plain_sgd_norms(
+            self.sgd.learning_rate, self.trainer.decays, g_sq, inner, p_sq
+        )
         return tf.stack([g_sq, moved, p_sq]), p_sq
 
     def _untraced_steps(
@@ -242,7 +252,7 @@ class Trainer:
         """Steps ``start`` … ``stop`` − 1, nothing recorded."""
         step = start
         while step < stop:
-            self.sgd_step(tf.gather(x, batches[step]), tf.gather(y, batches[step]))
+            self.trainer.sgd_step(tf.gather(x, batches[step]), tf.gather(y, batches[step]))
             step += 1
 
 
