@@ -60,7 +60,7 @@ class Backprop(NamedTuple):
 
 
 class Trainer:
-    """Backpropagation and the step it drives, with every step's gradient norms recorded.
+    """Backpropagation (Nielsen's BP1–BP4) and the training step it drives.
 
     Nielsen's four equations, with δ^l = ∂C0/∂z^l the error of layer l (z^l its activation's
     input; C0 the mean cost over the batch, the output's σ folded into the loss on logits):
