@@ -43,9 +43,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads
 
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from gradsweep import data  # noqa: E402
+from gradsweep.model import DenseNet  # noqa: E402
+from gradsweep.train import SGD, Trainer, configure_threads, epoch_batches  # noqa: E402
 
 N, FEATURES, CLASSES, BATCH, ETA, L2 = 50_000, 784, 10, 10, 0.5, 5.0
 ADAM_ETA = 0.001
@@ -62,8 +68,6 @@ LABELS = {
 
 def load_data(kind: str) -> tuple[np.ndarray, np.ndarray, str]:
     """50,000 × 784 float32 images in [0, 1] and one-hot float32 labels."""
-    from gradsweep import data
-
     files = sorted(data.DEBIAN_FASHION_DIR.glob("*-ubyte.gz"))
     if kind == "fashion" or (kind == "auto" and len(files) == 4):
         sp = data.spec("fashion_mnist")
@@ -85,8 +89,6 @@ Timer = Callable[[], tuple[float, float]]  # one epoch → (wall s, cpu s)
 def keras_variant(
     sizes: list[int], x: np.ndarray, y: np.ndarray, spe: int = 1, remedies: bool = False
 ) -> Timer:
-    import keras
-
     if remedies:
         layers = []
         for width in sizes[1:-1]:
@@ -126,11 +128,6 @@ def keras_variant(
 
 
 def gradsweep_variant(sizes: list[int], x, y, trace_every: int, remedies: bool = False) -> Timer:
-    import tensorflow as tf
-
-    from gradsweep.model import DenseNet
-    from gradsweep.train import SGD, Trainer, epoch_batches
-
     norm = "batch_norm" if remedies else "none"
     net = DenseNet(sizes, "sigmoid", "scaled_normal", seed=0, normalization=norm)
     if remedies:
@@ -155,8 +152,6 @@ def gradsweep_variant(sizes: list[int], x, y, trace_every: int, remedies: bool =
 
 def matmul_peak(threads: int) -> float:
     """GMAC/s of one XLA-compiled 1024 × 1024 float32 matmul on this process's threads."""
-    import tensorflow as tf
-
     a = tf.constant(np.random.default_rng(0).random((1024, 1024), dtype=np.float32))
     square = tf.function(lambda m: m @ m, jit_compile=True)
     square(a).numpy()
@@ -171,8 +166,6 @@ def matmul_peak(threads: int) -> float:
 def run_net(
     name: str, sizes: list[int], x, y, reps: int, remedies: bool = False
 ) -> dict[str, dict[str, list[float]]]:
-    import tensorflow as tf
-
     x_tf, y_tf = tf.constant(x), tf.constant(y)
     timers = {
         "a": keras_variant(sizes, x, y),
@@ -267,12 +260,7 @@ def main() -> None:
     if args.reps < 3 or (not args.no_wide and args.wide_reps < 3):
         parser.error("at least 3 repetitions per variant")
 
-    from gradsweep.train import configure_threads
-
-    configure_threads(args.threads)
-    import keras
-    import tensorflow as tf
-
+    configure_threads(args.threads)  # before TensorFlow runs an op
     x, y, data_name = load_data(args.data)
     cpu = next(
         (ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()

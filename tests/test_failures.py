@@ -273,7 +273,7 @@ def test_checkpoint_with_a_lost_part_or_another_config_is_not_resumed(tmp_path):
         for kind in ("traces", "metrics"):
             (tmp_path / f"{kind}-{e:05d}.parquet").write_bytes(b"x")
     (tmp_path / "weights-00002.index").write_bytes(b"x")
-    write_json({"epoch": 2, "config_hash": "abc"}, ckpt.state)
+    write_json({"epoch": 2, "cache_key": "abc"}, ckpt.state)
     assert ckpt.last_epoch() == 2
     assert _Checkpoint(tmp_path, "other").last_epoch() is None
     (tmp_path / "traces-00001.parquet").unlink()

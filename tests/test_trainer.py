@@ -9,7 +9,8 @@ import pytest
 import tensorflow as tf
 
 from gradsweep.model import DenseNet
-from gradsweep.train import SGD, Trainer, epoch_batches, squared_norm
+from gradsweep.optim import make_optimizer
+from gradsweep.train import SGD, Trainer, epoch_batches, plain_sgd_norms, squared_norm
 
 
 @pytest.mark.parametrize("shape", [(784, 100), (100, 10), (1, 7), (100,), (10,)])
@@ -46,6 +47,47 @@ def test_backpropagation_equals_automatic_differentiation(activation, loss, batc
         for g, e, p in zip(got, expected, net.params, strict=True):
             assert g.shape == p.shape
             np.testing.assert_allclose(g.numpy(), e.numpy(), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    ("normalization", "residual"), [("none", False), ("batch_norm", True), ("layer_norm", False)]
+)
+def test_inner_products_and_closed_form_norms_equal_numpy(normalization, residual):
+    """⟨∂C0/∂θ, θ⟩ without reading W (from the errors and the forward pass) equals NumPy's
+    Σ g θ over the gradients and parameters; from it, plain SGD's ‖Δθ‖ and ‖θ + Δθ‖ in closed
+    form equal NumPy's norms of −η (g + d θ) and θ − η (g + d θ)."""
+    x, y = data(n=6, features=7)
+    net = DenseNet([7, 6, 6, 10], "tanh", "glorot_normal", seed=2, normalization=normalization,
+                   residual=residual)  # fmt: skip
+    trainer = Trainer(net, "softmax_cross_entropy", SGD(0.3, 6, l2=4.0, l2_n=50))
+    grads, _, inners = trainer.backpropagate(x, y, inner=True)
+    gs = [g.numpy().astype(np.float64) for g in grads]
+    ps = [p.numpy().astype(np.float64) for p in net.params]
+    want = [np.sum(g * p) for g, p in zip(gs, ps, strict=True)]
+    np.testing.assert_allclose([float(i) for i in inners], want, rtol=1e-4, atol=1e-6)
+
+    g_sq = tf.constant([np.sum(g**2) for g in gs], tf.float32)
+    p_sq = tf.constant([np.sum(p**2) for p in ps], tf.float32)
+    moved, after = plain_sgd_norms(0.3, trainer.decays, g_sq, tf.stack(inners), p_sq)
+    steps = [-0.3 * (g + d * p) for g, p, d in zip(gs, ps, trainer.decays, strict=True)]
+    assert sum(d > 0 for d in trainer.decays) == 3  # weight decay on the three W only
+    np.testing.assert_allclose(np.sqrt(moved), [np.linalg.norm(s) for s in steps], rtol=1e-4)
+    np.testing.assert_allclose(
+        np.sqrt(after), [np.linalg.norm(p + s) for p, s in zip(ps, steps, strict=True)], rtol=1e-4
+    )
+
+
+def test_optimizer_state_is_what_a_checkpoint_holds_and_reset_clears_it():
+    params = [tf.Variable(tf.ones((2, 3))), tf.Variable(tf.ones(2))]
+    assert make_optimizer("sgd", params, 0.1).state == []
+    adam = make_optimizer("adam", params, 0.1)
+    adam.updates([tf.ones((2, 3)), tf.ones(2)])
+    assert [v.shape for v in adam.state] == [(), (2, 3), (2,), (2, 3), (2,)]  # t, m, v
+    assert int(adam.iterations) == 1 and all(np.any(v.numpy()) for v in adam.state[1:])
+    adam.reset()
+    assert not any(np.any(v.numpy()) for v in adam.state)
+    with pytest.raises(ValueError, match="optimizer = 'rmsprop'; allowed: sgd, momentum, adam"):
+        make_optimizer("rmsprop", params, 0.1)
 
 
 def data(n=200, features=20, seed=1):

@@ -21,17 +21,26 @@ import time
 import traceback
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from functools import partial
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import keras
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
+import tensorflow as tf
 
 from gradsweep.batches import CACHE_FILES, cache_entry, cache_key, is_cached
-from gradsweep.io import METRICS_SCHEMA, TRACES_SCHEMA, write_json, write_parquet
+from gradsweep.config import setting
+from gradsweep.data import Splits, load_prepared
+from gradsweep.device import claim_gpu, cuda_ids, prepare_environment
+from gradsweep.diagnostics import diagnostics_frame, layer_diagnostics
+from gradsweep.io import METRICS_SCHEMA, TRACES_SCHEMA, read_run_info, write_json, write_parquet
+from gradsweep.model import DenseNet
+from gradsweep.train import SGD, Trainer, configure_threads, epoch_batches
 
 _DEVICE: list[str] = []  # the device string, once this process has set TensorFlow up
 
@@ -41,50 +50,23 @@ def _setup_tensorflow(threads: int) -> str:
     and its GPU for all its runs); must run before TensorFlow executes an op."""
     if _DEVICE:
         return _DEVICE[0]
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
-    import tensorflow as tf
-
-    from gradsweep.train import configure_threads
-
+    prepare_environment()  # for callers that did not (the log level is read at its first use)
     configure_threads(threads)
     # Only the GPUs in CUDA_VISIBLE_DEVICES (SLURM sets it) are listed. One run uses one GPU:
     # with several visible (a local `--resources gpu=N` run) take one no other run holds.
     gpus = tf.config.list_physical_devices("GPU")
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    cuda_ids = visible.split(",")[: len(gpus)] if visible else [str(i) for i in range(len(gpus))]
+    ids = cuda_ids(len(gpus))
     if len(gpus) > 1:
-        pick = _claim_gpu(cuda_ids)
-        gpus, cuda_ids = [gpus[pick]], [cuda_ids[pick]]
+        pick = claim_gpu(ids)
+        gpus, ids = [gpus[pick]], [ids[pick]]
         tf.config.set_visible_devices(gpus, "GPU")
     for gpu in gpus:
         tf.config.experimental.set_memory_growth(gpu, True)
     keras.utils.set_random_seed(0)  # before determinism: it needs a seed; each run sets its own
     tf.config.experimental.enable_op_determinism()
     logical = tf.config.list_logical_devices("GPU")
-    _DEVICE.append(f"{logical[0].name} (CUDA device {cuda_ids[0]})" if logical else "/device:CPU:0")
+    _DEVICE.append(f"{logical[0].name} (CUDA device {ids[0]})" if logical else "/device:CPU:0")
     return _DEVICE[0]
-
-
-_GPU_LOCKS: list = []  # lock files of the GPUs this process holds, open until it exits
-
-
-def _claim_gpu(cuda_ids: list[str]) -> int:
-    """Index of a GPU that no other run on this machine holds (one lock file per CUDA device,
-    released when the process ends), or a spread-out pick when all are taken."""
-    import fcntl
-    import tempfile
-
-    for index, cuda_id in enumerate(cuda_ids):
-        handle = open(Path(tempfile.gettempdir()) / f"gradsweep-gpu-{cuda_id}.lock", "w")  # noqa: SIM115
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.close()
-            continue
-        _GPU_LOCKS.append(handle)
-        return index
-    return os.getpid() % len(cuda_ids)
 
 
 def norms_frame(
@@ -123,15 +105,15 @@ def norms_frame(
 class _Checkpoint:
     """Per-epoch parts plus the weights; ``state.json``, written last, marks an epoch done."""
 
-    def __init__(self, folder: Path, cfg_hash: str) -> None:
-        self.folder, self.cfg_hash = folder, cfg_hash
+    def __init__(self, folder: Path, key: str) -> None:
+        self.folder, self.key = folder, key  # the run's cache key: whose checkpoint it is
         self.state = folder / "state.json"
 
     def last_epoch(self) -> int | None:
         """The last complete epoch of this config, or None (none, another config, parts lost)."""
         try:
             state = json.loads(self.state.read_text())
-            epoch = int(state["epoch"]) if state["config_hash"] == self.cfg_hash else None
+            epoch = int(state["epoch"]) if state.get("cache_key") == self.key else None
         except (OSError, ValueError, KeyError, TypeError):
             return None
         if epoch is None:
@@ -141,44 +123,43 @@ class _Checkpoint:
         return epoch if all((self.folder / name).is_file() for name in needed) else None
 
     @staticmethod
-    def _variables(trainer: Any) -> Any:
+    def _variables(trainer: Trainer) -> tf.train.Checkpoint:
         """The parameters, and (only where there are any, so earlier checkpoints still read)
         the optimizer's slots and batch norm's moving statistics."""
-        import tensorflow as tf
-
         state = {"state": trainer.state} if trainer.state else {}
         return tf.train.Checkpoint(params=trainer.net.params, **state)
 
-    def save(self, epoch: int, trainer: Any, traces: pd.DataFrame, metrics: pd.DataFrame) -> None:
+    def save(
+        self, epoch: int, trainer: Trainer, traces: pd.DataFrame, metrics: pd.DataFrame
+    ) -> None:
         write_parquet(traces, self.folder / f"traces-{epoch:05d}.parquet", TRACES_SCHEMA)
         write_parquet(metrics, self.folder / f"metrics-{epoch:05d}.parquet", METRICS_SCHEMA)
         self._variables(trainer).write(str(self.folder / f"weights-{epoch:05d}"))
-        write_json({"epoch": epoch, "config_hash": self.cfg_hash}, self.state)
+        write_json({"epoch": epoch, "cache_key": self.key}, self.state)
         for old in self.folder.glob("weights-*"):
             if not old.name.startswith(f"weights-{epoch:05d}"):
                 old.unlink()
 
-    def restore(self, epoch: int, trainer: Any) -> tuple[list[pd.DataFrame], list[pd.DataFrame]]:
+    def restore(
+        self, epoch: int, trainer: Trainer
+    ) -> tuple[list[pd.DataFrame], list[pd.DataFrame]]:
         self._variables(trainer).read(str(self.folder / f"weights-{epoch:05d}")).assert_consumed()
-
-        def part(kind: str, e: int) -> pd.DataFrame:
-            return pq.read_table(self.folder / f"{kind}-{e:05d}.parquet").to_pandas()
-
-        traces = [part("traces", e) for e in range(epoch + 1)]
-        metrics = [part("metrics", e) for e in range(epoch + 1)]
+        traces = [self._part("traces", e) for e in range(epoch + 1)]
+        metrics = [self._part("metrics", e) for e in range(epoch + 1)]
         return traces, metrics
+
+    def _part(self, kind: str, epoch: int) -> pd.DataFrame:
+        return pq.read_table(self.folder / f"{kind}-{epoch:05d}.parquet").to_pandas()
 
 
 # What one process reuses across the runs it trains: the data (as NumPy and as tensors) and,
 # per net shape and training setting, a net's variables with the functions compiled for them.
 _DATA: dict[tuple, Any] = {}
-_COMPILED: OrderedDict[tuple, tuple] = OrderedDict()
+_COMPILED: OrderedDict[tuple, tuple[DenseNet, Trainer, Callable]] = OrderedDict()
 _COMPILED_KEEP = 4  # batches run in sorted order: runs of one shape come one after another
 
 
-def _load(path: Path) -> Any:
-    from gradsweep.data import load_prepared
-
+def _load(path: Path) -> Splits:
     stat = path.stat()
     key = ("splits", str(path.resolve()), stat.st_mtime_ns, stat.st_size)
     if key not in _DATA:
@@ -187,36 +168,30 @@ def _load(path: Path) -> Any:
     return _DATA[key]
 
 
-def _tensors(path: Path, splits: Any, n: int) -> tuple:
+def _tensors(path: Path, splits: Splits, n: int) -> tuple:
     """x and one-hot y of the first ``n`` training images, validation and test, as tensors."""
     key = ("tensors", str(path.resolve()), n)
     if key not in _DATA:
-        import tensorflow as tf
-
-        def tensors(x: np.ndarray, y: np.ndarray) -> tuple:
-            return tf.constant(x, tf.float32), tf.one_hot(y, 10)
-
         _DATA[key] = (
-            *tensors(splits.x_train[:n], splits.y_train[:n]),
-            *tensors(splits.x_val, splits.y_val),
-            *tensors(splits.x_test, splits.y_test),
+            *_as_tensors(splits.x_train[:n], splits.y_train[:n]),
+            *_as_tensors(splits.x_val, splits.y_val),
+            *_as_tensors(splits.x_test, splits.y_test),
         )
     return _DATA[key]
 
 
-def _compiled(cfg: dict[str, Any], n_inputs: int, n: int, jit_compile: bool) -> tuple:
+def _as_tensors(x: np.ndarray, y: np.ndarray) -> tuple[tf.Tensor, tf.Tensor]:
+    return tf.constant(x, tf.float32), tf.one_hot(y, 10)
+
+
+def _compiled(
+    cfg: dict[str, Any], n_inputs: int, n: int, jit_compile: bool
+) -> tuple[DenseNet, Trainer, Callable]:
     """(net, trainer, diagnose) for ``cfg``, its variables set to ``cfg``'s initial weights.
 
     Everything a traced function bakes in is in the key; init, bias_init, weight_scale and
     seed only set the variables' values, so runs that differ in them share the compiled code.
     """
-    import tensorflow as tf
-
-    from gradsweep.config import setting
-    from gradsweep.diagnostics import layer_diagnostics
-    from gradsweep.model import DenseNet
-    from gradsweep.train import SGD, Trainer
-
     sizes = [n_inputs, *cfg["widths"], 10]
     net_shape = {k: setting(cfg, k) for k in ("normalization", "residual")}
     fresh = DenseNet(
@@ -254,6 +229,123 @@ def _compiled(cfg: dict[str, Any], n_inputs: int, n: int, jit_compile: bool) -> 
     return fresh, trainer, diagnose
 
 
+@dataclass
+class _Run:
+    """One run's tensors and compiled net, and what it trains and measures in an epoch."""
+
+    cfg: dict[str, Any]
+    net: DenseNet
+    trainer: Trainer
+    diagnose: Callable
+    splits: dict[str, tuple[tf.Tensor, tf.Tensor]]  # train, val, test: (x, one-hot y)
+    n: int  # training images
+
+    @classmethod
+    def start(cls, cfg: dict[str, Any], data: Path, splits: Splits, jit_compile: bool) -> _Run:
+        """The run's seed set, its tensors, and a net (compiled before, or now) at its init."""
+        keras.utils.set_random_seed(cfg["seed"])
+        n = cfg["train_subset"] or len(splits.x_train)
+        x_train, y_train, x_val, y_val, x_test, y_test = _tensors(data, splits, n)
+        net, trainer, diagnose = _compiled(cfg, int(x_train.shape[1]), n, jit_compile)
+        tensors = {"train": (x_train, y_train), "val": (x_val, y_val), "test": (x_test, y_test)}
+        return cls(cfg, net, trainer, diagnose, tensors, n)
+
+    @property
+    def run_id(self) -> str:
+        return f"{self.cfg['experiment']}/{self.cfg['run']}"
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.n // self.cfg["batch_size"]
+
+    def train(self, epoch: int) -> dict[str, np.ndarray] | None:
+        """The epoch's SGD steps and the norms of those traced (none in epoch 0: the initial
+        net is recorded as it is)."""
+        if epoch == 0:
+            return None
+        cfg, (x, y) = self.cfg, self.splits["train"]
+        batches = tf.constant(epoch_batches(self.n, cfg["batch_size"], cfg["seed"], epoch))
+        return {k: v.numpy() for k, v in self.trainer.train_epoch(x, y, batches).items()}
+
+    def record(
+        self,
+        epoch: int,
+        step_norms: dict[str, np.ndarray] | None,
+        previous: list[np.ndarray],
+        wall: float,
+    ) -> tuple[pd.DataFrame, pd.DataFrame, list[np.ndarray]]:
+        """After ``epoch``: its traces (the steps', then the probe's), its metrics, and θ."""
+        params = [p.numpy() for p in self.net.params]
+        parts = [self._probe_traces(epoch, params, previous)]
+        if step_norms is not None and len(step_norms["grad"]):
+            parts.insert(0, self._step_traces(epoch, step_norms))
+        traces = pd.concat(parts, ignore_index=True)
+        return traces, self._metrics(epoch, wall), params
+
+    def _probe_traces(
+        self, epoch: int, params: list[np.ndarray], previous: list[np.ndarray]
+    ) -> pd.DataFrame:
+        """‖∂C0/∂θ‖ on the probe images, the epoch's ‖Δθ‖ and ‖θ‖, and the layer diagnostics."""
+        moved, size = _epoch_update(params, previous)
+        x, y = (t[: self.cfg["probe_size"]] for t in self.splits["train"])
+        grad = self.trainer.probe(x, y).numpy()[None]
+        step = np.array([epoch * self.steps_per_epoch])
+        names = self.net.param_names
+        probe = norms_frame(self.run_id, names, grad, epoch, step, "probe", moved, size)
+        diagnostics = diagnostics_frame(self.diagnose(x, y).numpy())
+        return probe.merge(diagnostics, on="layer", how="left")  # output layer: NaN
+
+    def _step_traces(self, epoch: int, step_norms: dict[str, np.ndarray]) -> pd.DataFrame:
+        """The norms of the epoch's traced steps, at their step numbers."""
+        first = (epoch - 1) * self.steps_per_epoch + 1
+        every = max(self.cfg["trace_every"], 1)
+        recorded = first + np.arange(len(step_norms["grad"])) * every
+        names = self.net.param_names
+        grad, update, param = (step_norms[k] for k in ("grad", "update", "param"))
+        return norms_frame(self.run_id, names, grad, epoch, recorded, "step", update, param)
+
+    def _metrics(self, epoch: int, wall: float) -> pd.DataFrame:
+        """Loss and accuracy of the three splits after ``epoch``, and the wall time so far."""
+        metrics = {"run_id": self.run_id, "epoch": epoch, "step": epoch * self.steps_per_epoch}
+        for split, (x, y) in self.splits.items():
+            metrics[f"{split}_loss"], metrics[f"{split}_acc"] = self.trainer.evaluate(x, y)
+        metrics["wall_s"] = wall
+        return pd.DataFrame([metrics])
+
+
+def _epoch_update(
+    params: list[np.ndarray], previous: list[np.ndarray]
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(‖θ − θ_prev‖, ‖θ‖) per parameter tensor, one row; (None, None) in the first epoch."""
+    if not previous:
+        return None, None
+    moved = np.array([[np.linalg.norm(a - b) for a, b in zip(params, previous, strict=True)]])
+    return moved, np.array([[np.linalg.norm(a) for a in params]])
+
+
+@dataclass
+class _Record:
+    """What a run has recorded so far: one traces and one metrics frame per epoch, θ after
+    the last of them (the next probe's epoch update starts there), and the run's clock."""
+
+    traces: list[pd.DataFrame] = field(default_factory=list)
+    metrics: list[pd.DataFrame] = field(default_factory=list)
+    params: list[np.ndarray] = field(default_factory=list)
+    start: float = field(default_factory=time.perf_counter)  # wall time 0
+
+    @property
+    def next_epoch(self) -> int:
+        return len(self.metrics)
+
+    def wall(self) -> float:
+        return time.perf_counter() - self.start
+
+    def add(self, traces: pd.DataFrame, metrics: pd.DataFrame, params: list[np.ndarray]) -> None:
+        self.traces.append(traces)
+        self.metrics.append(metrics)
+        self.params = params
+
+
 def train_run(
     cfg: dict[str, Any],
     data: Path,
@@ -263,119 +355,92 @@ def train_run(
     log: Callable[[str], None] = print,
     jit_compile: bool = True,
 ) -> dict[str, Any]:
-    """Train the run ``cfg`` (one entry of ``gradsweep.config.expand_runs``) on ``data``."""
-    splits = _load(Path(data))  # before TensorFlow starts: a bad file fails in a second
-    out_dir = Path(out_dir)
-    for folder in filter(None, (out_dir, checkpoint_dir)):  # temporary files of a killed run
-        for stale in Path(folder).glob(".*.tmp"):
-            stale.unlink(missing_ok=True)
+    """Train the run ``cfg`` (one entry of ``gradsweep.config.expand_runs``) on ``data``.
+
+    Epoch 0 records the initial net; each later epoch trains, records, stops the run if it
+    diverged, and checkpoints. Writes ``traces.parquet``, ``metrics.parquet``, then
+    ``run.json`` into ``out_dir``, and returns what ``run.json`` holds.
+    """
+    splits = _load(Path(data))  # before TensorFlow sets up its devices: a bad file fails fast
+    _remove_temporary_files(out_dir, checkpoint_dir)  # of a killed run
     device = _setup_tensorflow(threads)
-    import keras
-    import tensorflow as tf
-
-    from gradsweep.diagnostics import diagnostics_frame
-    from gradsweep.train import epoch_batches
-
-    keras.utils.set_random_seed(cfg["seed"])
-    run_id = f"{cfg['experiment']}/{cfg['run']}"
-    n = cfg["train_subset"] or len(splits.x_train)
-    x_train, y_train, x_val, y_val, x_test, y_test = _tensors(Path(data), splits, n)
-    x_probe, y_probe = x_train[: cfg["probe_size"]], y_train[: cfg["probe_size"]]
-    net, trainer, diagnose = _compiled(cfg, int(x_train.shape[1]), n, jit_compile)
-    steps_per_epoch = n // cfg["batch_size"]
-    ckpt = _Checkpoint(checkpoint_dir, cache_key(cfg)) if checkpoint_dir else None
-
-    names = net.param_names
-    previous: list[np.ndarray] = []  # θ after the epoch before: the probe's epoch update
-
-    def epoch_record(epoch: int, step_norms: dict | None, wall: float) -> tuple:
-        """Probe gradient norms and the three splits' loss/accuracy after ``epoch``."""
-        step = epoch * steps_per_epoch
-        now = [p.numpy() for p in net.params]
-        moved = size = None
-        if previous:
-            moved = np.array([[np.linalg.norm(a - b) for a, b in zip(now, previous, strict=True)]])
-            size = np.array([[np.linalg.norm(a) for a in now]])
-        previous[:] = now
-        grad = trainer.probe(x_probe, y_probe).numpy()[None]
-        probe = norms_frame(run_id, names, grad, epoch, np.array([step]), "probe", moved, size)
-        diagnostics = diagnostics_frame(diagnose(x_probe, y_probe).numpy())
-        parts = [probe.merge(diagnostics, on="layer", how="left")]  # output layer: NaN
-        if step_norms is not None and len(step_norms["grad"]):
-            first = (epoch - 1) * steps_per_epoch + 1
-            recorded = first + np.arange(len(step_norms["grad"])) * max(cfg["trace_every"], 1)
-            step_rows = norms_frame(
-                run_id,
-                names,
-                step_norms["grad"],
-                epoch,
-                recorded,
-                "step",
-                step_norms["update"],
-                step_norms["param"],
-            )
-            parts.insert(0, step_rows)
-        metrics = {"run_id": run_id, "epoch": epoch, "step": step}
-        for split, (x, y) in {
-            "train": (x_train, y_train),
-            "val": (x_val, y_val),
-            "test": (x_test, y_test),
-        }.items():
-            metrics[f"{split}_loss"], metrics[f"{split}_acc"] = trainer.accuracy_and_loss(x, y)
-        metrics["wall_s"] = wall
-        return pd.concat(parts, ignore_index=True), pd.DataFrame([metrics])
-
-    first_epoch, traces, metrics, wall0 = 0, [], [], 0.0
-    if ckpt and (last := ckpt.last_epoch()) is not None:
-        traces, metrics = ckpt.restore(last, trainer)
-        previous[:] = [p.numpy() for p in net.params]
-        first_epoch, wall0 = last + 1, float(metrics[-1]["wall_s"].iloc[0])
-        log(f"{run_id}: resumed from the checkpoint after epoch {last}")
-    elif ckpt:
-        shutil.rmtree(ckpt.folder, ignore_errors=True)  # none, or one of another config
-    t0 = time.perf_counter() - wall0
+    run = _Run.start(cfg, Path(data), splits, jit_compile)
+    ckpt = _Checkpoint(Path(checkpoint_dir), cache_key(cfg)) if checkpoint_dir else None
+    record = _resume(ckpt, run.trainer, run.run_id, log)
     diverged = None
-    for epoch in range(first_epoch, cfg["epochs"] + 1):
-        step_norms = None
-        if epoch > 0:
-            batches = tf.constant(epoch_batches(n, cfg["batch_size"], cfg["seed"], epoch))
-            step_norms = {
-                k: v.numpy() for k, v in trainer.train_epoch(x_train, y_train, batches).items()
-            }
-        t, m = epoch_record(epoch, step_norms, time.perf_counter() - t0)
-        diverged = _divergence(t, m, net, epoch)
-        if diverged and diverged["step"] is not None:  # keep step traces up to the bad step
-            t = t[(t["source"] != "step") | (t["step"] <= diverged["step"])]
-        traces.append(t)
-        metrics.append(m)
-        row = m.iloc[0]
-        log(
-            f"{run_id} epoch {epoch}/{cfg['epochs']}: train loss {row.train_loss:.4f} "
-            f"acc {row.train_acc:.4f} | val acc {row.val_acc:.4f} | test acc {row.test_acc:.4f} "
-            f"| {row.wall_s:.1f} s"
-        )
+    for epoch in range(record.next_epoch, cfg["epochs"] + 1):
+        step_norms = run.train(epoch)
+        traces, metrics, params = run.record(epoch, step_norms, record.params, record.wall())
+        diverged = _divergence(traces, metrics, params, epoch)
+        traces = _up_to_divergence(traces, diverged)
+        record.add(traces, metrics, params)
+        log(_epoch_line(run.run_id, cfg["epochs"], metrics))
         if diverged:
-            log(
-                f"{run_id} DIVERGED at epoch {epoch}, step {diverged['step']}: {diverged['reason']}"
-            )
+            where = f"epoch {epoch}, step {diverged['step']}: {diverged['reason']}"
+            log(f"{run.run_id} DIVERGED at {where}")
             break
         if ckpt:
-            ckpt.save(epoch, trainer, t, m)
+            ckpt.save(epoch, run.trainer, traces, metrics)
+    _write_frames(Path(out_dir), record)
+    info = _run_info(cfg, diverged, round(record.wall(), 3), device, threads)
+    write_json(info, Path(out_dir) / "run.json")  # last: a folder with run.json is complete
+    if ckpt:
+        shutil.rmtree(ckpt.folder, ignore_errors=True)
+    return info
 
-    # reindexed: parts checkpointed by an earlier version lack its newer columns (NaN there)
-    all_traces = pd.concat(traces, ignore_index=True).reindex(columns=TRACES_SCHEMA.names)
-    write_parquet(all_traces, out_dir / "traces.parquet", TRACES_SCHEMA)
-    write_parquet(
-        pd.concat(metrics, ignore_index=True), out_dir / "metrics.parquet", METRICS_SCHEMA
+
+def _remove_temporary_files(*folders: Path | None) -> None:
+    for folder in filter(None, folders):
+        for stale in Path(folder).glob(".*.tmp"):
+            stale.unlink(missing_ok=True)
+
+
+def _resume(
+    ckpt: _Checkpoint | None, trainer: Trainer, run_id: str, log: Callable[[str], None]
+) -> _Record:
+    """The record of the last epoch checkpointed (weights and optimizer state restored into
+    ``trainer``, the clock running on from its wall time), or a fresh one; a checkpoint of
+    another config is removed."""
+    if ckpt and (last := ckpt.last_epoch()) is not None:
+        traces, metrics = ckpt.restore(last, trainer)
+        params = [p.numpy() for p in trainer.net.params]
+        start = time.perf_counter() - float(metrics[-1]["wall_s"].iloc[0])
+        log(f"{run_id}: resumed from the checkpoint after epoch {last}")
+        return _Record(traces, metrics, params, start)
+    if ckpt:
+        shutil.rmtree(ckpt.folder, ignore_errors=True)
+    return _Record()
+
+
+def _epoch_line(run_id: str, epochs: int, metrics: pd.DataFrame) -> str:
+    row = metrics.iloc[0]
+    return (
+        f"{run_id} epoch {row.epoch}/{epochs}: train loss {row.train_loss:.4f} "
+        f"acc {row.train_acc:.4f} | val acc {row.val_acc:.4f} | test acc {row.test_acc:.4f} "
+        f"| {row.wall_s:.1f} s"
     )
-    info = {
-        "run_id": run_id,
+
+
+def _write_frames(out_dir: Path, record: _Record) -> None:
+    # reindexed: parts checkpointed by an earlier version lack its newer columns (NaN there)
+    traces = pd.concat(record.traces, ignore_index=True).reindex(columns=TRACES_SCHEMA.names)
+    write_parquet(traces, out_dir / "traces.parquet", TRACES_SCHEMA)
+    metrics = pd.concat(record.metrics, ignore_index=True)
+    write_parquet(metrics, out_dir / "metrics.parquet", METRICS_SCHEMA)
+
+
+def _run_info(
+    cfg: dict[str, Any], diverged: dict | None, wall_s: float, device: str, threads: int
+) -> dict[str, Any]:
+    """``run.json``: the run, its outcome and where and with what it was trained."""
+    return {
+        "run_id": f"{cfg['experiment']}/{cfg['run']}",
         "experiment": cfg["experiment"],
         "run": cfg["run"],
         "config": cfg,
         "status": "diverged" if diverged else "ok",
         "diverged": diverged,
-        "wall_s": round(time.perf_counter() - t0, 3),
+        "wall_s": wall_s,
         "device": device,
         "threads": threads,
         "host": socket.gethostname(),
@@ -385,10 +450,6 @@ def train_run(
             **{p: version(p) for p in ("gradsweep", "tensorflow", "numpy")},
         },
     }
-    write_json(info, out_dir / "run.json")
-    if ckpt:
-        shutil.rmtree(ckpt.folder, ignore_errors=True)
-    return info
 
 
 def train_batch(
@@ -417,7 +478,7 @@ def train_batch(
         member = {"run_id": run_id, "cache": str(entry)}
         start, start_cpu = time.perf_counter(), time.process_time()
         if is_cached(entry):
-            cached_as = json.loads((entry / "run.json").read_text())["run_id"]
+            cached_as = read_run_info(entry / "run.json")["run_id"]
             also = "" if cached_as == run_id else f" (trained as {cached_as})"
             progress(f"run {i}/{len(runs)} {run_id}: in the run cache{also}, not trained")
             members.append({**member, "trained": False})
@@ -460,11 +521,13 @@ def train_batch(
     return result
 
 
-def _divergence(traces: pd.DataFrame, metrics: pd.DataFrame, net: Any, epoch: int) -> dict | None:
+def _divergence(
+    traces: pd.DataFrame, metrics: pd.DataFrame, params: list[np.ndarray], epoch: int
+) -> dict | None:
     """NaN or Inf in a gradient norm, a loss or a weight: where it first showed."""
     bad_steps = traces.loc[~np.isfinite(traces["grad_norm"]), "step"]
     losses = metrics[["train_loss", "val_loss", "test_loss"]].to_numpy()
-    weights_ok = all(bool(np.isfinite(p.numpy()).all()) for p in net.params)
+    weights_ok = all(bool(np.isfinite(p).all()) for p in params)
     if bad_steps.empty and np.isfinite(losses).all() and weights_ok:
         return None
     reason = "non-finite gradient" if not bad_steps.empty else "non-finite loss or weights"
@@ -473,3 +536,10 @@ def _divergence(traces: pd.DataFrame, metrics: pd.DataFrame, net: Any, epoch: in
         "step": int(bad_steps.min()) if not bad_steps.empty else None,
         "reason": reason,
     }
+
+
+def _up_to_divergence(traces: pd.DataFrame, diverged: dict | None) -> pd.DataFrame:
+    """The traces without the step rows after the step that diverged, if there was one."""
+    if diverged is None or diverged["step"] is None:
+        return traces
+    return traces[(traces["source"] != "step") | (traces["step"] <= diverged["step"])]

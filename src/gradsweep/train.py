@@ -2,31 +2,31 @@
 
 One epoch is one compiled TensorFlow function: batches are gathered from tensors already in
 memory, the per-step squared norms go into an in-graph ``TensorArray`` and reach the host once,
-when the epoch ends (see ``benchmarks/README.md`` for what each choice costs).
+when the epoch ends (see ``benchmarks/README.md`` for what each choice costs). The step rules
+(SGD, momentum, Adam) and their state are ``gradsweep.optim``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import tensorflow as tf
 
 from gradsweep.config import available_cpus
-from gradsweep.model import DenseNet, loss_function
-
-OPTIMIZERS = ("sgd", "momentum", "adam")
-MOMENTUM = 0.9
-# Keras' Adam defaults
-ADAM_BETA_1, ADAM_BETA_2, ADAM_EPSILON = 0.9, 0.999, 1e-7
+from gradsweep.model import DenseNet, Pass, loss_function
+from gradsweep.optim import OPTIMIZERS, make_optimizer  # noqa: F401  (the trainer's names)
 
 
 @dataclass(frozen=True)
 class SGD:
-    """Mini-batch stochastic training: the step rule and its settings.
+    """The settings of mini-batch stochastic training; hashable, as runs with equal settings
+    share compiled code.
 
-    ``optimizer``: ``sgd`` (θ ← θ − η g), ``momentum`` (0.9; ``nesterov`` for Nesterov's
-    form) or ``adam`` (Keras' β₁ = 0.9, β₂ = 0.999, ε = 1e-7), each written as Keras writes it.
+    ``optimizer`` names the step rule (``gradsweep.optim``): ``sgd`` (θ ← θ − η g),
+    ``momentum`` (0.9; ``nesterov`` for Nesterov's form) or ``adam``, with η = ``learning_rate``.
     g is ∂C0/∂θ plus the L2 penalty's (λ/n) θ for weights, so λ means the same for every rule.
     """
 
@@ -40,145 +40,154 @@ class SGD:
     nesterov: bool = False
 
 
+class Errors(NamedTuple):
+    """δ^l = ∂C0/∂z^l of every layer (``at_z``); the error at the weighted input u^l
+    (``at_u``: δ^l itself without normalisation, which puts γ and û between u^l and z^l); and
+    ∂C0/∂γ^l = Σ δ^l ⊙ û^l of each normalised layer (``scales``)."""
+
+    at_z: list[tf.Tensor]
+    at_u: list[tf.Tensor]
+    scales: list[tf.Tensor]
+
+
+class Backprop(NamedTuple):
+    """∂C0/∂θ in the order of ``net.params``; batch norm's batch moments, which a training step
+    folds into the moving statistics; and ⟨∂C0/∂θ, θ⟩ of every θ, when asked for."""
+
+    grads: list[tf.Tensor]
+    moments: list[tuple[tf.Tensor, tf.Tensor]]
+    inners: list[tf.Tensor]
+
+
 class Trainer:
+    """Backpropagation (Nielsen's BP1–BP4) and the training step it drives.
+
+    Nielsen's four equations, with δ^l = ∂C0/∂z^l the error of layer l (z^l its activation's
+    input; C0 the mean cost over the batch, the output's σ folded into the loss on logits):
+
+    - BP1 δ^L = ∇_a C ⊙ σ′(z^L) and BP2 δ^l = ((W^(l+1))ᵀ δ^(l+1)) ⊙ σ′(z^l): :meth:`errors`,
+      the tape's backward pass from the cost to every z^l, which is this recursion;
+    - BP3 ∂C/∂b^l = δ^l: ``tf.reduce_sum(δ^l, axis=0)``, summed over the batch's images;
+    - BP4 ∂C/∂W^l = a^(l−1) δ^l, as a matrix Σ δ^l (a^(l−1))ᵀ: :func:`weight_gradient`.
+
+    With normalisation, z^l = γ û^l + β: β takes b's BP3, W takes BP4 with the error at its
+    own output u^l, and γ gets Σ δ^l ⊙ û^l. :meth:`backpropagate` applies BP3 and BP4 layer by
+    layer; :meth:`sgd_step` hands ∂C/∂θ (∂C0/∂θ plus weight decay) to the step rule
+    (``gradsweep.optim``). Around them, not part of the chain rule: ``train_epoch``, an epoch of
+    steps compiled as one function that records their norms (:class:`TracedEpoch`), and
+    ``evaluate``, cost and accuracy of a split (:class:`Evaluation`).
+    """
+
     def __init__(self, net: DenseNet, loss: str, sgd: SGD) -> None:
-        if sgd.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer = {sgd.optimizer!r}; allowed: {', '.join(OPTIMIZERS)}")
         self.net, self.sgd, self.loss = net, sgd, loss_function(loss)
-        weight_decay = sgd.l2 / sgd.l2_n
+        self.optimizer = make_optimizer(sgd.optimizer, net.params, sgd.learning_rate, sgd.nesterov)
         # L2 on weights (W), not on biases or normalisation scales
+        weight_decay = sgd.l2 / sgd.l2_n
         self.decays = [weight_decay if name == "kernel" else 0.0 for _, name in net.param_names]
-        # the optimizer's state: one slot per parameter for momentum, two for Adam (m, v)
-        slots = {"sgd": 0, "momentum": 1, "adam": 2}[sgd.optimizer]
-        self.slots = [
-            [tf.Variable(tf.zeros_like(p), trainable=False) for p in net.params]
-            for _ in range(slots)
-        ]
-        self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False)
-        self.train_epoch = tf.function(self._train_epoch, jit_compile=sgd.jit_compile)
+        self.train_epoch = tf.function(TracedEpoch(self).run, jit_compile=sgd.jit_compile)
         self.probe = tf.function(self.gradient_norms)
-        matrix = tf.TensorSpec([None, None], tf.float32)  # any split, traced once
-        self.evaluate = tf.function(self._evaluate, input_signature=[matrix, matrix])
+        self.evaluate = Evaluation(net, self.loss)
 
     @property
     def state(self) -> list[tf.Variable]:
         """What a checkpoint must hold besides the parameters to resume exactly."""
-        if not self.slots:
-            return self.net.state
-        return [*self.net.state, self.iterations, *(v for slot in self.slots for v in slot)]
+        return [*self.net.state, *self.optimizer.state]
 
     def reset(self) -> None:
         """A fresh optimizer (the net's variables are set elsewhere): for the next run."""
-        self.iterations.assign(0)
-        for variable in (v for slot in self.slots for v in slot):
-            variable.assign(tf.zeros_like(variable))
+        self.optimizer.reset()
 
-    def gradients(self, x: tf.Tensor, y: tf.Tensor) -> list[tf.Tensor]:
-        return self.backpropagate(x, y)[0]
+    # ------------------------------------------------------------ the chain rule
 
-    def backpropagate(
-        self, x: tf.Tensor, y: tf.Tensor, inner: bool = False
-    ) -> tuple[list[tf.Tensor], list, list[tf.Tensor]]:
-        """∂C0/∂θ for every parameter tensor θ: backpropagation, i.e. the chain rule.
+    def errors(self, tape: tf.GradientTape, cost: tf.Tensor, layers: Pass) -> Errors:
+        """BP1 and BP2: δ^l for every layer, the tape carrying the error back from the cost."""
+        if self.net.normalization == "none":
+            deltas = tape.gradient(cost, layers.zs)
+            return Errors(deltas, deltas, [])
+        at_z, at_u, scales = tape.gradient(cost, [layers.zs, layers.us, self.net.scales])
+        return Errors(at_z, at_u, scales)
 
-        The tape carries the error δ^l = ∂C0/∂z^l back from the cost through every layer
-        (Nielsen's BP1 and BP2); each layer's gradients follow from its error and its input
-        a^(l-1), summed over the batch's images: ∂C0/∂b^l = Σ δ^l (BP3) and
-        ∂C0/∂W^l = Σ δ^l (a^(l-1))ᵀ (BP4). With normalisation, z^l = γ û^l + β, so β takes b's
-        BP3, W takes BP4 with the error at its own output u^l, and γ gets Σ δ^l ⊙ û^l.
-        Also returns batch norm's batch moments, which a training step folds into its moving
-        statistics, and (``inner``) ⟨∂C0/∂θ, θ⟩ of every θ: for W^l without touching W, as
-        ⟨Σ δ aᵀ, W⟩ = Σ δ · (W a), and W a is the forward pass's u^l less its bias.
-        """
+    def backpropagate(self, x: tf.Tensor, y: tf.Tensor, inner: bool = False) -> Backprop:
+        """∂C0/∂θ for every parameter tensor θ: the forward pass, δ^l (BP1, BP2), then each
+        layer's gradients from its error and its input a^(l−1) (BP3, BP4); ``inner``: also
+        ⟨∂C0/∂θ, θ⟩ (:meth:`inner_products`)."""
         with tf.GradientTape() as tape:
             layers = self.net.forward(x)
             cost = self.loss(y, layers.zs[-1])
-        if self.net.normalization == "none":
-            deltas = tape.gradient(cost, layers.zs)
-            u_deltas, d_scales = deltas, []
-        else:
-            deltas, u_deltas, d_scales = tape.gradient(
-                cost, [layers.zs, layers.us, self.net.scales]
-            )
-        grads, inners = [], []
+        errors = self.errors(tape, cost, layers)
+        grads = []
+        for layer, a in enumerate(layers.inputs):
+            grads.append(weight_gradient(errors.at_u[layer], a))  # BP4
+            grads.append(tf.reduce_sum(errors.at_z[layer], axis=0))  # BP3
+            if layer < len(errors.scales):
+                grads.append(errors.scales[layer])  # γ
+        inners = self.inner_products(layers, errors, grads) if inner else []
+        return Backprop(grads, layers.moments, inners)
+
+    def inner_products(self, layers: Pass, errors: Errors, grads: list) -> list[tf.Tensor]:
+        """⟨∂C0/∂θ, θ⟩ of every θ; for W^l without touching W, as ⟨Σ δ aᵀ, W⟩ = Σ δ · (W a),
+        and W a is the forward pass's u^l less its bias (normalised layers have none)."""
+        inners = []
         last = len(layers.zs) - 1
-        for layer, (delta, u_delta, a) in enumerate(
-            zip(deltas, u_deltas, layers.inputs, strict=True)
-        ):
-            grads += [weight_gradient(u_delta, a), tf.reduce_sum(delta, axis=0)]
-            if layer < len(d_scales):
-                grads.append(d_scales[layer])
-            if inner:
-                u, b = layers.us[layer], self.net.biases[layer]
-                wa = u - b if self.net.normalization == "none" or layer == last else u
-                inners += [
-                    tf.reduce_sum(u_delta * wa),
-                    tf.reduce_sum(grads[-2 if layer < len(d_scales) else -1] * b),
-                ]
-                if layer < len(d_scales):
-                    inners.append(tf.reduce_sum(d_scales[layer] * self.net.scales[layer]))
-        return grads, layers.moments, inners
+        for (layer, name), g, p in zip(self.net.param_names, grads, self.net.params, strict=True):
+            if name == "kernel":
+                i, u = layer - 1, layers.us[layer - 1]
+                wa = u - self.net.biases[i] if self.net.normalization == "none" or i == last else u
+                inners.append(tf.reduce_sum(errors.at_u[i] * wa))
+            else:
+                inners.append(tf.reduce_sum(g * p))
+        return inners
+
+    def gradients(self, x: tf.Tensor, y: tf.Tensor) -> list[tf.Tensor]:
+        return self.backpropagate(x, y).grads
 
     def gradient_norms(self, x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
         """‖∂C0/∂θ‖ per parameter tensor θ, for the mean cost over (x, y)."""
         return tf.stack([tf.norm(g) for g in self.gradients(x, y)])
 
+    # ------------------------------------------------------------ the step
+
     def sgd_step(self, x: tf.Tensor, y: tf.Tensor) -> tuple[list[tf.Tensor], list[tf.Tensor]]:
         """One step θ ← θ + Δθ for every parameter; returns the gradients and the Δθ applied."""
         grads, moments, _ = self.backpropagate(x, y)
         self.net.update_moving_statistics(moments)
-        updates = self.updates(grads)
+        updates = self.optimizer.updates(self.with_weight_decay(grads))
         for p, delta in zip(self.net.params, updates, strict=True):
             p.assign_add(delta)
         return grads, updates
 
+    def with_weight_decay(self, grads: list[tf.Tensor]) -> list[tf.Tensor]:
+        """∂C/∂θ = ∂C0/∂θ + (λ/n) θ: the L2 penalty's gradient, on W only."""
+        params = self.net.params
+        return [
+            g + decay * p if decay else g
+            for g, p, decay in zip(grads, params, self.decays, strict=True)
+        ]
+
     def plain_sgd_step(self, x: tf.Tensor, y: tf.Tensor) -> tuple[list[tf.Tensor], tf.Tensor]:
         """θ ← θ − η (∂C0/∂θ + (λ/n) θ) for every layer, weight decay on W only: the seed's
         step as one fused update per tensor. Returns the gradients and ⟨∂C0/∂θ, θ⟩ before it,
-        from which :meth:`_traced_norms` gets ‖Δθ‖ and ‖θ‖ without reading Δθ or θ again."""
+        from which :func:`plain_sgd_norms` gets ‖Δθ‖ and ‖θ‖ without reading Δθ or θ again."""
         grads, moments, inners = self.backpropagate(x, y, inner=True)
         self.net.update_moving_statistics(moments)
         for p, g, decay in zip(self.net.params, grads, self.decays, strict=True):
             p.assign_sub(self.sgd.learning_rate * (g + decay * p))
         return grads, tf.stack(inners)
 
-    def _traced_norms(self, g_sq: tf.Tensor, inner: tf.Tensor, p_sq: tf.Tensor) -> tuple:
-        """Plain SGD's ‖Δθ‖² and ‖θ − Δθ‖² from ‖g‖², ⟨g, θ⟩ and ‖θ‖² (all before the step):
-        with g' = g + d θ and Δθ = −η g',
-        ‖Δθ‖² = η² (‖g‖² + 2 d ⟨g, θ⟩ + d² ‖θ‖²), ‖θ + Δθ‖² = ‖θ‖² − 2 η ⟨θ, g'⟩ + ‖Δθ‖²."""
-        eta, d = self.sgd.learning_rate, tf.constant(self.decays, tf.float32)
-        moved = eta**2 * (g_sq + 2.0 * d * inner + d**2 * p_sq)
-        after = p_sq - 2.0 * eta * (inner + d * p_sq) + moved
-        return moved, tf.maximum(after, 0.0)
 
-    def updates(self, grads: list[tf.Tensor]) -> list[tf.Tensor]:
-        """Δθ of each parameter for gradients ``grads``, with weight decay g + (λ/n) θ on W."""
-        eta, params = self.sgd.learning_rate, self.net.params
-        gs = [
-            g + decay * p if decay else g
-            for g, p, decay in zip(grads, params, self.decays, strict=True)
-        ]
-        if self.sgd.optimizer == "sgd":
-            return [-eta * g for g in gs]
-        if self.sgd.optimizer == "momentum":  # v ← μ v − η g; Δθ = v, or μ v − η g (Nesterov)
-            updates = []
-            for g, v in zip(gs, self.slots[0], strict=True):
-                v.assign(MOMENTUM * v - eta * g)
-                updates.append(MOMENTUM * v - eta * g if self.sgd.nesterov else v + 0.0)
-            return updates
-        # Adam: m ← m + (1 − β₁)(g − m), v ← v + (1 − β₂)(g² − v),
-        # Δθ = −η √(1 − β₂^t) / (1 − β₁^t) · m / (√v + ε)
-        self.iterations.assign_add(1)
-        t = tf.cast(self.iterations, tf.float32)
-        alpha = eta * tf.sqrt(1.0 - ADAM_BETA_2**t) / (1.0 - ADAM_BETA_1**t)
-        updates = []
-        for g, m, v in zip(gs, *self.slots, strict=True):
-            m.assign_add((g - m) * (1.0 - ADAM_BETA_1))
-            v.assign_add((tf.square(g) - v) * (1.0 - ADAM_BETA_2))
-            updates.append(-alpha * m / (tf.sqrt(v) + ADAM_EPSILON))
-        return updates
+class TracedEpoch:
+    """An epoch of the trainer's steps as one loop, recording the norms of every
+    ``trace_every``-th step: the measurement around the chain rule, not part of it.
 
-    def _train_epoch(self, x: tf.Tensor, y: tf.Tensor, batches: tf.Tensor) -> dict:
+    Three paths: untraced (steps only); plain SGD, whose ‖Δθ‖ and ‖θ‖ come in closed form from
+    ‖θ‖² and ⟨∂C0/∂θ, θ⟩ (:func:`plain_sgd_norms`); any other rule, the norms of the gradient,
+    the Δθ applied and θ after it (:func:`squared_norms`).
+    """
+
+    def __init__(self, trainer: Trainer) -> None:
+        self.trainer, self.sgd, self.params = trainer, trainer.sgd, trainer.net.params
+
+    def run(self, x: tf.Tensor, y: tf.Tensor, batches: tf.Tensor) -> dict:
         """Training over ``batches`` (steps × batch_size indices).
 
         Returns, for every ``trace_every``-th step (rows) and each parameter tensor θ (columns):
@@ -187,54 +196,76 @@ class Trainer:
         taken once, when the epoch ends. The epoch stops after a recorded step whose gradient is
         not finite: the rest would only compute NaNs.
         """
-        n_params = len(self.decays)
+        traced = bool(self.sgd.trace_every)
         steps = tf.shape(batches)[0]
         every = self.sgd.trace_every or steps + 1  # untraced: one block, never recorded
         n_blocks = (steps + every - 1) // every
-        squares = tf.TensorArray(tf.float32, size=n_blocks if self.sgd.trace_every else 0)
+        squares = tf.TensorArray(tf.float32, size=n_blocks if traced else 0)
         block, finite = 0, True
-        plain = self.sgd.optimizer == "sgd"
         # plain SGD: ‖θ‖² carried from step to step (exact at each traced block's start when
         # untraced steps come between, else from the epoch's start)
-        p_sq = tf.stack([squared_norm(p) for p in self.net.params])
+        p_sq = tf.stack([squared_norm(p) for p in self.params])
         while block < n_blocks and finite:
             first = block * every
             xb, yb = tf.gather(x, batches[first]), tf.gather(y, batches[first])
-            if not self.sgd.trace_every:
-                self.sgd_step(xb, yb)
-            elif plain:
-                if self.sgd.trace_every != 1:
-                    p_sq = tf.stack([squared_norm(p) for p in self.net.params])
-                grads, inner = self.plain_sgd_step(xb, yb)
-                g_sq = tf.stack([squared_norm(g) for g in grads])
-                moved, p_sq = self._traced_norms(g_sq, inner, p_sq)
-                squared = tf.stack([g_sq, moved, p_sq])  # (3, parameters)
-                squares = squares.write(block, squared)
-                finite = tf.reduce_all(tf.math.is_finite(g_sq))
+            if not traced:
+                self.trainer.sgd_step(xb, yb)
             else:
-                grads, updates = self.sgd_step(xb, yb)
-                squared = tf.stack(
-                    [
-                        squared_norms([g, d, p])
-                        for g, d, p in zip(grads, updates, self.net.params, strict=True)
-                    ],
-                    axis=1,
-                )  # (3, parameters): ‖g‖², ‖Δθ‖², ‖θ‖² (after the step)
+                if self.sgd.optimizer == "sgd":
+                    squared, p_sq = self._traced_plain_sgd_step(xb, yb, p_sq)
+                else:
+                    squared = self._traced_step(xb, yb)
                 squares = squares.write(block, squared)
                 finite = tf.reduce_all(tf.math.is_finite(squared[0]))
             if self.sgd.trace_every != 1:  # with 1 there are none: XLA compiles one step
-                step = first + 1
-                while step < tf.minimum(first + every, steps):  # the block's untraced steps
-                    self.sgd_step(tf.gather(x, batches[step]), tf.gather(y, batches[step]))
-                    step += 1
+                self._untraced_steps(x, y, batches, first + 1, tf.minimum(first + every, steps))
             block += 1
-        if not self.sgd.trace_every:
-            empty = tf.zeros((0, n_params))
+        if not traced:
+            empty = tf.zeros((0, len(self.trainer.decays)))
             return {"grad": empty, "update": empty, "param": empty}
         norms = tf.sqrt(squares.stack())  # (rows, 3, n_params)
         return {"grad": norms[:, 0], "update": norms[:, 1], "param": norms[:, 2]}
 
-    def _evaluate(self, x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def _traced_step(self, x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+        """One step; (3, parameters): ‖g‖², ‖Δθ‖², ‖θ‖² (after the step)."""
+        grads, updates = self.trainer.sgd_step(x, y)
+        return tf.stack(
+            [squared_norms([g, d, p]) for g, d, p in zip(grads, updates, self.params, strict=True)],
+            axis=1,
+        )
+
+    def _traced_plain_sgd_step(self, x: tf.Tensor, y: tf.Tensor, p_sq: tf.Tensor) -> tuple:
+        """:meth:`_traced_step` for plain SGD, ‖Δθ‖² and ‖θ‖² in closed form from ‖θ‖² before
+        the step; also returns ‖θ‖² after it, for the next step."""
+        if self.sgd.trace_every != 1:
+            p_sq = tf.stack([squared_norm(p) for p in self.params])
+        grads, inner = self.trainer.plain_sgd_step(x, y)
+        g_sq = tf.stack([squared_norm(g) for g in grads])
+        moved, p_sq = plain_sgd_norms(
+            self.sgd.learning_rate, self.trainer.decays, g_sq, inner, p_sq
+        )
+        return tf.stack([g_sq, moved, p_sq]), p_sq
+
+    def _untraced_steps(
+        self, x: tf.Tensor, y: tf.Tensor, batches: tf.Tensor, start: tf.Tensor, stop: tf.Tensor
+    ) -> None:
+        """Steps ``start`` … ``stop`` − 1, nothing recorded."""
+        step = start
+        while step < stop:
+            self.trainer.sgd_step(tf.gather(x, batches[step]), tf.gather(y, batches[step]))
+            step += 1
+
+
+class Evaluation:
+    """Mean cost and accuracy of the net over a split, in chunks (batch norm: its moving
+    statistics)."""
+
+    def __init__(self, net: DenseNet, loss: Callable[[tf.Tensor, tf.Tensor], tf.Tensor]) -> None:
+        self.net, self.loss = net, loss
+        matrix = tf.TensorSpec([None, None], tf.float32)  # any split, traced once
+        self.totals = tf.function(self._totals, input_signature=[matrix, matrix])
+
+    def _totals(self, x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """Summed cost and number of correct predictions over (x, y)."""
         logits = self.net(x, training=False)
         n = tf.cast(tf.shape(x)[0], tf.float32)
@@ -243,10 +274,11 @@ class Trainer:
         )
         return self.loss(y, logits) * n, correct
 
-    def accuracy_and_loss(self, x: tf.Tensor, y: tf.Tensor, chunk: int = 10_000) -> tuple:
+    def __call__(self, x: tf.Tensor, y: tf.Tensor, chunk: int = 10_000) -> tuple[float, float]:
+        """(mean cost, accuracy) over (x, y)."""
         total_loss = total_correct = 0.0
         for start in range(0, int(x.shape[0]), chunk):
-            loss, correct = self.evaluate(x[start : start + chunk], y[start : start + chunk])
+            loss, correct = self.totals(x[start : start + chunk], y[start : start + chunk])
             total_loss += float(loss)
             total_correct += float(correct)
         n = int(x.shape[0])
@@ -266,6 +298,18 @@ def weight_gradient(delta: tf.Tensor, a: tf.Tensor) -> tf.Tensor:
     if few_images and delta.shape[1] * a.shape[1] <= 16_384:
         return tf.reduce_sum(delta[:, :, None] * a[:, None, :], axis=0)
     return tf.matmul(delta, a, transpose_a=True)
+
+
+def plain_sgd_norms(
+    eta: float, decays: list[float], g_sq: tf.Tensor, inner: tf.Tensor, p_sq: tf.Tensor
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Plain SGD's ‖Δθ‖² and ‖θ + Δθ‖² from ‖g‖², ⟨g, θ⟩ and ‖θ‖² (all before the step):
+    with g' = g + d θ (d the weight decay) and Δθ = −η g',
+    ‖Δθ‖² = η² (‖g‖² + 2 d ⟨g, θ⟩ + d² ‖θ‖²), ‖θ + Δθ‖² = ‖θ‖² − 2 η ⟨θ, g'⟩ + ‖Δθ‖²."""
+    d = tf.constant(decays, tf.float32)
+    moved = eta**2 * (g_sq + 2.0 * d * inner + d**2 * p_sq)
+    after = p_sq - 2.0 * eta * (inner + d * p_sq) + moved
+    return moved, tf.maximum(after, 0.0)
 
 
 def squared_norm(g: tf.Tensor) -> tf.Tensor:

@@ -4,6 +4,9 @@ import os
 import sys
 from pathlib import Path
 
+from gradsweep.device import prepare_environment
+
+prepare_environment()  # before gradsweep.run imports TensorFlow, which reads it
 smk = snakemake  # type: ignore[name-defined]  # noqa: F821  (injected by Snakemake)
 
 # "run i/n" lines to Snakemake's terminal (or a SLURM job's log) as well as to the job's log
@@ -19,7 +22,7 @@ with open(smk.log[0], "w", buffering=1) as log:
         if line.startswith("run "):
             print(f"train {batch}: {line}", file=terminal)
 
-    from gradsweep.run import train_batch
+    from gradsweep.run import train_batch  # TensorFlow's messages as it loads: to the log
 
     train_batch(
         [dict(run) for run in smk.params.runs],
