@@ -6,7 +6,8 @@ within issue 13's limits.
     python benchmarks/bench_figures.py --old 3ba9b73 --rounds 3   # vs the old plots.py
 
 Generates a synthetic aggregate (results/{runs,traces,metrics}.parquet as docs/outputs.md
-describes them; tests/synthetic_aggregate.py: depth 5 x width 2 x 4 activations x 5 inits x
+describes them; synthetic_aggregate of tests/synthetic.py: depth 5 x width 2 x 4 activations x
+5 inits x
 5 seeds, 6 epochs of 50 traced steps) once, then times, per round, what the workflow's
 figure and table jobs do, each reading its Parquet input as the job's script does:
 ``results_table`` (results.md + results_seeds.md), ``plot_figures`` (the three sweep-wide
@@ -33,7 +34,7 @@ sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
 
 import pandas as pd  # noqa: E402
 from PIL import Image  # noqa: E402
-from synthetic_aggregate import synthetic_aggregate  # noqa: E402
+from synthetic import synthetic_aggregate  # noqa: E402
 
 from gradsweep import plotting  # noqa: E402
 from gradsweep.plotting.data import MAX_HEIGHT_PX, MAX_PANELS  # noqa: E402

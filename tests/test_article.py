@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import matplotlib.image as mpimg
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+from synthetic import BASE, Run, check_png, shrink, sweep
 from workflow_helpers import copy_workflow, dry_run, job_stats, snakemake
 
 from gradsweep import plotting as article
 from gradsweep.plotting import data as D
 from gradsweep.plotting import diagnostics, gradients, style
-from gradsweep.settings import config_id
+
+pytestmark = pytest.mark.usefixtures("no_figure_left_open")
 
 NIELSEN = {
     "source": "Nielsen, ch. 5",
@@ -25,113 +28,48 @@ NIELSEN = {
         {"widths": "30-30-30-30", "value": [0.003, 0.017, 0.070, 0.285]},
     ],
 }
-# per-layer factor by which the bias gradient shrinks towards the input
-SHRINK = {"sigmoid": 5.0, "tanh": 2.0, "relu": 1.0}
-TRACE_COLUMNS = ["run_id", "epoch", "step", "layer", "param", "grad_norm", "source"]
 
 
-def make_experiment(
+def article_sweep(
     experiment: str,
-    nets: list[tuple[str, str, int]],
+    nets: list[tuple[tuple[int, ...], str, str]],
     *,
-    epochs: int = 6,
-    steps_per_epoch: int = 20,
     seeds: tuple[int, ...] = (0,),
     diverge: str | None = None,
+    **run: Any,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """runs and traces (probe rows with diagnostics, step rows) of one experiment.
-
-    ``nets``: (widths "30-30", activation, init). The probe bias norm of hidden layer l of a
-    depth-d net is 0.3 · SHRINK ** -(d - l) · 0.8 ** epoch (seed adds ±5 %); ``diverge`` names
-    a run whose last epoch is NaN / inf everywhere.
-    """
-    runs, rows = [], []
-    for widths, act, init in nets:
-        depth = len(widths.split("-"))
-        for seed in seeds:
-            run = f"d{depth}-w{widths.replace('-', 'x')}-{act}-{init}-s{seed}"
-            run_id = f"{experiment}/{run}"
-            bad = run == diverge
-            k = SHRINK[act]
-            for e in range(epochs + 1):
-                for layer in range(1, depth + 2):
-                    g = 0.3 * k ** -(depth - min(layer, depth)) * 0.8**e * (1 + 0.05 * seed)
-                    hidden = layer <= depth
-                    diag = {
-                        "act_deriv": (0.2 if act == "sigmoid" else 0.5) if hidden else np.nan,
-                        "weight_norm": 5.0 + 0.1 * e if hidden else np.nan,
-                        "chain_factor": (0.2 if act == "sigmoid" else 0.5) * 5
-                        if hidden
-                        else np.nan,
-                        "saturated_frac": 0.1 * layer / depth if hidden else np.nan,
-                        "dead_frac": (0.05 * e if act == "relu" else 0.0) if hidden else np.nan,
-                        "same_sign_frac": max(0.0, 0.9 - 0.15 * e) if hidden else np.nan,
-                    }
-                    if bad and e == epochs:
-                        g = np.inf if layer == 1 else np.nan
-                        # what a probe of NaN weights reports: finite nonsense
-                        diag = {c: 0.0 for c in diag} | {"dead_frac": 0.95, "weight_norm": np.nan}
-                    for param in ("kernel", "bias"):
-                        scale = 3.0 if param == "kernel" else 1.0
-                        rows.append({
-                            "run_id": run_id, "epoch": e, "step": e * steps_per_epoch,
-                            "layer": layer, "param": param, "grad_norm": g * scale,
-                            "source": "probe", **diag,
-                        })  # fmt: skip
-                if e == 0:
-                    continue
-                for s in range((e - 1) * steps_per_epoch + 1, e * steps_per_epoch + 1):
-                    for layer in range(1, depth + 2):
-                        g = 0.3 * k ** -(depth - min(layer, depth)) * 0.8**e
-                        g *= float(np.exp(np.sin(7 * s + layer)) * 0.5)
-                        rows.append({
-                            "run_id": run_id, "epoch": e, "step": s, "layer": layer,
-                            "param": "bias", "grad_norm": g, "source": "step",
-                        })  # fmt: skip
-            settings = {
-                "experiment": experiment,
-                "dataset": "digits",
-                "depth": depth,
-                "widths": widths,
-                "activation": act,
-                "init": init,
-                "epochs": epochs,
-                "learning_rate": 0.1,
-                "batch_size": 10,
-            }
-            runs.append({
-                "run_id": run_id, "run": run, "config_id": config_id(settings), **settings,
-                "seed": seed, "status": "diverged" if bad else "ok",
-                "grad_ratio_init": SHRINK[act] ** (depth - 1),
-                "grad_ratio_final": SHRINK[act] ** (depth - 1),
-                "best_val_acc": 0.9 - 0.1 * seed if act == "sigmoid" else 0.95,
-            })  # fmt: skip
-    traces = pd.DataFrame(rows).astype(
-        {"epoch": "int32", "step": "int64", "layer": "int16", "grad_norm": "float64"}
-    )
-    traces["experiment"] = experiment
-    return pd.DataFrame(runs), traces
+    """runs and traces of one experiment of (widths, activation, init) nets, built by
+    tests/synthetic.py without noise: the probe bias norm of hidden layer l of a depth-d net
+    is BASE · k ** -(d - l) · 0.8 ** epoch · (1 + 0.05 · seed); ``diverge`` names the run that
+    diverges at its last epoch. Sigmoid nets learn to 90 % (seed 0), 80 % (seed 1), the others
+    to 95 %."""
+    runs = [
+        Run(
+            experiment,
+            widths,
+            act,
+            init,
+            seed,
+            decay=0.8,
+            acc=0.9 - 0.1 * seed if act == "sigmoid" else 0.95,
+            **run,
+        )  # fmt: skip
+        for widths, act, init in nets
+        for seed in seeds
+    ]
+    runs = [replace(r, diverge_at=r.epochs) if r.name == diverge else r for r in runs]
+    built = sweep(runs)
+    return built.runs, built.traces
 
 
-def _check_png(path: Path, min_w: int = 600, min_h: int = 300) -> np.ndarray:
-    assert path.exists() and path.stat().st_size > 10_000, "PNG missing or nearly empty"
-    img = mpimg.imread(path)
-    h, w = img.shape[:2]
-    assert w >= min_w and h >= min_h, (w, h)
-    assert (img[..., :3] < 0.5).mean() > 0.002, "blank canvas"
-    return img
-
-
-@pytest.fixture(autouse=True)
-def no_figure_left_open():
-    yield
-    assert plt.get_fignums() == []
+def _bias(traces: pd.DataFrame) -> pd.DataFrame:
+    return traces[traces["param"] == "bias"]
 
 
 def test_activations_png(tmp_path: Path) -> None:
     out = tmp_path / "figures" / "activations.png"
     article.plot_activations(out)
-    img = _check_png(out, min_w=1500, min_h=1000)
+    img = check_png(out, min_w=1500, min_h=1000)
     assert img.shape[:2] == (round(7.2 * style.DPI), round(10.5 * style.DPI))
     # σ′'s maximum is marked in the derivative colour (orange, #d95f02)
     rgb = img[..., :3]
@@ -140,15 +78,17 @@ def test_activations_png(tmp_path: Path) -> None:
 
 
 def test_one_path_panels_order_layers(tmp_path: Path) -> None:
-    runs, traces = make_experiment("one_path", [("1-1-1-1", "sigmoid", "scaled_normal")], epochs=12)
+    nets = [((1, 1, 1, 1), "sigmoid", "scaled_normal")]
+    runs, traces = article_sweep("one_path", nets, epochs=12)
     out = tmp_path / "layers.png"
     summary = article.plot_layer_panels(traces, runs, out, "one_path")
-    img = _check_png(out, min_w=1500)
+    img = check_png(out, min_w=1500)
     assert img.shape[1] == round((2.9 * 4 + 0.8) * style.DPI)  # four panels side by side
     med = summary.set_index("layer")["median"]
     assert list(med.index) == [1, 2, 3, 4]  # output layer left out
-    assert med.is_monotonic_increasing and med[4] / med[1] == pytest.approx(125, rel=1e-6)
-    assert summary.set_index("layer")["first"][4] == pytest.approx(0.3)
+    k = shrink("sigmoid", "scaled_normal")  # 5 per layer
+    assert med.is_monotonic_increasing and med[4] / med[1] == pytest.approx(k**3, rel=1e-6)
+    assert summary.set_index("layer")["first"][4] == pytest.approx(BASE)
 
 
 def test_layer_order_fraction() -> None:
@@ -159,44 +99,54 @@ def test_layer_order_fraction() -> None:
 
 def test_nndl_speed_sigmoid_vs_relu(tmp_path: Path) -> None:
     nets = [
-        ("100-100-100", "relu", "scaled_normal_relu"),
-        ("100-100-100", "sigmoid", "scaled_normal"),
+        ((100, 100, 100), "relu", "scaled_normal_relu"),
+        ((100, 100, 100), "sigmoid", "scaled_normal"),
     ]
-    runs, traces = make_experiment("nndl_demo", nets, epochs=4, steps_per_epoch=50)
+    runs, traces = article_sweep("nndl_demo", nets, epochs=4, steps_per_epoch=50)
     out = tmp_path / "speed.png"
     summary = article.plot_speed_of_learning(
         traces[traces["source"] == "step"], runs, out, "nndl_demo"
     )
-    _check_png(out)
+    check_png(out)
     assert list(summary["activation"]) == ["sigmoid", "relu"]  # sigmoid drawn first
     ratio = summary.set_index("activation")["median_ratio"]
-    assert ratio["sigmoid"] == pytest.approx(25, rel=0.05)
+    # the oracle: per step, layer 3 ÷ layer 1 of the raw bias trace, median over the steps
+    steps = _bias(traces[traces["source"] == "step"]).merge(runs[["run_id", "activation"]])
+    for act, d in steps.groupby("activation"):
+        wide = d.pivot_table(index="step", columns="layer", values="grad_norm")
+        assert ratio[act] == pytest.approx((wide[3] / wide[1]).median(), rel=1e-9)
+    assert ratio["sigmoid"] == pytest.approx(25, rel=0.2)  # 5 per layer, step noise aside
     assert ratio["relu"] == pytest.approx(1, rel=0.3)
     assert summary.columns[-1] == "median_ratio"
 
 
 def test_speed_smooths_long_traces(tmp_path: Path) -> None:
-    runs, traces = make_experiment(
-        "long", [("30-30", "sigmoid", "scaled_normal")], epochs=3, steps_per_epoch=400
+    runs, traces = article_sweep(
+        "long", [((30, 30), "sigmoid", "scaled_normal")], epochs=3, steps_per_epoch=400
     )
     steps = traces[traces["source"] == "step"]
-    assert steps.groupby("layer").size().max() > gradients.MAX_STEP_POINTS
+    assert _bias(steps).groupby("layer").size().max() > gradients.MAX_STEP_POINTS
     summary = article.plot_speed_of_learning(steps, runs, tmp_path / "s.png", "long")
-    _check_png(tmp_path / "s.png")
+    check_png(tmp_path / "s.png")
     assert len(summary) == 1  # medians are taken on the raw trace, not the smoothed one
-    raw = steps[steps["layer"] == 1]["grad_norm"].median()
+    raw = _bias(steps).query("layer == 1")["grad_norm"].median()
     assert summary["median_layer1"].iloc[0] == pytest.approx(raw)
 
 
 def test_init_norm_table_against_reference() -> None:
-    nets = [("30-30", "sigmoid", "scaled_normal"), ("30-30-30", "sigmoid", "scaled_normal"),
-            ("50-50", "sigmoid", "scaled_normal")]  # fmt: skip
-    runs, traces = make_experiment("nielsen_init", nets, epochs=2, seeds=(0, 1))
+    nets = [((30, 30), "sigmoid", "scaled_normal"), ((30, 30, 30), "sigmoid", "scaled_normal"),
+            ((50, 50), "sigmoid", "scaled_normal")]  # fmt: skip
+    runs, traces = article_sweep("nielsen_init", nets, epochs=2, seeds=(0, 1))
     table = article.init_norm_table(traces, runs, NIELSEN, "nielsen_init")
     assert len(table) == 2 + 3 + 2 and (table["n_runs"] == 2).all()
     row = table[(table["widths"] == "30-30-30") & (table["layer"] == 1)].iloc[0]
-    # median of the two seeds' epoch-0 norms: 0.3 / 5² · (1 + 0.025)
-    assert row["measured"] == pytest.approx(0.3 / 25 * 1.025)
+    # median of the two seeds' epoch-0 norms: BASE / 5² · (1 + 0.025), read from the traces
+    deep = runs.loc[runs["widths"] == "30-30-30", "run_id"]
+    init = _bias(traces).query("source == 'probe' and epoch == 0")
+    assert row["measured"] == pytest.approx(
+        init.loc[init["run_id"].isin(deep) & (init["layer"] == 1), "grad_norm"].median()
+    )
+    assert row["measured"] == pytest.approx(BASE / 25 * 1.025)
     assert row["reference"] == 0.012 and row["ratio"] == pytest.approx(row["measured"] / 0.012)
     assert table.loc[table["widths"] == "50-50", "reference"].isna().all()  # no published value
     assert table["layer"].max() == 3  # output layers are not hidden layers
@@ -206,14 +156,14 @@ def test_init_norm_table_against_reference() -> None:
 
 
 def test_nielsen_figures(tmp_path: Path) -> None:
-    nets = [(w, "sigmoid", "scaled_normal") for w in ("30-30", "30-30-30", "30-30-30-30")]
-    runs, traces = make_experiment("nielsen_init", nets, epochs=40, seeds=(0, 1))
+    nets = [((30,) * d, "sigmoid", "scaled_normal") for d in (2, 3, 4)]
+    runs, traces = article_sweep("nielsen_init", nets, epochs=40, seeds=(0, 1))
     probe = traces[traces["source"] == "probe"]
     table = article.plot_init_norms(probe, runs, NIELSEN, tmp_path / "init.png", "nielsen_init")
-    _check_png(tmp_path / "init.png")
+    check_png(tmp_path / "init.png")
     assert table["reference"].notna().all() and len(table) == 9
     article.plot_init_norms(probe, runs, None, tmp_path / "bare.png", "nielsen_init")
-    _check_png(tmp_path / "bare.png")
+    check_png(tmp_path / "bare.png")
 
     # the published values add black line-and-diamond marks over the bars
     def black(name: str) -> float:
@@ -223,20 +173,20 @@ def test_nielsen_figures(tmp_path: Path) -> None:
     summary = article.plot_speed_of_learning(
         probe, runs, tmp_path / "speed.png", "nielsen_init", source="probe", reference=NIELSEN
     )
-    _check_png(tmp_path / "speed.png")
+    check_png(tmp_path / "speed.png")
     assert len(summary) == 3 and (summary["n_seeds"] == 2).all()  # one panel per config
     deep = summary[summary["config_id"].str.contains("/d4-")]
     assert deep["median_ratio"].iloc[0] == pytest.approx(125)
 
 
 def test_diagnostics_columns_and_values(tmp_path: Path) -> None:
-    nets = [("16-16-16", a, "he_normal") for a in ("relu", "sigmoid", "tanh")]
-    diverge = "d3-w16x16x16-relu-he_normal-s1"
-    runs, traces = make_experiment("mix", nets, epochs=5, seeds=(0, 1), diverge=diverge)
+    nets = [((16, 16, 16), a, "he_normal") for a in ("relu", "sigmoid", "tanh")]
+    diverge = "d3-w16-relu-he_normal-s1"
+    runs, traces = article_sweep("mix", nets, epochs=5, seeds=(0, 1), diverge=diverge)
     probe = traces[traces["source"] == "probe"]
     out = tmp_path / "diag.png"
     summary = article.plot_diagnostics(probe, runs, out, "mix")
-    img = _check_png(out, min_w=1000, min_h=1000)
+    img = check_png(out, min_w=1000, min_h=1000)
     # 3 configs of 2 seeds: three columns
     assert img.shape[1] == round((2.9 * 3 + 3.4) * style.DPI)
     assert set(summary["layer"]) == {1, 2, 3} and len(summary) == 3 * 3
@@ -255,20 +205,20 @@ def test_diagnostics_columns_and_values(tmp_path: Path) -> None:
 
 
 def test_diagnostics_picks_informative_configs(tmp_path: Path) -> None:
-    widths = [f"{w}-{w}" for w in (8, 16, 32, 64, 128)]
+    widths = [(w, w) for w in (8, 16, 32, 64, 128)]
     nets = [(w, a, "he_normal") for w in widths for a in ("relu", "sigmoid", "tanh")]
-    runs, traces = make_experiment("wide", nets, epochs=3, seeds=(0, 1))
-    runs.loc[runs["run_id"] == "wide/d2-w32x32-tanh-he_normal-s1", "best_val_acc"] = 0.05
+    runs, traces = article_sweep("wide", nets, epochs=3, seeds=(0, 1))
+    runs.loc[runs["run_id"] == "wide/d2-w32-tanh-he_normal-s1", "best_val_acc"] = 0.05
     assert runs["config_id"].nunique() == 15 > diagnostics.MAX_DIAG_CONFIGS
     ids, why = diagnostics.pick_configs(runs)
     picked = runs.drop_duplicates("config_id").set_index("config_id").loc[ids]
-    # highest ratio at init: sigmoid (5 per layer); lowest: relu (1); lowest median best val
+    # highest ratio at init: sigmoid (4 per layer); lowest: relu (1); lowest median best val
     # acc: the tanh config with one seed at 5 % (median 0.5, below sigmoid's 0.85)
     assert set(picked["activation"]) == {"sigmoid", "relu", "tanh"}
     assert "highest ratio at init" in why and "lowest accuracy" in why
     out = tmp_path / "diag.png"
     summary = article.plot_diagnostics(traces, runs, out, "wide")
-    img = _check_png(out)
+    img = check_png(out)
     assert summary["config_id"].nunique() == 3
     n_rows = len(diagnostics.DIAGNOSTIC_ROWS)
     assert n_rows * 3 <= D.MAX_PANELS
@@ -276,15 +226,29 @@ def test_diagnostics_picks_informative_configs(tmp_path: Path) -> None:
 
 
 def test_figures_without_data(tmp_path: Path) -> None:
-    runs, traces = make_experiment("x", [("30-30", "sigmoid", "scaled_normal")], epochs=1)
+    runs, traces = article_sweep("x", [((30, 30), "sigmoid", "scaled_normal")], epochs=1)
+    # with data, the tables hold the traces' numbers (pandas over the probe bias rows) ...
+    probe = _bias(traces[(traces["source"] == "probe") & (traces["layer"] <= 2)])
+    by_layer = probe.sort_values("epoch").groupby("layer")["grad_norm"]
+    panels = article.plot_layer_panels(traces, runs, tmp_path / "full.png", "x")
+    expected = by_layer.agg(["median", "first", "last"])
+    assert np.allclose(panels.set_index("layer")[["median", "first", "last"]], expected)
+    diag = article.plot_diagnostics(traces, runs, tmp_path / "full_diag.png", "x")
+    assert diag["grad_norm_first"].tolist() == pytest.approx(by_layer.first().tolist())
+    assert diag["grad_norm_last"].tolist() == pytest.approx(by_layer.last().tolist())
+    # ... and without any (no trace rows, or an experiment without runs) they are empty,
+    # while every figure is still written, saying so
     empty = traces.iloc[:0]
-    article.plot_layer_panels(empty, runs, tmp_path / "a.png", "x")
-    article.plot_speed_of_learning(empty, runs, tmp_path / "b.png", "x")
-    article.plot_init_norms(empty, runs, NIELSEN, tmp_path / "c.png", "x")
-    article.plot_diagnostics(empty, runs, tmp_path / "d.png", "x")
-    article.plot_diagnostics(traces, runs, tmp_path / "e.png", "no such experiment")
-    for name in "abcde":
-        assert (tmp_path / f"{name}.png").stat().st_size > 5_000
+    tables = {
+        "a": article.plot_layer_panels(empty, runs, tmp_path / "a.png", "x"),
+        "b": article.plot_speed_of_learning(empty, runs, tmp_path / "b.png", "x"),
+        "c": article.plot_init_norms(empty, runs, NIELSEN, tmp_path / "c.png", "x"),
+        "d": article.plot_diagnostics(empty, runs, tmp_path / "d.png", "x"),
+        "e": article.plot_diagnostics(traces, runs, tmp_path / "e.png", "no such experiment"),
+    }
+    for name, table in tables.items():
+        assert table.empty, (name, table)
+        assert mpimg.imread(tmp_path / f"{name}.png").ndim == 3, name
 
 
 def _planned_rules(workdir: Path, *args: str) -> dict[str, int]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from PIL import Image
-from synthetic_aggregate import synthetic_aggregate
+from synthetic import synthetic_aggregate
 
 from gradsweep import plotting
 from gradsweep.plotting.data import MAX_HEIGHT_PX, MAX_PANELS

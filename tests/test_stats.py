@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats as sps
+from synthetic import Run, RunData, aggregate_runs, config_id, make_run, run_settings, write_run
 
 from gradsweep import stats
 from gradsweep.reference import position
@@ -133,27 +135,16 @@ def test_config_summary_against_numpy() -> None:
 # --------------------------------------------------------------------- update ratios (issue 15)
 
 
-def hand_made_trace(depth: int = 3, epochs: int = 3, steps_per_epoch: int = 4, seed: int = 0):
-    """Step rows (kernel and bias of every layer, output layer included) with a random
-    relative_update each, a NaN in layer 1 at one step, and probe rows that must be ignored."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for s in range(1, epochs * steps_per_epoch + 1):
-        epoch = (s - 1) // steps_per_epoch + 1
-        for layer in range(1, depth + 2):
-            for param in ("kernel", "bias"):
-                rel = rng.lognormal(-6, 1)
-                if (s, layer, param) == (2, 1, "kernel"):
-                    rel = np.nan  # not recorded at this step: the ratio skips it
-                rows.append(("r", epoch, s, layer, param, 0.1, "step", 1e-3, rel))
-    for epoch in range(epochs + 1):
-        for layer in range(1, depth + 2):
-            for param in ("kernel", "bias"):
-                rows.append(("r", epoch, epoch * steps_per_epoch, layer, param, 0.1 * layer,
-                             "probe", 1.0, 99.0))  # fmt: skip
-    cols = ["run_id", "epoch", "step", "layer", "param", "grad_norm", "source", "update_norm",
-            "relative_update"]  # fmt: skip
-    return pd.DataFrame(rows, columns=cols)
+def stepped_run(depth: int = 3, **run: Any) -> RunData:
+    """A synthetic run of 3 epochs of 4 steps whose step rows (kernel and bias of every layer,
+    output layer included) have random relative updates; layer 1's kernel has none at step 2
+    (NaN: the ratio skips that step), and the probe rows' 99 must be ignored."""
+    data = make_run(Run("x", (16,) * depth, epochs=3, steps_per_epoch=4, **run))
+    t = data.traces
+    gap = (t["source"] == "step") & (t["step"] == 2) & (t["layer"] == 1) & (t["param"] == "kernel")
+    t.loc[gap, "relative_update"] = np.nan
+    t.loc[t["source"] == "probe", "relative_update"] = 99.0
+    return data
 
 
 def numpy_update_ratio(trace: pd.DataFrame, depth: int, epoch: int) -> float:
@@ -168,7 +159,7 @@ def numpy_update_ratio(trace: pd.DataFrame, depth: int, epoch: int) -> float:
 def test_update_ratio_against_numpy() -> None:
     from gradsweep.aggregate import update_ratio
 
-    trace = hand_made_trace()
+    trace = stepped_run().traces
     for epoch in (1, 3):
         assert update_ratio(trace, 3, epoch) == pytest.approx(numpy_update_ratio(trace, 3, epoch))
     # the NaN step of epoch 1 is left out: three of four steps remain
@@ -176,88 +167,47 @@ def test_update_ratio_against_numpy() -> None:
     assert update_ratio(trace.drop(columns="relative_update"), 3, 1) != update_ratio(trace, 3, 1)
     assert np.isnan(update_ratio(trace.drop(columns="relative_update"), 3, 1))
     assert np.isnan(update_ratio(trace.assign(relative_update=np.nan), 3, 1))
-    one = hand_made_trace(depth=1)
+    one = stepped_run(depth=1).traces
     assert update_ratio(one, 1, 1) == 1.0
 
 
-def test_aggregate_writes_update_ratios_and_remedy_settings(tmp_path, monkeypatch) -> None:
+def test_aggregate_writes_update_ratios_and_remedy_settings(tmp_path) -> None:
     """Through aggregate() and Parquet files: the update ratios of epoch 1 and the last epoch
-    (NumPy oracle), the remedy settings as columns, and a config_id equal to the one a run
-    without remedy keys had before they existed."""
-
-    import pyarrow as pa
-
-    from gradsweep import aggregate as agg
-    from gradsweep import settings
-    from gradsweep.io import METRICS_SCHEMA, TRACES_SCHEMA
-
-    schema = TRACES_SCHEMA
-    for name in ("update_norm", "relative_update"):  # the contract's columns (lead's io.py)
-        if name not in schema.names:
-            schema = schema.append(pa.field(name, pa.float64()))
-    monkeypatch.setattr(agg, "TRACES_SCHEMA", schema)
-    trace = hand_made_trace()
-    for col in schema.names:
-        if col not in trace:
-            trace[col] = np.nan
-    base = {"epochs": 3, "batch_size": 10, "learning_rate": 0.5, "l2": 5.0, "l2_n": None,
-            "loss": "sigmoid_cross_entropy", "bias_init": "normal", "weight_scale": 1.0,
-            "train_subset": None, "probe_size": 1000, "trace_every": 1, "dataset": "digits",
-            "widths": [16, 16, 16], "activation": "sigmoid", "init": "scaled_normal", "seed": 0,
-            "experiment": "x", "run": "r", "trainer_version": 2}  # fmt: skip
-    paths = {}
-    for i, cfg in enumerate((base, {**base, "optimizer": "adam", "residual": True})):
-        run_id = f"x/r{i}"
-        info = {"run_id": run_id, "experiment": "x", "run": f"r{i}", "config": cfg,
-                "status": "ok", "wall_s": 1.0}  # fmt: skip
-        (tmp_path / f"{i}.json").write_text(json.dumps(info))
-        pa.parquet.write_table(
-            pa.Table.from_pandas(trace.assign(run_id=run_id), schema=schema, preserve_index=False),
-            tmp_path / f"{i}.t.parquet",
-        )
-        met = pd.DataFrame({"run_id": run_id, "epoch": np.arange(4, dtype=np.int32),
-                            "step": np.arange(4) * 4})  # fmt: skip
-        for col in METRICS_SCHEMA.names[3:]:
-            met[col] = 0.5
-        pa.parquet.write_table(
-            pa.Table.from_pandas(met, schema=METRICS_SCHEMA, preserve_index=False),
-            tmp_path / f"{i}.m.parquet",
-        )
-        paths.setdefault("i", []).append(str(tmp_path / f"{i}.json"))
-        paths.setdefault("t", []).append(str(tmp_path / f"{i}.t.parquet"))
-        paths.setdefault("m", []).append(str(tmp_path / f"{i}.m.parquet"))
-    runs = agg.aggregate(paths["i"], paths["t"], paths["m"], tmp_path / "runs.parquet",
-                         tmp_path / "traces.parquet", tmp_path / "metrics.parquet")  # fmt: skip
-    back = pd.read_parquet(tmp_path / "runs.parquet")
-    for df in (runs, back):
-        assert df["update_ratio_init"].tolist() == pytest.approx(
-            [numpy_update_ratio(trace, 3, 1)] * 2
-        )
-        assert df["update_ratio_final"].tolist() == pytest.approx(
-            [numpy_update_ratio(trace, 3, 3)] * 2
-        )
+    (NumPy oracle on each run's own traces), the remedy settings as columns, and a config_id
+    equal to the one a run without remedy keys had before they existed."""
+    remedy = {"optimizer": "adam", "residual": True}
+    data = [stepped_run(), stepped_run(settings=remedy, even_updates=True)]
+    back = aggregate_runs([write_run(d, tmp_path / "runs") for d in data], tmp_path).runs
+    for epoch, col in ((1, "update_ratio_init"), (3, "update_ratio_final")):
+        expected = [numpy_update_ratio(d.traces, 3, epoch) for d in data]
+        assert back[col].tolist() == pytest.approx(expected)
+    assert expected[1] == pytest.approx(1, rel=0.5) and expected[0] > 5  # Adam evens them out
     assert back[["optimizer", "nesterov", "normalization", "residual"]].values.tolist() == [
         ["sgd", False, "none", False],
         ["adam", False, "none", True],
     ]
-    plain = settings.config_id(settings.run_settings("x", base))
+    plain = config_id(run_settings("x", data[0].info["config"]))
+    assert "optimizer" not in data[0].info["config"]  # run.json leaves defaults out
     assert back["config_id"].iloc[0] == plain != back["config_id"].iloc[1]
     # a config that leaves every remedy at its default hashes as if remedies did not exist:
     # sha256 of its other settings' key-sorted JSON (hashlib here, independently)
-    old = {**base, "widths": [16] * 4, "epochs": 30}
+    base = {"epochs": 30, "batch_size": 10, "learning_rate": 0.5, "l2": 5.0, "l2_n": None,
+            "loss": "sigmoid_cross_entropy", "bias_init": "normal", "weight_scale": 1.0,
+            "train_subset": None, "probe_size": 1000, "trace_every": 1, "dataset": "digits",
+            "widths": [16] * 4, "activation": "sigmoid", "init": "scaled_normal", "seed": 0,
+            "experiment": "x", "run": "r", "trainer_version": 2}  # fmt: skip
     before = {
         k: v
-        for k, v in settings.run_settings("x", old).items()
+        for k, v in run_settings("x", base).items()
         if k not in ("optimizer", "nesterov", "normalization", "residual")
     }
     digest = hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:8]
-    assert settings.config_id(settings.run_settings("x", old)) == (
-        f"x/d4-w16-16-16-16-sigmoid-scaled_normal-{digest}"
-    )
+    old = config_id(run_settings("x", base))
+    assert old == f"x/d4-w16-16-16-16-sigmoid-scaled_normal-{digest}"
     # defaults as Parquet gives them back (numpy bools and strings) hash as left out
-    row = settings.run_settings("x", base)
+    row = run_settings("x", base)
     row.update(nesterov=np.False_, residual=np.False_, optimizer=np.str_("sgd"))
-    assert settings.config_id(row) == plain
+    assert config_id(row) == old
 
 
 def test_z_drift_reads_the_last_hidden_layer() -> None:

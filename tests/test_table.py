@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats as sps
+from synthetic import grid_runs, sweep
 
 from gradsweep.formatting import format_percent, format_ratio
 from gradsweep.settings import SETTING_NAMES, config_id
@@ -94,12 +95,32 @@ def test_format_percent() -> None:
     assert format_percent(np.nan) == "—"
 
 
-def test_intro_explains_ratio(runs: pd.DataFrame) -> None:
+def test_config_rows_follow_the_runs(runs: pd.DataFrame) -> None:
+    # the second seed of the 2 × 30 sigmoid net never learned and has another ratio
+    second = runs["run"] == "d2-w30x30-sigmoid-scaled_normal-s1"
+    runs.loc[second, ["best_val_acc", "grad_ratio_init"]] = [0.15, 9.0]
     md = results_markdown(runs)
     assert md.startswith("# Results\n")
-    intro = md.split("\n## ", 1)[0]
-    for words in ("last hidden layer", "first hidden layer", "vanish", "explode", "diverged"):
-        assert words in intro
+    van = runs[runs["experiment"] == "vanishing"]
+    configs = van.groupby(["depth", "widths", "activation", "init"])
+    assert f"{len(van)} runs in {configs.ngroups} configs" in md
+    header = _header(md, "vanishing")
+    rows = {tuple(r[:3]): dict(zip(header, r, strict=True)) for r in _table_rows(md, "vanishing")}
+    assert len(rows) == configs.ngroups
+    for (depth, widths, act, _), d in configs:
+        cells = rows[(str(depth), widths, act)]
+        acc, ratio = 100 * d["best_val_acc"].to_numpy(), d["grad_ratio_init"].to_numpy()
+        assert cells["n"] == str(len(d))
+        assert cells["never learned"] == f"{(acc < 20).sum()}/{len(d)}"
+        mean, gmean = f"{acc.mean():.2f}", format_ratio(sps.gmean(ratio))
+        if len(d) > 1:
+            lo, hi = sps.t.interval(0.95, len(d) - 1, loc=acc.mean(), scale=sps.sem(acc))
+            mean += f" [{lo:.2f}, {hi:.2f}]"
+            logs = sps.t.interval(0.95, len(d) - 1, loc=np.log10(ratio).mean(),
+                                  scale=sps.sem(np.log10(ratio)))  # fmt: skip
+            gmean += f" [{format_ratio(10 ** logs[0])}, {format_ratio(10 ** logs[1])}]"
+        assert cells["best val acc (%) mean [95 % CI]"] == mean
+        assert cells["grad ratio at init: geo. mean [95 % CI]"] == gmean
 
 
 def test_section_per_experiment_with_dataset(runs: pd.DataFrame) -> None:
@@ -247,11 +268,9 @@ def test_write_results_links_the_per_seed_page(seeds: pd.DataFrame, tmp_path) ->
 
 
 def _synthetic(tmp_path, **kw) -> tuple[pd.DataFrame, pd.DataFrame]:
-    from synthetic_aggregate import synthetic_aggregate
-
-    paths = synthetic_aggregate(tmp_path, width=(8,), activation=("sigmoid",),
-                                init=("scaled_normal",), **kw)  # fmt: skip
-    return pd.read_parquet(paths["runs"]), pd.read_parquet(paths["metrics"])
+    built = sweep(grid_runs(width=(8,), activation=("sigmoid",), init=("scaled_normal",), **kw),
+                  tmp_path)  # fmt: skip
+    return built.runs, built.metrics
 
 
 def test_bn_speed_verdict_against_numpy(tmp_path) -> None:
