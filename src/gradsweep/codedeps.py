@@ -97,17 +97,17 @@ def _summary(path: str, mtime_ns: int, size: int) -> _Summary:
     imports: list[_Import] = []
     chains: set[tuple[str, ...]] = set()
     attribute_bases: set[int] = set()
+    names: list[ast.Name] = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Import | ast.ImportFrom):
-            imports.extend(_import(node))
-        elif isinstance(node, ast.Attribute) and (chain := _chain(node)):
-            chains.add(chain)
+        if isinstance(node, ast.Name):
+            names.append(node)
+        elif isinstance(node, ast.Attribute):
             attribute_bases.add(id(node.value))
-    bare = {
-        node.id
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Name) and id(node) not in attribute_bases
-    }
+            if chain := _chain(node):
+                chains.add(chain)
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            imports.extend(_import(node))
+    bare = {name.id for name in names if id(name) not in attribute_bases}
     defined, imported = _top_level_names(tree)
     return _Summary(
         imports=tuple(imports),
@@ -125,7 +125,8 @@ def _summary_of(path: Path) -> _Summary:
 
 
 class _Package:
-    """The modules of one installed package, found as files under its folder."""
+    """The modules of one installed package, found as files under its folder. Looks each file
+    up once: make a new one to see files added or removed since."""
 
     def __init__(self, name: str) -> None:
         spec = importlib.util.find_spec(name)
@@ -133,9 +134,16 @@ class _Package:
             raise ModuleNotFoundError(f"no package {name!r} on sys.path")
         self.name = name
         self.root = Path(next(iter(spec.submodule_search_locations))).resolve()
+        self._files: dict[str, Path | None] = {}
+        self._summaries: dict[str, _Summary] = {}
 
     def file(self, module: str) -> Path | None:
         """The file of ``module`` (dotted, from the package's name on), if it is one of ours."""
+        if module not in self._files:
+            self._files[module] = self._find(module)
+        return self._files[module]
+
+    def _find(self, module: str) -> Path | None:
         first, *parts = module.split(".")
         if first != self.name:
             return None
@@ -156,10 +164,12 @@ class _Package:
         return [f"{package}.{name}" for name in sorted(names)]
 
     def summary(self, module: str) -> _Summary:
-        file = self.file(module)
-        if file is None:
-            raise ModuleNotFoundError(f"no module {module!r} under {self.root}")
-        return _summary_of(file)
+        if module not in self._summaries:
+            file = self.file(module)
+            if file is None:
+                raise ModuleNotFoundError(f"no module {module!r} under {self.root}")
+            self._summaries[module] = _summary_of(file)
+        return self._summaries[module]
 
     def is_lazy(self, module: str) -> bool:
         """A package whose __init__ defines ``__getattr__``: its submodules load on access."""
@@ -179,7 +189,7 @@ class _Package:
     def direct_imports(self, module: str | None, path: Path) -> set[str]:
         """The package's modules that the file imports (``module``: its dotted name, None for a
         script outside the package), with the lazy attributes it reads."""
-        summary = _summary_of(path)
+        summary = self.summary(module) if module else _summary_of(path)
         found: set[str] = set()
         bound: dict[str, str] = {}  # local name -> module of ours
         for imp in summary.imports:
@@ -236,8 +246,18 @@ def _with_parents(module: str) -> list[str]:
 
 def imported_modules(script: str | Path, package: str = "gradsweep") -> list[str]:
     """The modules of ``package`` that running ``script`` imports, transitively, sorted."""
+    return _imported(_Package(package), Path(script))
+
+
+def imported_files(script: str | Path, package: str = "gradsweep") -> list[Path]:
+    """The files of :func:`imported_modules`: absolute, sorted."""
     pkg = _Package(package)
-    todo = list(pkg.direct_imports(None, Path(script)))
+    files = [pkg.file(module) for module in _imported(pkg, Path(script))]
+    return sorted(file for file in files if file is not None)
+
+
+def _imported(pkg: _Package, script: Path) -> list[str]:
+    todo = list(pkg.direct_imports(None, script))
     seen: set[str] = set()
     while todo:
         module = todo.pop()
@@ -250,13 +270,6 @@ def imported_modules(script: str | Path, package: str = "gradsweep") -> list[str
                 assert file is not None, name
                 todo.extend(pkg.direct_imports(name, file) - seen)
     return sorted(seen)
-
-
-def imported_files(script: str | Path, package: str = "gradsweep") -> list[Path]:
-    """The files of :func:`imported_modules`: absolute, sorted."""
-    pkg = _Package(package)
-    files = [pkg.file(module) for module in imported_modules(script, package)]
-    return sorted(file for file in files if file is not None)
 
 
 if __name__ == "__main__":
