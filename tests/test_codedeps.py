@@ -90,6 +90,8 @@ CASES = {
     # a package: its __init__ imports leaf (relative), leaf imports mid (two levels up)
     "from cdtoy.sub import leaf\n": {"sub", "sub.leaf", "mid", "base", "late"},
     "def f():\n    import cdtoy.sub\n": {"sub", "sub.leaf", "mid", "base", "late"},
+    "import importlib\nimportlib.import_module('cdtoy.base')\n": {"base"},
+    "import importlib\nimportlib.import_module(f'cdtoy.{1}')\n": set(),  # unknowable
     # lazy: only the submodules whose top level defines the name
     "from cdtoy import lazy\nlazy.ONE\n": {"lazy", "lazy.one"},
     "import cdtoy.lazy\ncdtoy.lazy.ONE + 1\n": {"lazy", "lazy.one"},

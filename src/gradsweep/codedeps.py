@@ -5,7 +5,8 @@ so that editing a module reruns exactly the rules whose scripts import it.
 Followed, transitively, within one package (``gradsweep`` by default):
 
 - ``import pkg.a.b [as x]``, ``from pkg.a import b`` (``b`` a submodule or a name), relative
-  imports, and imports inside functions (they run when the function does);
+  imports, ``importlib.import_module("pkg.a")`` with a string constant, and imports inside
+  functions (they run when the function does);
 - the ``__init__`` of every package on the way (importing ``pkg.a.b`` runs ``pkg/a/__init__``);
 - lazy packages, whose ``__init__`` defines a module-level ``__getattr__`` (gradsweep.plotting):
   ``pkg.name``, or ``from pkg import name``, counts the submodules that define ``name`` at their
@@ -40,9 +41,12 @@ class _Import:
     module: str
     names: tuple[tuple[str, str], ...] = ()
     alias: str = ""
+    call: bool = False  # importlib.import_module("module"): binds no name
 
     def bound(self) -> list[str]:
         """The local names the statement binds."""
+        if self.call:
+            return []
         if not self.names:
             return [self.alias or self.module.split(".")[0]]
         return [as_name for name, as_name in self.names if name != "*"]
@@ -73,6 +77,18 @@ def _import(node: ast.Import | ast.ImportFrom) -> list[_Import]:
         return [_Import(0, alias.name, alias=alias.asname or "") for alias in node.names]
     names = tuple((alias.name, alias.asname or alias.name) for alias in node.names)
     return [_Import(node.level, node.module or "", names)]
+
+
+def _imported_by_call(node: ast.Call) -> str | None:
+    """The module of ``importlib.import_module("a.b")`` or ``__import__("a.b")``, if named by
+    a string constant (an f-string or a variable: nothing)."""
+    function = _chain(node.func)
+    if not function or function[-1] not in ("import_module", "__import__") or not node.args:
+        return None
+    first = node.args[0]
+    if isinstance(first, ast.Constant) and isinstance(first.value, str):
+        return first.value if not first.value.startswith(".") else None
+    return None
 
 
 def _top_level_names(tree: ast.Module) -> tuple[set[str], set[str]]:
@@ -107,6 +123,8 @@ def _summary(path: str, mtime_ns: int, size: int) -> _Summary:
                 chains.add(chain)
         elif isinstance(node, ast.Import | ast.ImportFrom):
             imports.extend(_import(node))
+        elif isinstance(node, ast.Call) and (name := _imported_by_call(node)):
+            imports.append(_Import(0, name, call=True))
     bare = {name.id for name in names if id(name) not in attribute_bases}
     defined, imported = _top_level_names(tree)
     return _Summary(
@@ -198,7 +216,8 @@ class _Package:
                 continue
             found.add(base)
             if not imp.names:  # `import a.b.c` binds a, `import a.b.c as x` binds a.b.c
-                bound[imp.bound()[0]] = base if imp.alias else base.split(".")[0]
+                for local in imp.bound():
+                    bound[local] = base if imp.alias else base.split(".")[0]
                 continue
             for name, as_name in imp.names:
                 if name == "*":

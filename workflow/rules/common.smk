@@ -157,8 +157,9 @@ def script_code(script):
     """Code inputs for the jobs that run workflow/scripts/<script>: the file of every
     gradsweep module the script imports, transitively (gradsweep.codedeps reads the imports,
     runs nothing), so editing a module reruns exactly the jobs whose scripts import it.
-    Not given to `train` and the data rules, whose reruns follow TRAINER_VERSION and the
-    data's checksums, never code edits (README, "Rerunning only what changed")."""
+    Not given to `train` (its reruns follow TRAINER_VERSION, never code edits) nor to the
+    data rules (a new dataset file would rerun every batch): README, "Rerunning only what
+    changed"."""
     paths = imported_files(Path(workflow.basedir) / "scripts" / script)
     # relative where possible, so a moved or copied project does not look changed
     return [
