@@ -3,7 +3,7 @@ rule aggregate_experiment:
         infos=lambda wildcards: run_outputs("run.json", wildcards.experiment),
         traces=lambda wildcards: run_outputs("traces.parquet", wildcards.experiment),
         metrics=lambda wildcards: run_outputs("metrics.parquet", wildcards.experiment),
-        code=sources("aggregate", "reference", "stats"),
+        code=script_code("aggregate.py"),
     output:
         runs="results/experiments/{experiment}/runs.parquet",
         traces="results/experiments/{experiment}/traces.parquet",
@@ -23,6 +23,7 @@ rule aggregate:
     input:
         runs=sweep_tables("runs"),
         metrics=sweep_tables("metrics"),
+        code=script_code("concatenate.py"),
     output:
         runs="results/runs.parquet",
         metrics="results/metrics.parquet",
@@ -37,6 +38,7 @@ rule aggregate:
 rule aggregate_traces:
     input:
         traces=sweep_tables("traces"),
+        code=script_code("concatenate.py"),
     output:
         traces="results/traces.parquet",
     log:

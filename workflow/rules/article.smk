@@ -10,7 +10,7 @@ include: "article_common.smk"
 
 rule plot_activations:
     input:
-        code=sources(*PLOTTING_CODE),
+        code=script_code("plot_article.py"),
     output:
         report(
             "results/figures/activations.png",
@@ -29,7 +29,7 @@ rule plot_activations:
 rule plot_one_path:
     input:
         **experiment_tables("one_path"),
-        code=sources(*PLOTTING_CODE),
+        code=script_code("plot_article.py"),
     output:
         layers=report(
             "results/figures/one_path/layers.png",
@@ -50,7 +50,7 @@ rule plot_one_path:
 rule plot_nndl_demo:
     input:
         **experiment_tables("nndl_demo"),
-        code=sources(*PLOTTING_CODE),
+        code=script_code("plot_article.py"),
     output:
         speed=report(
             "results/figures/nndl_demo/speed.png",
@@ -71,7 +71,7 @@ rule plot_nndl_demo:
 rule plot_nielsen_init:
     input:
         **experiment_tables("nielsen_init"),
-        code=sources(*PLOTTING_CODE),
+        code=script_code("plot_article.py"),
     output:
         init_norms=report(
             "results/figures/nielsen_init/init_norms.png",
@@ -102,7 +102,7 @@ rule plot_nielsen_init:
 rule plot_remedies:
     input:
         **experiment_tables("remedies"),
-        code=sources(*PLOTTING_CODE),
+        code=script_code("plot_article.py"),
     output:
         remedies=report(
             "results/figures/remedies/remedies.png",
@@ -123,7 +123,7 @@ rule plot_remedies:
 rule plot_batch_norm_sigmoid:
     input:
         **experiment_tables("batch_norm_sigmoid"),
-        code=sources(*PLOTTING_CODE),
+        code=script_code("plot_article.py"),
     output:
         bn_distribution=report(
             "results/figures/batch_norm_sigmoid/bn_distribution.png",
@@ -144,7 +144,7 @@ rule plot_batch_norm_sigmoid:
 rule plot_diagnostics:
     input:
         unpack(lambda wildcards: experiment_tables(wildcards.experiment)),
-        code=sources(*PLOTTING_CODE),
+        code=script_code("plot_article.py"),
     output:
         diagnostics=report(
             "results/figures/{experiment}/diagnostics.png",

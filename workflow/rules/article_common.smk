@@ -6,23 +6,6 @@ from gradsweep.settings import settings_frame
 # every run's settings as runs.parquet will hold them: figure pages are known before any run
 SETTINGS = settings_frame(RUNS.values())
 
-# What every figure job imports (the plotting package imports all of its modules, and they
-# import these): an edit of any of them redraws the figures.
-PLOTTING_CODE = [
-    "plotting",
-    "plotting.data",
-    "plotting.style",
-    "plotting.gradients",
-    "plotting.sweep",
-    "plotting.article",
-    "plotting.diagnostics",
-    "plotting.remedies",
-    "table",
-    "reference",
-    "aggregate",
-    "stats",
-]
-
 # Figures drawn only for these experiments (when the config has them): name -> outputs.
 ARTICLE_FIGURES = {
     "one_path": ["layers"],

@@ -1,4 +1,3 @@
-import importlib.util
 import os
 import shlex
 import sys
@@ -10,6 +9,7 @@ from snakemake.utils import validate
 from jsonschema import ValidationError
 
 from gradsweep.batches import cache_entry, estimate_seconds, plan_batches
+from gradsweep.codedeps import imported_files
 from gradsweep.config import (
     ConfigError,
     available_cpus,
@@ -153,12 +153,14 @@ def final_outputs():
     ]
 
 
-def sources(*modules):
-    """Files of gradsweep modules, for rules whose outputs should follow their code."""
-    paths = [
-        Path(importlib.util.find_spec(f"gradsweep.{module}").origin)
-        for module in modules
-    ]
+def script_code(script):
+    """Code inputs for the jobs that run workflow/scripts/<script>: the file of every
+    gradsweep module the script imports, transitively (gradsweep.codedeps reads the imports,
+    runs nothing), so editing a module reruns exactly the jobs whose scripts import it.
+    Not given to `train` (its reruns follow TRAINER_VERSION, never code edits) nor to the
+    data rules (a new dataset file would rerun every batch): README, "Rerunning only what
+    changed"."""
+    paths = imported_files(Path(workflow.basedir) / "scripts" / script)
     # relative where possible, so a moved or copied project does not look changed
     return [
         os.path.relpath(p) if p.is_relative_to(Path.cwd()) else str(p) for p in paths

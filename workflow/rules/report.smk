@@ -2,7 +2,7 @@ rule results_table:
     input:
         runs="results/runs.parquet",
         metrics="results/metrics.parquet",
-        code=sources("table", "reference", "stats"),
+        code=script_code("results_table.py"),
     output:
         table=report(
             "results/results.md",
@@ -31,7 +31,7 @@ rule plot_figures:
     input:
         runs="results/runs.parquet",
         traces=sweep_tables("traces"),
-        code=sources(*PLOTTING_CODE),
+        code=script_code("plot_figures.py"),
     output:
         activation_init=report(
             "results/figures/activation_init.png",
@@ -63,7 +63,7 @@ rule plot_experiment:
     input:
         runs="results/experiments/{experiment}/runs.parquet",
         traces="results/experiments/{experiment}/traces.parquet",
-        code=sources(*PLOTTING_CODE),
+        code=script_code("plot_experiment.py"),
     output:
         gradients=report(
             "results/figures/{experiment}/gradients{page}.png",

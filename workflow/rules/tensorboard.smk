@@ -9,7 +9,7 @@ rule tensorboard_experiment:
         runs="results/experiments/{experiment}/runs.parquet",
         traces="results/experiments/{experiment}/traces.parquet",
         metrics="results/experiments/{experiment}/metrics.parquet",
-        code=sources("tensorboard", "aggregate"),
+        code=script_code("tensorboard.py"),
     output:
         directory("results/tensorboard/{experiment}"),
     log:
@@ -25,7 +25,7 @@ rule tensorboard_experiment:
 rule tensorboard_hparams_config:
     input:
         infos=run_outputs("run.json"),
-        code=sources("tensorboard"),
+        code=script_code("tensorboard.py"),
     output:
         directory("results/tensorboard/hparams-config"),
     log:
