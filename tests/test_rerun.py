@@ -179,28 +179,28 @@ def test_changed_training_setting_reruns_only_that_experiment(sweep):
 # whose scripts import it, transitively, read by hand from workflow/scripts/ and the modules'
 # imports (their planned jobs list the module among their inputs); and every rule planned,
 # those plus the jobs after them. `train` and the data rules never take code inputs.
-# Today the analysis modules import one another (aggregate imports reference in a function,
-# reference imports table and plotting.data, table imports aggregate), so a module deep in the
-# table's imports and `stats` both reach every analysis rule; the rows will change with the
-# modules' names and layers (issue 22).
-ANALYSIS_RULES = {
-    "aggregate_experiment",  # aggregate.py: gradsweep.aggregate
-    "aggregate",  # concatenate.py: gradsweep.aggregate
-    "aggregate_traces",  # concatenate.py
-    "results_table",  # results_table.py: gradsweep.reference, gradsweep.table
-    "plot_figures",  # plot_figures.py: plotting.read_traces (data), plot_* of plotting.sweep
-    "plot_experiment",  # plot_experiment.py: plotting.data, plot_* of plotting.gradients
-    "plot_activations",  # plot_article.py: plotting.article, .diagnostics, .remedies, data
-    "plot_diagnostics",  # plot_article.py (the smoke and tiny experiments' diagnostics)
-    "tensorboard_experiment",  # tensorboard.py: gradsweep.tensorboard -> aggregate
-    "tensorboard_hparams_config",  # tensorboard.py
-}
+# The scripts, read by hand (docs/architecture.md has the layers):
+# - results_table.py: table.results -> table.{configs,seeds,claims,common} -> reference,
+#   stats, claims, formatting, settings, verdicts;
+# - plot_figures.py: plotting.read_traces (data) and plotting.sweep's figures -> formatting;
+# - plot_experiment.py: plotting.data and plotting.gradients (no formatting, no stats);
+# - plot_article.py (plot_activations, plot_diagnostics in this sweep): plotting.activations,
+#   diagnostics, remedies (-> claims -> stats), speed_of_learning, init_norms (-> formatting);
+# - aggregate.py, concatenate.py, tensorboard.py: aggregate -> io, settings, verdicts.
+TABLE_RULE = {"results_table"}
+ARTICLE_RULES = {"plot_activations", "plot_diagnostics"}
 CODE_EDITS = {
     # edited module: (rules importing it, rules planned)
-    # deep: results_table.py -> gradsweep.reference -> (in a function) gradsweep.plotting.data
-    "plotting/data.py": (ANALYSIS_RULES, ANALYSIS_RULES),
-    # imported by aggregate, reference, table and plotting.remedies
-    "stats.py": (ANALYSIS_RULES, ANALYSIS_RULES),
+    # deep in the table's imports: results_table.py -> table.results -> table.common
+    "table/common.py": (TABLE_RULE, TABLE_RULE),
+    # deeper still, and shared: the table's formatters, which some figures use too
+    "formatting.py": (
+        TABLE_RULE | ARTICLE_RULES | {"plot_figures"},
+        TABLE_RULE | ARTICLE_RULES | {"plot_figures"},
+    ),
+    # per-config statistics: the table, and the article's remedies figure through claims; the
+    # aggregates do not import it (a run's verdict and escape epoch live in verdicts)
+    "stats.py": (TABLE_RULE | ARTICLE_RULES, TABLE_RULE | ARTICLE_RULES),
     # a leaf: only plotting.plot_ratio_heatmap etc., which plot_figures.py alone calls
     "plotting/sweep.py": ({"plot_figures"}, {"plot_figures"}),
 }
