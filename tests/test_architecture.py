@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from gradsweep.codedeps import module_imports
+
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "gradsweep"
 
 # docs/architecture.md draws these; a module imports only from its own layer or those below.
@@ -22,62 +24,26 @@ LAYERS = {
 RANK = {top: rank for rank, tops in enumerate(LAYERS.values()) for top in tops}
 
 
-def modules() -> dict[str, Path]:
-    """Every module of the package by dotted name (a package by its ``__init__``)."""
-    found = {}
-    for path in sorted(PACKAGE.rglob("*.py")):
-        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
-        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-        found[name] = path
-    return found
+def graph() -> dict[str, set[str]]:
+    """{module: the gradsweep modules it imports directly} (gradsweep.codedeps, the reader
+    that also gives every rule its code inputs)."""
+    return module_imports("gradsweep")
 
 
-def resolve(name: str, known: dict[str, Path]) -> str | None:
-    """The longest known module that ``name`` (a dotted import target) lies in."""
-    while name and name not in known:
-        name = name.rpartition(".")[0]
-    return name or None
-
-
-def imports(module: str, path: Path, known: dict[str, Path]) -> list[tuple[str, bool]]:
-    """(imported gradsweep module, at module level?) for every import in the file."""
-    tree = ast.parse(path.read_text(), filename=str(path))
-    top = set(map(id, tree.body))
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+def imports_inside_functions(path: Path) -> list[str]:
+    """The gradsweep modules a file imports inside a function or class body."""
     found = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            targets = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                anchor = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
-                base = f"{anchor}.{base}" if base else anchor
-            # `from pkg import sub` imports the submodule sub where there is one
-            targets = [f"{base}.{alias.name}" for alias in node.names]
-        else:
+    for scope in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if not isinstance(scope, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             continue
-        for target in targets:
-            if target.split(".")[0] != "gradsweep":
-                continue
-            hit = resolve(target, known)
-            if hit and hit != "gradsweep" and hit != module:
-                found.append((hit, id(node) in top))
+        for node in ast.walk(scope):
+            if isinstance(node, ast.Import):
+                found += [a.name for a in node.names if a.name.split(".")[0] == "gradsweep"]
+            elif isinstance(node, ast.ImportFrom):
+                module = node.module or ""
+                if node.level or module.split(".")[0] == "gradsweep":
+                    found.append("." * node.level + module)
     return found
-
-
-def graph() -> tuple[dict[str, set[str]], list[str]]:
-    """{module: the gradsweep modules it imports}, and the imports inside functions."""
-    known = modules()
-    edges: dict[str, set[str]] = {}
-    inner = []
-    for module, path in known.items():
-        edges[module] = set()
-        for target, at_top in imports(module, path, known):
-            edges[module].add(target)
-            if not at_top:
-                inner.append(f"{module} -> {target}")
-    return edges, inner
 
 
 def layer(module: str) -> int:
@@ -87,39 +53,43 @@ def layer(module: str) -> int:
     return RANK[top]
 
 
-def test_the_walker_sees_every_kind_of_import() -> None:
-    """The reader itself, on the package's own files: plain, from-submodule and aliased."""
-    known = modules()
-    found = dict(imports("gradsweep.plotting.sweep", known["gradsweep.plotting.sweep"], known))
-    assert {"gradsweep.facets", "gradsweep.plotting.data", "gradsweep.formatting"} <= set(found)
-    assert "gradsweep.plotting" not in found  # `from gradsweep.plotting import data` is data
+def test_the_graph_sees_every_kind_of_import() -> None:
+    """On the package's own files: from-submodule, aliased and lazy package attributes."""
+    g = graph()
+    assert {"gradsweep.facets", "gradsweep.plotting.data", "gradsweep.formatting"} <= g[
+        "gradsweep.plotting.sweep"
+    ]
+    assert "gradsweep.plotting.gradients" in g["gradsweep.plotting.speed_of_learning"]
+    assert {"gradsweep.verdicts", "gradsweep.settings"} <= g["gradsweep.aggregate"]
 
 
 def test_imports_form_a_dag() -> None:
-    edges, _ = graph()
     try:
-        graphlib.TopologicalSorter(edges).prepare()
+        graphlib.TopologicalSorter(graph()).prepare()
     except graphlib.CycleError as err:
         pytest.fail(f"import cycle: {' -> '.join(err.args[1])}")
 
 
 def test_no_gradsweep_import_inside_a_function() -> None:
-    _, inner = graph()
+    inner = {
+        str(path.relative_to(PACKAGE)): found
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if (found := imports_inside_functions(path))
+    }
     assert not inner, f"imports inside functions or classes: {inner}"
 
 
 def test_imports_point_down_the_layers() -> None:
-    edges, _ = graph()
     upward = [
         f"{a} ({layer(a)}) -> {b} ({layer(b)})"
-        for a, targets in edges.items()
+        for a, targets in graph().items()
         for b in targets
-        if a != "gradsweep" and layer(b) > layer(a)
+        if "gradsweep" not in (a, b) and layer(b) > layer(a)
     ]
     assert not upward, f"upward imports: {upward}"
 
 
 def test_architecture_doc_names_every_module() -> None:
     doc = (PACKAGE.parents[1] / "docs" / "architecture.md").read_text()
-    missing = [m for m in modules() if m != "gradsweep" and f"`{m.split('.', 1)[1]}`" not in doc]
+    missing = [m for m in graph() if m != "gradsweep" and f"`{m.split('.', 1)[1]}`" not in doc]
     assert not missing, f"docs/architecture.md does not describe: {missing}"

@@ -29,7 +29,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["imported_files", "imported_modules"]
+__all__ = ["imported_files", "imported_modules", "module_imports"]
 
 
 @dataclass(frozen=True)
@@ -273,6 +273,24 @@ def imported_files(script: str | Path, package: str = "gradsweep") -> list[Path]
     pkg = _Package(package)
     files = [pkg.file(module) for module in _imported(pkg, Path(script))]
     return sorted(file for file in files if file is not None)
+
+
+def module_imports(package: str = "gradsweep") -> dict[str, set[str]]:
+    """Every module of ``package`` (a subpackage by its ``__init__``) and the package's modules
+    it imports directly, read as for a script: the graph tests/test_architecture.py checks."""
+    pkg = _Package(package)
+    modules, todo = [], [package]
+    while todo:
+        module = todo.pop()
+        modules.append(module)
+        if pkg.is_package(module):
+            todo.extend(pkg.submodules(module))
+    graph = {}
+    for module in sorted(modules):
+        file = pkg.file(module)
+        assert file is not None, module
+        graph[module] = pkg.direct_imports(module, file) - {module}
+    return graph
 
 
 def _imported(pkg: _Package, script: Path) -> list[str]:
