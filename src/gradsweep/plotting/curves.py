@@ -19,7 +19,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-from matplotlib.ticker import NullLocator, PercentFormatter
+from matplotlib.ticker import PercentFormatter
 
 from gradsweep import facets as F
 from gradsweep.plotting import data as D
@@ -72,7 +72,10 @@ def curve_table(metrics: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
 def curve_bands(metrics: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     """Per config, metric and epoch, over the config's seeds that learned: ``mean``, ``lo``
     (min) and ``hi`` (max) of the finite values and ``n``, how many seeds have one."""
-    long = curve_table(metrics, runs)
+    return _bands(curve_table(metrics, runs))
+
+
+def _bands(long: pd.DataFrame) -> pd.DataFrame:
     g = long[long["learned"]].groupby(["config_id", "metric", "epoch"], sort=True)["value"]
     return g.agg(mean="mean", lo="min", hi="max", n="size").reset_index()
 
@@ -163,7 +166,7 @@ def plot_learning_curves(
     axes = F.varying_axes(runs)
     runs = F.with_axes(runs)
     long = curve_table(metrics, runs)
-    bands = curve_bands(metrics, runs)
+    bands = _bands(long)
     by_config = dict(tuple(bands.groupby("config_id", sort=False)))
     stuck = long[~long["learned"]]
     ok = long[D.isin(long["run_id"], runs.loc[runs["status"] != "diverged", "run_id"])]
@@ -190,10 +193,10 @@ def plot_learning_curves(
                 if run_id in diverged_at:
                     ax.axvline(diverged_at[run_id], color=DIVERGED_COLOR, ls="--", lw=0.9)
             panel_axes(twin, "epoch", max_x, limits)
-            twin.yaxis.set_minor_locator(NullLocator())
             ax.set_ylim(0, 1)
             ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
-            ax.tick_params(axis="y", labelsize=7, colors=ACC_COLOR, length=0)
+            ax.tick_params(labelsize=7, length=0)
+            ax.tick_params(axis="y", colors=ACC_COLOR)
         _right_labels(fig, twins)
         title = figure_title("Learning curves", experiment, runs)
         page_labels(fig, pg, xlabel="epoch (0 = at initialisation)", ylabel=ACC_YLABEL,
