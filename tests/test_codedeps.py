@@ -156,7 +156,8 @@ PROBES = {
     "plotting.read_traces, plotting.plot_activation_init_grid, plotting.plot_ratio_heatmap",
     "plot_experiment": "from gradsweep import plotting\n"
     "from gradsweep.plotting.data import page_runs\n"
-    "plotting.data.TRACE_COLUMNS, plotting.plot_step_traces, plotting.plot_update_sizes",
+    "plotting.data.TRACE_COLUMNS, plotting.plot_step_traces, plotting.plot_update_sizes,\n"
+    "plotting.plot_learning_curves",
     "prepare_data": "from gradsweep.data import DataError, prepare\n"
     "from gradsweep.io import job_log",
 }
@@ -189,7 +190,9 @@ def test_everything_python_imports_is_found(tmp_path, probe):
             "aggregate": set(),
             "results_table": set(),
             "plot_figures": {f"gradsweep.plotting.{m}" for m in ("data", "style", "sweep")},
-            "plot_experiment": {f"gradsweep.plotting.{m}" for m in ("data", "style", "gradients")},
+            "plot_experiment": {
+                f"gradsweep.plotting.{m}" for m in ("data", "style", "gradients", "curves")
+            },
             "prepare_data": set(),
         }[probe]
     )

@@ -55,6 +55,12 @@ def test_many_run_figures_respect_limits_and_show_every_config(grid, tmp_path: P
     first = plotting.plot_gradient_norms(probe, runs, tmp_path / "g0.png", "grid", pages[0])
     assert updates["config_id"].tolist() == first["config_id"].tolist() and updates["drawn"].all()
 
+    # the learning curves on the same page: one panel per config (the loss axes are no panels)
+    metrics = pd.read_parquet(grid["metrics"])
+    curves = plotting.plot_learning_curves(metrics, runs, tmp_path / "curves.png", "grid", pages[0])
+    assert _check(tmp_path / "curves.png") == len(first)
+    assert curves["config_id"].unique().tolist() == first["config_id"].tolist()
+
     steps = plotting.read_traces(grid["traces"], source="step")
     shown = plotting.plot_step_traces(steps, runs, tmp_path / "steps.png", "grid", pages[0])
     assert _check(tmp_path / "steps.png") == len(shown)

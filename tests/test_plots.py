@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import matplotlib.image as mpimg
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 from synthetic import Run, check_png, grid_runs, shrink
 from synthetic import sweep as build
 
@@ -200,6 +202,64 @@ def test_read_traces_filters(sweep, tmp_path: Path) -> None:
     traces.drop(columns="experiment").to_parquet(per_run)
     got2 = plotting.read_traces([per_run], experiment="lr", source="step")
     assert len(got2) > 0 and got2["run_id"].str.startswith("lr/").all()
+
+
+# --------------------------------------------------------------------- learning curves
+
+
+@pytest.fixture(scope="module")
+def curves(tmp_path_factory) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Depth 1 and 6 × sigmoid and ReLU × 3 seeds, 8 epochs: the deep sigmoid's seed 1 never
+    learns (grid_runs), the shallow ReLU's seed 2 diverges at epoch 5 (runs, traces, metrics)."""
+    grid = grid_runs(depth=(1, 6), width=(16,), activation=("sigmoid", "relu"),
+                     init=("scaled_normal",), seeds=(0, 1, 2), steps_per_epoch=2, epochs=8,
+                     experiment="curves")  # fmt: skip
+    grid = [replace(r, diverge_at=5) if (r.depth, r.activation, r.seed) == (1, "relu", 2) else r
+            for r in grid]  # fmt: skip
+    built = build(grid, tmp_path_factory.mktemp("curves"))
+    return built.runs, built.traces, built.metrics
+
+
+def test_learning_curves_against_pandas(curves, tmp_path: Path) -> None:
+    runs, traces, metrics = curves
+    out = tmp_path / "learning_curves.png"
+    bands = plotting.plot_learning_curves(metrics, runs, out, "curves")
+    check_png(out)
+    with Image.open(out) as img:
+        assert int(img.info["Panels"]) == 4  # one per config: the loss axes are no panels
+    # the oracle: the seeds whose best validation accuracy reached twice chance (10 classes)
+    learned = runs.loc[runs["best_val_acc"] >= 0.2, ["run_id", "config_id"]]
+    assert len(learned) == len(runs) - 1  # the deep sigmoid's seed 1
+    joined = metrics.merge(learned, on="run_id")
+    for metric in ("val_acc", "train_loss"):
+        want = (joined.dropna(subset=[metric]).groupby(["config_id", "epoch"])[metric]
+                .agg(["mean", "min", "max", "count"]))  # fmt: skip
+        got = bands[bands["metric"] == metric].set_index(["config_id", "epoch"]).sort_index()
+        assert got.index.equals(want.index)
+        np.testing.assert_allclose(got[["mean", "lo", "hi"]], want[["mean", "min", "max"]])
+        np.testing.assert_array_equal(got["n"], want["count"])
+    n = bands[bands["metric"] == "val_acc"].pivot(index="epoch", columns="config_id", values="n")
+    stuck = runs.loc[(runs["depth"] == 6) & (runs["activation"] == "sigmoid"), "config_id"]
+    diverged = runs.loc[runs["status"] == "diverged", "config_id"]
+    assert (n[stuck.iloc[0]] == 2).all()  # 2 of 3 seeds learned
+    # the diverged seed is averaged until its last finite epoch (4): NaN from epoch 5
+    assert n[diverged.iloc[0]].tolist() == [3] * 5 + [2] * 4
+    # the panels of gradients.png, in its order
+    grads = plotting.plot_gradient_norms(traces, runs, tmp_path / "g.png", "curves")
+    assert bands["config_id"].unique().tolist() == grads["config_id"].tolist()
+    assert check_png(out).shape == mpimg.imread(tmp_path / "g.png").shape
+
+
+def test_learning_curves_one_seed_that_never_learned(curves, tmp_path: Path) -> None:
+    """A config whose only seed never learned keeps its panel (a thin line, no mean)."""
+    runs, _, metrics = curves
+    one = runs[runs["run_id"] == "curves/d6-w16-sigmoid-scaled_normal-s1"]
+    assert len(one) == 1 and one["best_val_acc"].iloc[0] < 0.2
+    bands = plotting.plot_learning_curves(metrics, one, tmp_path / "one.png", "curves")
+    assert bands.empty
+    check_png(tmp_path / "one.png", min_w=300)
+    rows = plotting.curves.curve_table(metrics, one)
+    assert not rows["learned"].any() and len(rows) == 2 * 9  # two metrics, epochs 0-8
 
 
 # --------------------------------------------------------------------- remedies (issue 15)

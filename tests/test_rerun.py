@@ -183,7 +183,8 @@ def test_changed_training_setting_reruns_only_that_experiment(sweep):
 # - results_table.py: table.results -> table.{configs,seeds,claims,common} -> reference,
 #   stats, claims, formatting, settings, verdicts;
 # - plot_figures.py: plotting.read_traces (data) and plotting.sweep's figures -> formatting;
-# - plot_experiment.py: plotting.data and plotting.gradients (no formatting, no stats);
+# - plot_experiment.py: plotting.data, plotting.gradients and plotting.curves (-> verdicts;
+#   no formatting, no stats);
 # - plot_article.py (plot_activations, plot_diagnostics in this sweep): plotting.activations,
 #   diagnostics, remedies (-> claims -> stats), speed_of_learning, init_norms (-> formatting);
 # - aggregate.py, concatenate.py, tensorboard.py: aggregate -> io, settings, verdicts.

@@ -141,6 +141,9 @@ def _verdicts(probe: pd.DataFrame, depth: int) -> tuple[str, str, float, str | N
 def test_figures_are_real_pngs(smoke_run):
     figures = sorted((smoke_run / "results/figures").rglob("*.png"))
     assert len(figures) >= 5
+    # every per-experiment page, the learning curves too (issue 24)
+    for name in ("gradients", "steps", "updates", "learning_curves", "diagnostics"):
+        assert (smoke_run / f"results/figures/smoke/{name}.png") in figures, name
     for png in figures:
         height, width, _ = imread(png).shape
         assert height > 300 and width > 300, png

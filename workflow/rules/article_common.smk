@@ -45,10 +45,11 @@ def figure_pages(experiment):
 
 
 def experiment_figures():
-    """Every page of every experiment's gradients, steps and updates figures."""
+    """Every page of every experiment's gradients, steps, updates and learning-curve
+    figures."""
     return [
         f"results/figures/{experiment}/{name}{page}.png"
         for experiment in EXPERIMENTS
         for page in figure_pages(experiment)
-        for name in ("gradients", "steps", "updates")
+        for name in ("gradients", "steps", "updates", "learning_curves")
     ]

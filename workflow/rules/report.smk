@@ -56,13 +56,15 @@ rule plot_figures:
         "../scripts/plot_figures.py"
 
 
-# One job per page of an experiment's gradient figures: `{page}` is "" when all its configs
-# fit in one image, else e.g. "-initglorot_uniform-width16" (gradsweep.plotting.data.pages;
-# the list is computed from the config when the workflow is parsed, figure_pages()).
+# One job per page of an experiment's gradient figures and learning curves: `{page}` is ""
+# when all its configs fit in one image, else e.g. "-initglorot_uniform-width16"
+# (gradsweep.plotting.data.pages; the list is computed from the config when the workflow is
+# parsed, figure_pages()).
 rule plot_experiment:
     input:
         runs="results/experiments/{experiment}/runs.parquet",
         traces="results/experiments/{experiment}/traces.parquet",
+        metrics="results/experiments/{experiment}/metrics.parquet",
         code=script_code("plot_experiment.py"),
     output:
         gradients=report(
@@ -85,6 +87,13 @@ rule plot_experiment:
             category="Experiments",
             subcategory="{experiment}",
             labels={"figure": "update sizes per epoch", "page": "{page}"},
+        ),
+        learning_curves=report(
+            "results/figures/{experiment}/learning_curves{page}.png",
+            caption="../report/learning_curves.rst",
+            category="Experiments",
+            subcategory="{experiment}",
+            labels={"figure": "learning curves", "page": "{page}"},
         ),
     log:
         "logs/plot_experiment/{experiment}{page}.log",

@@ -1,4 +1,5 @@
-"""Snakemake adapter: one page of an experiment's gradient figures (gradsweep.plotting)."""
+"""Snakemake adapter: one page of an experiment's gradient figures and learning curves
+(gradsweep.plotting)."""
 
 import logging
 import os
@@ -38,3 +39,9 @@ for source, param, columns, plot, out in (
     drawn = plot(traces, runs, out, experiment, page)
     log.info("wrote %s from %d %s rows: %d configs", out, len(traces), source, len(drawn))
     del traces
+
+# the page's learning curves from its runs' epoch metrics (small: one row per run and epoch)
+metrics = pd.read_parquet(smk.input.metrics, filters=[("run_id", "in", list(shown["run_id"]))])
+curves = plotting.plot_learning_curves(metrics, runs, smk.output.learning_curves, experiment, page)
+log.info("wrote %s from %d metric rows: %d configs", smk.output.learning_curves, len(metrics),
+         curves["config_id"].nunique())  # fmt: skip

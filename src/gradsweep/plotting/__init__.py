@@ -4,6 +4,8 @@
   facets and pages; every setting a column of runs.parquet, never parsed from a run name);
 - :mod:`~gradsweep.plotting.style`: the shared look and axes helpers;
 - :mod:`~gradsweep.plotting.gradients`: per-experiment gradient norms per epoch and per step;
+- :mod:`~gradsweep.plotting.curves`: per-experiment learning curves (validation accuracy and
+  training loss per epoch) on the gradient figures' pages;
 - :mod:`~gradsweep.plotting.sweep`: the sweep-wide figures (norms by activation × init,
   accuracy vs depth, ratio heatmap);
 - the article's figures, one module each: :mod:`~gradsweep.plotting.activations` (the
@@ -28,6 +30,8 @@ from typing import Any
 # gradsweep.plotting.data at parse time without loading matplotlib and seaborn.
 _HOMES = {
     "plot_activations": "activations",
+    "curve_bands": "curves",
+    "plot_learning_curves": "curves",
     "init_norm_table": "init_norms",
     "plot_init_norms": "init_norms",
     "layer_order_fraction": "layer_panels",
@@ -54,6 +58,7 @@ _HOMES = {
 _MODULES = {
     "activations",
     "article",
+    "curves",
     "data",
     "diagnostics",
     "gradients",
@@ -76,6 +81,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [  # noqa: F822  (resolved by __getattr__)
     "DIAGNOSTIC_COLUMNS",
+    "curve_bands",
     "diagnostics_table",
     "init_norm_table",
     "layer_order_fraction",
@@ -91,6 +97,7 @@ __all__ = [  # noqa: F822  (resolved by __getattr__)
     "plot_gradient_norms",
     "plot_init_norms",
     "plot_layer_panels",
+    "plot_learning_curves",
     "plot_ratio_heatmap",
     "plot_remedies_heatmap",
     "plot_speed_of_learning",

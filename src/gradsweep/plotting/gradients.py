@@ -112,7 +112,9 @@ def figure_size(nrows: int, ncols: int) -> tuple[float, float]:
     return LEFT + PANEL_W * ncols + RIGHT, TOP + PANEL_H * nrows + BOTTOM
 
 
-def _figure(page: D.Page, axes: list[str]) -> tuple[Figure, dict[str, Axes]]:
+def page_figure(page: D.Page, axes: list[str]) -> tuple[Figure, dict[str, Axes]]:
+    """A page's empty panels (data.panel_layout, shared x and y) in the fixed margins, by
+    config_id; the per-epoch figures of plotting.curves draw on it too."""
     nrows, ncols, pos = D.panel_layout(page.configs, axes)
     w, h = figure_size(nrows, ncols)
     fig = Figure(figsize=(w, h))
@@ -147,8 +149,8 @@ def _panel_title(ax: Axes, cfg: pd.Series, members: pd.DataFrame, axes: list[str
                  color=DIVERGED_COLOR if n_div else "black")  # fmt: skip
 
 
-def _panel_axes(ax: Axes, x: str, max_x: float, limits: tuple[float, float] | None) -> None:
-    """Log y on the page's shared limits; epochs as integers, steps in thousands."""
+def panel_axes(ax: Axes, x: str, max_x: float, limits: tuple[float, float] | None) -> None:
+    """A panel's axes: log y on the page's shared limits; epochs as integers, steps in thousands."""
     ax.set_yscale("log")
     ax.yaxis.set_minor_locator(NullLocator())  # minor ticks cost seconds at 24 panels
     if limits is not None:
@@ -163,7 +165,7 @@ def _panel_axes(ax: Axes, x: str, max_x: float, limits: tuple[float, float] | No
     ax.tick_params(labelsize=7)
 
 
-def _page_labels(
+def page_labels(
     fig: Figure, page: D.Page, *, xlabel: str, ylabel: str, title: str, notes: list[str]
 ) -> None:
     """Axis labels in the fixed margins, and the title with the page's name and the notes."""
@@ -215,7 +217,7 @@ def _draw(
     missing = missing or f"no finite {'probe' if x == 'epoch' else 'step'} gradients"
     drawn = []
     with style():
-        fig, panels = _figure(page, axes)
+        fig, panels = page_figure(page, axes)
         for _, cfg in page.configs.iterrows():
             ax = panels[cfg["config_id"]]
             members = runs[runs["config_id"] == cfg["config_id"]]
@@ -231,21 +233,25 @@ def _draw(
             for run_id in members["run_id"]:
                 if run_id in diverged_at:
                     ax.axvline(diverged_at[run_id], color=DIVERGED_COLOR, ls="--", lw=0.9)
-            _panel_axes(ax, x, max_x, limits)
-        _page_labels(fig, page, xlabel=xlabel, ylabel=ylabel, title=title, notes=notes)
+            panel_axes(ax, x, max_x, limits)
+        page_labels(fig, page, xlabel=xlabel, ylabel=ylabel, title=title, notes=notes)
         _page_legend(fig, depth, diverged=bool(diverged_at))
         save(fig, out)
     return pd.DataFrame(drawn)
 
 
-def _title(kind: str, experiment: str | None, runs: pd.DataFrame) -> str:
+def figure_title(kind: str, experiment: str | None, runs: pd.DataFrame) -> str:
+    """``<kind> — <experiment> (<datasets>)``."""
     title = f"{kind} — {experiment or 'all runs'}"
     if len(runs) and "dataset" in runs:
         title += f" ({', '.join(map(str, runs['dataset'].dropna().unique()))})"
     return title
 
 
-def _page(runs: pd.DataFrame, experiment: str | None, page: str) -> tuple[D.Page, pd.DataFrame]:
+def experiment_page(
+    runs: pd.DataFrame, experiment: str | None, page: str
+) -> tuple[D.Page, pd.DataFrame]:
+    """The experiment's page with that suffix (data.pages) and the page's runs."""
     if experiment is not None and "experiment" in runs:
         runs = runs[runs["experiment"] == experiment]
     if runs.empty:
@@ -262,10 +268,10 @@ def plot_gradient_norms(
 ) -> pd.DataFrame:
     """One panel per config of the page: probe bias-gradient norm per hidden layer vs epoch
     (log y), geometric mean over seeds with a min–max band. Returns the configs drawn."""
-    pg, runs = _page(runs, experiment, page)
+    pg, runs = experiment_page(runs, experiment, page)
     rows = D.hidden_bias(traces, runs, "probe")
     tidy = D.finite_positive(rows, "grad_norm")
-    title = _title("Per-layer gradient norms during training", experiment, runs)
+    title = figure_title("Per-layer gradient norms during training", experiment, runs)
     return _draw(
         tidy, runs, pg, out, x="epoch", ylabel=PROBE_YLABEL,
         xlabel="epoch (0 = at initialisation)", title=title, notes=[],
@@ -283,7 +289,7 @@ def plot_step_traces(
     """One panel per config of the page: mini-batch bias-gradient norm per hidden layer vs
     SGD step (log y), each seed smoothed by a rolling median, then geometric mean and min–max
     band over seeds. Returns the configs drawn."""
-    pg, runs = _page(runs, experiment, page)
+    pg, runs = experiment_page(runs, experiment, page)
     rows = D.hidden_bias(traces, runs, "step")
     tidy, window = smooth_steps(D.finite_positive(rows, "grad_norm"))
     n_untraced = int((~D.isin(runs["run_id"], tidy["run_id"])).sum()) if len(tidy) else len(runs)
@@ -292,7 +298,7 @@ def plot_step_traces(
         notes.append(f"each seed: rolling median over {window} traced steps")
     if n_untraced and len(tidy):
         notes.append(f"{n_untraced} run(s) without step traces")
-    title = _title("Per-layer mini-batch gradient norms", experiment, runs)
+    title = figure_title("Per-layer mini-batch gradient norms", experiment, runs)
     return _draw(
         tidy, runs, pg, out, x="step", ylabel=STEP_YLABEL,
         xlabel="SGD step (mini-batch updates so far)", title=title, notes=notes,
@@ -315,12 +321,12 @@ def plot_update_sizes(
     ``relative_update``; log y), geometric mean over seeds with a min–max band. It shows how
     fast each layer actually moves under any optimizer, next to how large its gradient is.
     Runs traced before update sizes were recorded get a note. Returns the configs drawn."""
-    pg, runs = _page(runs, experiment, page)
+    pg, runs = experiment_page(runs, experiment, page)
     if "relative_update" not in traces:
         traces = traces.assign(relative_update=float("nan"))
     rows = D.hidden_rows(traces, runs, "probe", "kernel")
     tidy = D.finite_positive(rows[rows["epoch"] >= 1], "relative_update")
-    title = _title("Per-layer relative update size per epoch", experiment, runs)
+    title = figure_title("Per-layer relative update size per epoch", experiment, runs)
     return _draw(
         tidy, runs, pg, out, x="epoch", ylabel=UPDATE_YLABEL,
         xlabel="epoch (update over that epoch)", title=title, notes=[],
@@ -331,6 +337,11 @@ def plot_update_sizes(
 
 __all__ = [
     "draw_layer_lines",
+    "experiment_page",
+    "figure_title",
+    "page_figure",
+    "page_labels",
+    "panel_axes",
     "plot_gradient_norms",
     "plot_step_traces",
     "plot_update_sizes",

@@ -27,6 +27,7 @@ DIVERGED_COLOR = "#b2182b"
 REFERENCE_COLOR = "black"
 BAND_ALPHA = 0.18
 PROBE_YLABEL = "‖∂C/∂b‖ on probe set (log)"
+TWIN_LABEL = "<twin>"  # the label of a panel's second y axis (ax.twinx()): not a panel
 STEP_YLABEL = "‖∂C/∂b‖ on mini-batch (log)"
 
 
@@ -42,8 +43,12 @@ def style() -> Iterator[None]:
 
 
 def panel_count(fig: Figure) -> int:
-    """Visible plotting panels of a figure (colour bars are not panels)."""
-    return sum(1 for ax in fig.get_axes() if ax.get_visible() and ax.get_label() != "<colorbar>")
+    """Visible plotting panels of a figure (colour bars and twin y axes are not panels)."""
+    return sum(
+        1
+        for ax in fig.get_axes()
+        if ax.get_visible() and ax.get_label() not in ("<colorbar>", TWIN_LABEL)
+    )
 
 
 def save(fig: Figure, out: str | Path) -> None:
