@@ -168,7 +168,7 @@ def test_update_ratio_against_numpy() -> None:
     assert np.isnan(update_ratio(trace.drop(columns="relative_update"), 3, 1))
     assert np.isnan(update_ratio(trace.assign(relative_update=np.nan), 3, 1))
     one = stepped_run(depth=1).traces
-    assert update_ratio(one, 1, 1) == 1.0
+    assert np.isnan(update_ratio(one, 1, 1))  # one hidden layer: no ratio
 
 
 def test_aggregate_writes_update_ratios_and_remedy_settings(tmp_path) -> None:
