@@ -369,7 +369,7 @@ def _ratio_heatmap(
             cells.append(
                 {"experiment": experiment, "row": r, "column": c, "when": when,
                  "n": int(n.loc[r, c]), "gmean": 10**v if pd.notna(v) else np.nan,
-                 "min": lo.loc[r, c], "max": hi.loc[r, c]}
+                 "min": lo.loc[r, c], "max": hi.loc[r, c], "text": text}
             )  # fmt: skip
     ax.grid(False)
     ax.set_xlabel("")
@@ -385,7 +385,7 @@ def plot_ratio_heatmap(runs: pd.DataFrame, out: str | Path) -> pd.DataFrame:
     one block per experiment.
 
     Cells show the geometric mean over seeds and, with several seeds, their min–max. Returns
-    one row per cell (experiment, row, column, when, n, gmean, min, max).
+    one row per cell (experiment, row, column, when, n, gmean, min, max, text).
     """
     runs = runs.reset_index(drop=True)
     experiments = sorted(runs["experiment"].dropna().unique()) or ["(none)"]
