@@ -120,6 +120,7 @@ def config_columns_for(summary: pd.DataFrame, updates: bool = False) -> list[Col
     where a remedy setting varies."""
     split = bool((summary.get("n_basis", summary["n"]) < summary["n"]).any())
     learned = " of the seeds that learned" if split else ""
+    several = bool((pd.to_numeric(summary["n"]) > 1).any())
     cols = [
         *SHAPE_COLUMNS,
         Column("epochs", field("epochs", format_int)),
@@ -132,7 +133,7 @@ def config_columns_for(summary: pd.DataFrame, updates: bool = False) -> list[Col
                          "geo. mean"),
         *_metric_columns(summary, "grad_ratio_final", "grad ratio at end", format_ratio,
                          "geo. mean"),
-        Column("escape epoch median (min–max)", ratio_cell(_escape_cell)),
+        Column("escape epoch" + (" median (min–max)" if several else ""), ratio_cell(_escape_cell)),
         Column("verdicts", field("verdicts"), "left"),
     ]  # fmt: skip
     if updates or varies(summary, REMEDIES):  # issue 15: before "escape epoch"
