@@ -18,7 +18,7 @@ from synthetic import sweep as build
 from gradsweep import facets as F
 from gradsweep import plotting
 from gradsweep.plotting import data as D
-from gradsweep.plotting import gradients, style
+from gradsweep.plotting import diagnostics, gradients, style
 from gradsweep.plotting import sweep as sweep_figures
 
 pytestmark = pytest.mark.usefixtures("no_figure_left_open")
@@ -153,15 +153,44 @@ def test_ratio_heatmap_png(sweep, tmp_path: Path) -> None:
 def test_single_run_single_layer(sweep, tmp_path: Path) -> None:
     runs, traces, _ = sweep
     one = runs[runs["run_id"] == "lr/d1-w16-relu-he_normal-s0-learning_rate0.1"]
-    assert len(one) == 1 and float(one["grad_ratio_init"].iloc[0]) == pytest.approx(1.0)
+    assert len(one) == 1 and np.isnan(one["grad_ratio_init"].iloc[0])  # one layer: no ratio
     tr = traces[traces["run_id"].isin(one["run_id"])]
     plotting.plot_gradient_norms(tr, one, tmp_path / "a.png", "lr")
     plotting.plot_step_traces(tr, one, tmp_path / "b.png", "lr")
     plotting.plot_activation_init_grid(tr, one, tmp_path / "c.png")
     plotting.plot_accuracy_vs_depth(one, tmp_path / "d.png")
-    plotting.plot_ratio_heatmap(one, tmp_path / "e.png")
+    cells = plotting.plot_ratio_heatmap(one, tmp_path / "e.png")
+    assert cells["text"].tolist() == ["n/a\none layer"] * 2 and cells["gmean"].isna().all()
     for name in "abcde":
         check_png(tmp_path / f"{name}.png", min_w=300, min_h=300)
+
+
+def test_one_hidden_layer_is_never_called_healthy(sweep) -> None:
+    """``vanishing`` has 1-4 hidden layers of one seed each: the one-layer net's panel says it
+    has no ratio, and the diagnostics figure does not pick it as the lowest ratio at init
+    (it would be, at r = 1, if it had one)."""
+    runs, _, _ = sweep
+    van = runs[runs["experiment"] == "vanishing"]
+    one = van[van["depth"] == 1]
+    text = gradients._escape_text(one)
+    assert text == "grad ratio n/a: one hidden layer" and "healthy" not in text
+    assert gradients._escape_text(van[van["depth"] == 2]).startswith(("healthy", "never"))
+    ids, why = diagnostics.pick_configs(van)
+    reasons = dict(zip(ids, [w.split(": ", 1)[1] for w in why.split("; ")], strict=True))
+    one_id = one["config_id"].iloc[0]
+    assert reasons.get(one_id) not in ("lowest ratio at init", "highest ratio at init")
+    lowest = next(c for c, w in reasons.items() if w == "lowest ratio at init")
+    ratios = van.set_index("config_id")["grad_ratio_init"]
+    assert lowest == ratios.dropna().idxmin() and van.loc[van["config_id"] == lowest,
+                                                          "depth"].item() == 2  # fmt: skip
+
+
+def test_seed_legend_only_with_several_seeds(sweep) -> None:
+    runs, _, _ = sweep
+    single = runs[runs["experiment"] == "vanishing"]
+    assert not style.several_seeds(single) and style.several_seeds(runs)
+    assert [label for _, label in style.seed_legend(False)] == ["one seed per config"]
+    assert "min–max over seeds" in [label for _, label in style.seed_legend(True)]
 
 
 def test_all_diverged_nan_inf(sweep, tmp_path: Path) -> None:

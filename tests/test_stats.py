@@ -14,7 +14,7 @@ from synthetic import Run, RunData, aggregate_runs, config_id, make_run, run_set
 
 from gradsweep import stats
 from gradsweep.reference import position
-from gradsweep.verdicts import dynamic_verdict, escape_epoch
+from gradsweep.verdicts import ONE_LAYER, dynamic_verdict, escape_epoch
 
 ACC = [0.958, 0.962, 0.965, 0.954, 0.109]  # four seeds learn, one never does
 RATIOS = [143.0, 98.0, 210.0, 160.0, 1252.0]
@@ -37,6 +37,33 @@ def test_geometric_interval_on_log_scale() -> None:
     assert n == 5 and gmean == pytest.approx(sps.gmean(RATIOS))
     assert (lo, hi) == pytest.approx((10 ** ref[0], 10 ** ref[1]))
     assert lo < gmean < hi
+
+
+def test_bounded_interval_is_cut_to_the_unit_interval() -> None:
+    """Accuracies near 100 %: SciPy's t-interval crosses 1, ours stops there; the mean and
+    the lower bound are SciPy's. Below 3 values there is no interval at all."""
+    acc = [0.999, 1.0, 0.97]
+    ref = sps.t.interval(0.95, 2, loc=np.mean(acc), scale=sps.sem(acc))
+    assert ref[1] > 1  # the uncut interval leaves what an accuracy can take
+    n, mean, lo, hi = stats.bounded_interval(acc)
+    assert (n, mean, lo, hi) == (3, pytest.approx(np.mean(acc)), pytest.approx(ref[0]), 1.0)
+    near_zero = [0.001, 0.0, 0.03]
+    assert stats.bounded_interval(near_zero)[2] == 0.0
+    for two in ([0.5, 0.9], [0.96, 0.96]):
+        n, mean, lo, hi = stats.bounded_interval(two)
+        assert n == 2 and mean == pytest.approx(np.mean(two)) and np.isnan(lo) and np.isnan(hi)
+    # ratios: below 3 values no interval either; from 3 on both bounds are positive
+    assert np.isnan(stats.geometric_interval([1e-3, 1e3])[2])
+    _, _, lo, hi = stats.geometric_interval([1e-6, 1e-2, 10.0])
+    assert 0 < lo < hi
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 10, 30])
+def test_wilson_interval_matches_scipy(n: int) -> None:
+    for k in range(n + 1):
+        ci = sps.binomtest(k, n).proportion_ci(0.95, method="wilson")
+        assert stats.wilson_interval(k, n) == pytest.approx((ci.low, ci.high), abs=1e-12)
+    assert all(np.isnan(stats.wilson_interval(0, 0)))
 
 
 def test_single_value_and_non_finite() -> None:
@@ -108,28 +135,48 @@ def test_config_summary_against_numpy() -> None:
                 "seed": 0,
                 "best_val_acc": 0.95,
                 "test_acc": 0.95,
-                "grad_ratio_init": 1.0,
-                "grad_ratio_final": 1.0,
-                "escape_epoch": 0.0,
+                "grad_ratio_init": np.nan,  # one hidden layer: no ratio, as aggregate writes
+                "grad_ratio_final": np.nan,
+                "escape_epoch": np.nan,
             }
         ]  # fmt: skip
     )
+    runs["verdict"] = (
+        ["vanishing until epoch 5 → healthy"] * 4
+        + ["vanishing throughout"]
+        + ["n/a: one hidden layer"]
+    )
     summary = stats.config_summary(runs).set_index("depth")
     deep = summary.loc[4]
-    acc = np.array(ACC)
-    half = sps.t.ppf(0.975, 4) * acc.std(ddof=1) / np.sqrt(5)
-    assert deep["n"] == 5 and deep["seeds"] == "0,1,2,3,4"
+    # one seed of five never learned (10.9 % < 2 x chance): the statistics are over the other
+    # four, the never-learned fraction over all five
+    acc, ratios = np.array(ACC[:4]), RATIOS[:4]
+    lo, hi = sps.t.interval(0.95, 3, loc=acc.mean(), scale=sps.sem(acc))
+    assert deep["n"] == 5 and deep["seeds"] == "0,1,2,3,4" and deep["n_basis"] == 4
+    assert deep["best_val_acc_n"] == 4
     assert deep["best_val_acc_mean"] == pytest.approx(acc.mean())
-    assert deep["best_val_acc_lo"] == pytest.approx(acc.mean() - half)
+    assert (deep["best_val_acc_lo"], deep["best_val_acc_hi"]) == pytest.approx((lo, hi))
     assert deep["best_val_acc_median"] == pytest.approx(np.median(acc))
     assert (deep["best_val_acc_min"], deep["best_val_acc_max"]) == (acc.min(), acc.max())
-    assert deep["n_never_learned"] == 1  # 10.9 % < 2 x chance
-    assert deep["grad_ratio_init_mean"] == pytest.approx(sps.gmean(RATIOS))
-    assert deep["grad_ratio_final_mean"] == pytest.approx(sps.gmean(RATIOS) / 150)
-    assert deep["n_never_escaped"] == 1 and deep["escape_epoch_median"] == 5.5
+    assert deep["n_never_learned"] == 1
+    wilson = sps.binomtest(1, 5).proportion_ci(0.95, method="wilson")
+    assert (deep["never_learned_lo"], deep["never_learned_hi"]) == pytest.approx(
+        (wilson.low, wilson.high)
+    )
+    assert deep["grad_ratio_init_mean"] == pytest.approx(sps.gmean(ratios))
+    assert deep["grad_ratio_final_mean"] == pytest.approx(sps.gmean(ratios) / 150)
+    assert deep["n_never_escaped"] == 0 and deep["escape_epoch_median"] == 5.5
     assert (deep["escape_epoch_min"], deep["escape_epoch_max"]) == (5, 30)
+    assert deep["verdicts"] == (
+        "4 × vanishing until epoch 5 → healthy; never learned: vanishing throughout"
+    )
+    # the all-seed mean the issue found meaningless: 79 % with an interval beyond 100 %
+    everyone = sps.t.interval(0.95, 4, loc=np.mean(ACC), scale=sps.sem(ACC))
+    assert everyone[1] > 1 and deep["best_val_acc_hi"] <= 1
     one = summary.loc[1]
     assert one["n"] == 1 and np.isnan(one["best_val_acc_lo"]) and one["n_never_learned"] == 0
+    assert one["one_layer"] and one["verdicts"] == "n/a: one hidden layer"
+    assert np.isnan(one["escape_epoch_median"]) and one["n_never_escaped"] == 0
 
 
 # --------------------------------------------------------------------- update ratios (issue 15)
@@ -168,7 +215,7 @@ def test_update_ratio_against_numpy() -> None:
     assert np.isnan(update_ratio(trace.drop(columns="relative_update"), 3, 1))
     assert np.isnan(update_ratio(trace.assign(relative_update=np.nan), 3, 1))
     one = stepped_run(depth=1).traces
-    assert update_ratio(one, 1, 1) == 1.0
+    assert np.isnan(update_ratio(one, 1, 1))  # one hidden layer: no ratio
 
 
 def test_aggregate_writes_update_ratios_and_remedy_settings(tmp_path) -> None:
@@ -231,3 +278,22 @@ def test_z_drift_reads_the_last_hidden_layer() -> None:
     assert z_drift(only_median, 3) == pytest.approx(np.ptp(z[(3, "z_p50")]))
     assert np.isnan(z_drift(probe.drop(columns=list(cols)), 3))
     assert np.isnan(z_drift(probe, 4))
+
+
+def test_one_hidden_layer_has_no_ratio_in_runs_parquet(tmp_path) -> None:
+    """Through aggregate() and Parquet: a one-hidden-layer net's ratio columns are null and
+    its verdicts say so; a deep net's ratio follows the synthetic model, k ** (depth - 1)."""
+    from synthetic import shrink, sweep
+
+    runs = sweep([Run("x", (16,), noise=0.0), Run("x", (16,) * 3, noise=0.0),
+                  Run("x", (16,), seed=1, diverge_at=3)], tmp_path).runs  # fmt: skip
+    one, deep, diverged = (runs.iloc[i] for i in range(3))
+    ratio_columns = [c for c in runs.columns if "ratio" in c]
+    assert len(ratio_columns) == 5 and one[ratio_columns].isna().all()
+    assert diverged[ratio_columns].isna().all()
+    assert (one["verdict_init"], one["verdict_final"], one["verdict"]) == (ONE_LAYER,) * 3
+    assert np.isnan(one["escape_epoch"])
+    assert (diverged["verdict_init"], diverged["verdict"]) == (ONE_LAYER, "diverged")
+    k = shrink("sigmoid", "scaled_normal")
+    assert deep["grad_ratio_init"] == pytest.approx(k**2)
+    assert deep["verdict_init"] == ("vanishing" if k**2 > 10 else "healthy")

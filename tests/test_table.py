@@ -95,8 +95,40 @@ def test_format_percent() -> None:
     assert format_percent(np.nan) == "—"
 
 
+def _summary_oracle(values: np.ndarray, fmt) -> str:
+    """What a config's summary cell must read, from SciPy: the t-interval cut to [0, 100]
+    from 3 seeds on, the mean and range with 2, the number with 1."""
+    mean = values.mean()
+    if len(values) >= 3:
+        lo, hi = sps.t.interval(0.95, len(values) - 1, loc=mean, scale=sps.sem(values))
+        return f"{fmt(mean)} [{fmt(max(lo, 0))}, {fmt(min(hi, 100))}]"
+    if len(values) == 2 and fmt(values.min()) != fmt(values.max()):
+        return f"{fmt(mean)} ({fmt(values.min())}–{fmt(values.max())})"
+    return fmt(mean)
+
+
 def test_config_rows_follow_the_runs(runs: pd.DataFrame) -> None:
-    # the second seed of the 2 × 30 sigmoid net never learned and has another ratio
+    # a third seed of the 2 × 30 sigmoid net; its second seed never learned and has another
+    # ratio: that config's row describes the two seeds that learned
+    runs = pd.concat(
+        [
+            runs,
+            pd.DataFrame(
+                [
+                    _run(
+                        "vanishing",
+                        2,
+                        30,
+                        "sigmoid",
+                        "scaled_normal",
+                        2,
+                        best_val_acc=0.93,
+                        grad_ratio_init=5.0,
+                    )
+                ]
+            ),
+        ]
+    )
     second = runs["run"] == "d2-w30x30-sigmoid-scaled_normal-s1"
     runs.loc[second, ["best_val_acc", "grad_ratio_init"]] = [0.15, 9.0]
     md = results_markdown(runs)
@@ -104,23 +136,35 @@ def test_config_rows_follow_the_runs(runs: pd.DataFrame) -> None:
     van = runs[runs["experiment"] == "vanishing"]
     configs = van.groupby(["depth", "widths", "activation", "init"])
     assert f"{len(van)} runs in {configs.ngroups} configs" in md
+    assert "1 of 7 runs never learned; in 1 config with seeds on both sides" in md
     header = _header(md, "vanishing")
+    acc_header = "best val acc (%) of the seeds that learned: mean (min–max)"
+    assert acc_header in header and "median (min–max)" not in header  # no config has 3 seeds
     rows = {tuple(r[:3]): dict(zip(header, r, strict=True)) for r in _table_rows(md, "vanishing")}
     assert len(rows) == configs.ngroups
     for (depth, widths, act, _), d in configs:
         cells = rows[(str(depth), widths, act)]
-        acc, ratio = 100 * d["best_val_acc"].to_numpy(), d["grad_ratio_init"].to_numpy()
+        lost = d["best_val_acc"] < 0.2
+        ci = sps.binomtest(int(lost.sum()), len(d)).proportion_ci(method="wilson")
+        learned = d[~lost] if lost.any() and not lost.all() else d
+        acc, ratio = 100 * learned["best_val_acc"].to_numpy(), learned["grad_ratio_init"]
         assert cells["n"] == str(len(d))
-        assert cells["never learned"] == f"{(acc < 20).sum()}/{len(d)}"
-        mean, gmean = f"{acc.mean():.2f}", format_ratio(sps.gmean(ratio))
-        if len(d) > 1:
-            lo, hi = sps.t.interval(0.95, len(d) - 1, loc=acc.mean(), scale=sps.sem(acc))
-            mean += f" [{lo:.2f}, {hi:.2f}]"
-            logs = sps.t.interval(0.95, len(d) - 1, loc=np.log10(ratio).mean(),
-                                  scale=sps.sem(np.log10(ratio)))  # fmt: skip
-            gmean += f" [{format_ratio(10 ** logs[0])}, {format_ratio(10 ** logs[1])}]"
-        assert cells["best val acc (%) mean [95 % CI]"] == mean
-        assert cells["grad ratio at init: geo. mean [95 % CI]"] == gmean
+        never = f"{lost.sum()}/{len(d)}"
+        never += f" ({100 * ci.low:.0f}–{100 * ci.high:.0f} %)" if len(d) > 1 else ""
+        assert cells["never learned (95 % CI)"] == never
+        assert cells[acc_header] == _summary_oracle(acc, lambda x: f"{x:.2f}")
+        ratio_cell = cells["grad ratio at init: geo. mean (min–max)"]
+        if depth == 1:
+            assert ratio_cell == "n/a"
+        else:  # geometric mean (and range) of the seeds that learned
+            logs = np.log10(ratio.to_numpy())
+            gmean = format_ratio(10 ** logs.mean())
+            if len(logs) == 2:
+                gmean += f" ({format_ratio(ratio.min())}–{format_ratio(ratio.max())})"
+            assert ratio_cell == gmean
+    assert rows[("2", "30-30", "sigmoid")]["grad ratio at init: geo. mean (min–max)"] == (
+        f"{format_ratio(sps.gmean([2.0**2, 5.0]))} (4.00–5.00)"
+    )
 
 
 def test_section_per_experiment_with_dataset(runs: pd.DataFrame) -> None:
@@ -226,6 +270,9 @@ def seeds() -> pd.DataFrame:
 
 
 def test_one_row_per_config_with_interval(seeds: pd.DataFrame) -> None:
+    """The issue's 4 × 100 sigmoid net on MNIST: four seeds learned, one never did. The row
+    describes the four, the fraction that never learned gets its Wilson interval, and the
+    published 96.08 is compared with the four."""
     md = results_markdown(seeds, {"sigmoid_depth": REFERENCE})
     rows = _table_rows(md, "sigmoid_depth")
     header = _header(md, "sigmoid_depth")
@@ -233,27 +280,55 @@ def test_one_row_per_config_with_interval(seeds: pd.DataFrame) -> None:
     assert "3 configs" in md and "9 runs" in md
     cells = {r[0]: dict(zip(header, r, strict=True)) for r in rows}
     deep = cells["4"]
-    acc = 100 * np.array(ACC)
-    lo, hi = sps.t.interval(0.95, 4, loc=acc.mean(), scale=sps.sem(acc))
+    acc = 100 * np.array(ACC[:4])  # the seeds that learned
+    lo, hi = sps.t.interval(0.95, 3, loc=acc.mean(), scale=sps.sem(acc))
+    assert lo >= 0 and hi <= 100
     assert deep["n"] == "5"
-    assert deep["best val acc (%) mean [95 % CI]"] == f"{acc.mean():.2f} [{lo:.2f}, {hi:.2f}]"
-    assert deep["never learned"] == "1/5"
+    acc_header = "best val acc (%) of the seeds that learned: mean [95 % CI]"
+    assert deep[acc_header] == f"{acc.mean():.2f} [{lo:.2f}, {hi:.2f}]"
+    wilson = sps.binomtest(1, 5).proportion_ci(0.95, method="wilson")
+    assert deep["never learned (95 % CI)"] == (
+        f"1/5 ({100 * wilson.low:.0f}–{100 * wilson.high:.0f} %)"
+    )
+    assert deep["never learned (95 % CI)"] == "1/5 (4–62 %)"
     med = f"{np.median(acc):.2f} ({acc.min():.2f}–{acc.max():.2f})"
-    assert header.count("median (min–max)") == 4 and rows[-1][header.index("n") + 2] == med
-    gm = sps.gmean([143, 98, 210, 160, 1252])
+    assert header.count("median (min–max)") == 4
+    assert rows[-1][header.index("median (min–max)")] == med  # the first: best val acc
+    gm = sps.gmean([143, 98, 210, 160])
     assert deep["grad ratio at init: geo. mean [95 % CI]"].startswith(f"{gm:.0f} [")
-    assert deep["escape epoch median (min–max)"] == "5.5 (5–30); 1 never"
-    # Δ of the mean, and where 96.08 lies (the stuck seed widens the interval)
+    assert deep["escape epoch median (min–max)"] == "5.5 (5–30)"
+    assert deep["verdicts"] == "4 × v; never learned: v"
+    # Δ of the learned seeds' mean, and where 96.08 lies against their interval
     assert deep["Δ mean"] == f"{acc.mean() - 96.08:+.2f}"
-    assert deep["published is"] == ("inside" if lo <= 96.08 <= hi else "above")
+    assert lo <= 96.08 <= hi and deep["published is"] == "inside (4 seeds that learned)"
     two = cells["2"]
     assert two["published is"] == "above"  # 99.0 above [95.6, 96.4]
     one = cells["1"]
     assert one["published is"] == "n = 1, no interval"
-    assert one["best val acc (%) mean [95 % CI]"] == "95.00"
-    assert "n = 1, no interval: 1 config(s) ran a single seed." in md
-    assert "Student-t" in md and "geometric mean" in md  # the method is named
+    one_row = next(r for r in rows if r[0] == "1")
+    assert one[acc_header] == "95.00"  # one seed: one number, no median beside it
+    assert one_row[header.index("median (min–max)")] == "—"
+    assert one["grad ratio at init: geo. mean [95 % CI]"] == "n/a"
+    assert one["escape epoch median (min–max)"] == "n/a"
+    assert "1 of 3 configs ran fewer than 3 seeds: no interval." in md
+    assert "1 of 9 runs never learned" in md
+    assert "Wilson" in md and "Student-t" in md and "geometric mean" in md  # methods named
     assert "[results_seeds.md](results_seeds.md)" in md
+
+
+def test_two_seeds_read_as_a_range(seeds: pd.DataFrame) -> None:
+    """Two seeds: no interval (a t with one degree of freedom is ± 12.7 s/√2), their mean and
+    range, and the published value against that range."""
+    two = seeds[(seeds["depth"] == 2) & (seeds["seed"] < 2)]
+    md = results_markdown(two, {"sigmoid_depth": REFERENCE})
+    header = _header(md, "sigmoid_depth")
+    (row,) = _table_rows(md, "sigmoid_depth")
+    cells = dict(zip(header, row, strict=True))
+    assert cells["best val acc (%): mean (min–max)"] == "95.90 (95.80–96.00)"
+    assert cells["published is"] == "above the range (n = 2, no interval)"
+    assert cells["never learned (95 % CI)"] == "0/2 (0–66 %)"
+    assert "median (min–max)" not in header and "[" not in row[header.index("n") + 2]
+    assert "At most 2 seeds per config: means with their range, no intervals." in md
 
 
 def test_write_results_links_the_per_seed_page(seeds: pd.DataFrame, tmp_path) -> None:

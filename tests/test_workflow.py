@@ -97,6 +97,12 @@ def test_results_table_has_a_row_per_config_and_per_seed(smoke_run):
     runs = pd.read_parquet(smoke_run / "results/runs.parquet")
     rows = [line for line in text.splitlines() if line.startswith("|") and "---" not in line]
     assert len(rows) == runs["config_id"].nunique() + 1  # header + one per config
+    # one seed per config: one number per metric, no median beside a mean, no interval
+    assert "median" not in rows[0] and "[" not in "".join(rows[1:])
+    assert "One seed per config: single numbers, no intervals." in text
+    for row in rows[1:]:  # a net with one hidden layer is never called healthy
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert (cells[0] == "1") == (cells[-1] == "n/a: one hidden layer"), row
     assert "## smoke" in text and "[results_seeds.md](results_seeds.md)" in text
     seeds = (smoke_run / "results/results_seeds.md").read_text()
     rows = [line for line in seeds.splitlines() if line.startswith("|") and "---" not in line]
@@ -107,6 +113,11 @@ def test_results_table_has_a_row_per_config_and_per_seed(smoke_run):
         filters=[("source", "==", "probe"), ("param", "==", "bias")],
     )
     for _, run in runs.iterrows():
+        if run["depth"] == 1:  # one hidden layer: no ratio, no verdict, anywhere (issue 24)
+            assert run[[c for c in runs if "ratio" in c]].isna().all(), run["run_id"]
+            assert {run["verdict_init"], run["verdict"]} == {"n/a: one hidden layer"}
+            assert np.isnan(run["escape_epoch"])
+            continue
         init, final, escape, dynamic = _verdicts(probe[probe["run_id"] == run["run_id"]],
                                                  run["depth"])  # fmt: skip
         assert (run["verdict_init"], run["verdict_final"]) == (init, final), run["run_id"]
@@ -122,7 +133,7 @@ def _verdicts(probe: pd.DataFrame, depth: int) -> tuple[str, str, float, str | N
     """Verdict at init and at the end, escape epoch and the dynamic verdict of a run that did
     not diverge, from its probe bias-gradient norms: ratio = last ÷ first hidden layer."""
     norms = probe.pivot_table(index="epoch", columns="layer", values="grad_norm")
-    ratios = norms[depth] / norms[1] if depth > 1 else pd.Series(1.0, index=norms.index)
+    ratios = norms[depth] / norms[1]
     classes = [_classify(r) for r in ratios]
     healthy = [c == "healthy" for c in classes]
     # the first epoch from which every later one is healthy (NaN: unhealthy at the end)

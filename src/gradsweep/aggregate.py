@@ -21,7 +21,7 @@ from gradsweep.io import (
     write_parquet,
 )
 from gradsweep.settings import IDENTITY_FIELDS, SETTING_FIELDS, config_id, run_settings
-from gradsweep.verdicts import dynamic_verdict, escape_epoch, verdict
+from gradsweep.verdicts import ONE_LAYER, dynamic_verdict, escape_epoch, verdict
 
 # runs.parquet's columns and types (docs/outputs.md). Written with this schema so that
 # per-experiment tables stack even where a setting is null in one experiment only.
@@ -100,9 +100,10 @@ def _hidden_mean(probe: pd.DataFrame, column: str, epoch: int) -> float:
 
 def update_ratio(steps: pd.DataFrame, depth: int, epoch: int) -> float:
     """Median over the recorded SGD steps of ``epoch`` of the last hidden layer's relative
-    kernel update ‖ΔW‖/‖W‖ ÷ the first hidden layer's (1.0 with one hidden layer; NaN where
-    the steps have no finite ratio, e.g. traces from before ``relative_update`` existed)."""
-    if "relative_update" not in steps or steps.empty:
+    kernel update ‖ΔW‖/‖W‖ ÷ the first hidden layer's (NaN with one hidden layer, which has
+    no ratio, and where the steps have no finite ratio, e.g. traces from before
+    ``relative_update`` existed)."""
+    if "relative_update" not in steps or steps.empty or depth < 2:
         return np.nan
     rows = steps[
         (steps["source"] == "step")
@@ -116,8 +117,6 @@ def update_ratio(steps: pd.DataFrame, depth: int, epoch: int) -> float:
     if 1 not in per_step or depth not in per_step:
         return np.nan
     first, last = per_step[1].astype(float), per_step[depth].astype(float)
-    if depth == 1:
-        return 1.0 if np.isfinite(first).any() else np.nan
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = (last / first).to_numpy()
     ratio = ratio[~np.isnan(ratio)]  # a step with 0 ÷ 0 has no ratio; x ÷ 0 is ∞
@@ -166,8 +165,9 @@ def run_summary(
         ratios = norms.iloc[:, -1] / norms.iloc[:, 0]  # last ÷ first hidden layer, per epoch
     increasing = (norms.diff(axis=1).iloc[:, 1:] > 0).all(axis=1)
     median_ratio = float(ratios.median()) if ratios.notna().any() else np.nan
-    if len(cfg["widths"]) == 1:
-        ratios = pd.Series(1.0, index=norms.index)  # one hidden layer: last = first
+    if len(cfg["widths"]) == 1:  # one hidden layer: last = first, no ratio (verdicts)
+        ratios = pd.Series(np.nan, index=norms.index)
+        median_ratio = np.nan
     if info.get("diverged"):  # the epoch it diverged at has no meaningful ratio
         ratios = ratios[ratios.index < info["diverged"]["epoch"]]
     # a diverged run never stays healthy to the end
@@ -177,6 +177,13 @@ def run_summary(
     settings = run_settings(info["experiment"], cfg)
     steps = steps if steps is not None else pd.DataFrame()
     depth = len(cfg["widths"])
+    verdicts = {
+        "verdict_init": verdict("ok", init_ratio),  # nothing has diverged before training
+        "verdict_final": verdict(info["status"], final_ratio),
+        "verdict": dynamic_verdict(info["status"], ratios, escape),
+    }
+    if depth == 1:
+        verdicts = {k: "diverged" if v == "diverged" else ONE_LAYER for k, v in verdicts.items()}
     return {
         "run_id": info["run_id"],
         "experiment": info["experiment"],
@@ -197,9 +204,7 @@ def run_summary(
         "update_ratio_final": update_ratio(steps, depth, last_epoch),
         "z_drift": z_drift(probe, depth),
         "escape_epoch": escape,
-        "verdict_init": verdict("ok", init_ratio),  # nothing has diverged before training
-        "verdict_final": verdict(info["status"], final_ratio),
-        "verdict": dynamic_verdict(info["status"], ratios, escape),
+        **verdicts,
         "probe_bias_norms_init": [float(v) for v in norms.loc[0]] if 0 in norms.index else [],
         "bias_order_frac": float(increasing.mean()) if len(increasing) else np.nan,
         "dead_frac_final": _hidden_mean(probe, "dead_frac", last_epoch),

@@ -85,6 +85,31 @@ def interval_cell(mean: Any, lo: Any, hi: Any, fmt: Callable[[Any], str]) -> str
     return f"{fmt(mean)} [{fmt(lo)}, {fmt(hi)}]"
 
 
+def summary_cell(
+    mean: Any, lo: Any, hi: Any, low: Any, high: Any, fmt: Callable[[Any], str]
+) -> str:
+    """A config's seeds in one cell (gradsweep.stats): ``95.87 [95.21, 96.53]`` (mean and
+    interval, n ≥ 3), ``95.87 (95.40–96.34)`` (mean and min–max: two seeds, no interval) or
+    ``95.87`` (one seed, or seeds that agree)."""
+    if mean is None or pd.isna(mean):
+        return MISSING
+    if not (lo is None or pd.isna(lo) or hi is None or pd.isna(hi)):
+        return f"{fmt(mean)} [{fmt(lo)}, {fmt(hi)}]"
+    if low is None or high is None or pd.isna(low) or pd.isna(high) or fmt(low) == fmt(high):
+        return fmt(mean)
+    return f"{fmt(mean)} ({fmt(low)}–{fmt(high)})"
+
+
+def fraction_cell(k: Any, n: Any, lo: Any = None, hi: Any = None) -> str:
+    """``1/5 (4–62 %)``: k of n and the fraction's interval in % (none for n = 1)."""
+    if k is None or n is None or pd.isna(k) or pd.isna(n):
+        return MISSING
+    text = f"{int(k)}/{int(n)}"
+    if int(n) > 1 and lo is not None and hi is not None and pd.notna(lo) and pd.notna(hi):
+        text += f" ({100 * float(lo):.0f}–{100 * float(hi):.0f} %)"
+    return text
+
+
 def spread_cell(median: Any, lo: Any, hi: Any, fmt: Callable[[Any], str]) -> str:
     """``96.10 (95.40–96.53)``: median and min–max."""
     if median is None or pd.isna(median):

@@ -18,7 +18,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gradsweep.formatting import MISSING, fixed, format_text, interval_cell, norms_text
+from gradsweep.formatting import (
+    MISSING,
+    fixed,
+    format_text,
+    interval_cell,
+    norms_text,
+    summary_cell,
+)
 
 # metric → the table's heading for it
 METRICS = {
@@ -49,10 +56,14 @@ def published(row: Mapping[str, Any] | pd.Series, block: Mapping[str, Any] | Non
     return next((e.get("value") for e in entries if matches(row, e)), None)
 
 
-def position(value: float, lo: float, hi: float) -> str:
-    """Where a published value lies relative to our interval: inside / above / below."""
+def position(value: float, lo: float, hi: float, low: float = np.nan, high: float = np.nan) -> str:
+    """Where a published value lies relative to our interval [lo, hi]: inside / above /
+    below; without an interval (fewer than 3 seeds), relative to the seeds' range
+    [low, high] when there is one."""
     if not (np.isfinite(lo) and np.isfinite(hi)):
-        return "n = 1, no interval"
+        if not (np.isfinite(low) and np.isfinite(high)) or low == high:
+            return "n = 1, no interval"
+        return f"{position(value, low, high)} the range (n = 2, no interval)"
     if value > hi:
         return "above"
     if value < lo:
@@ -60,18 +71,35 @@ def position(value: float, lo: float, hi: float) -> str:
     return "inside"
 
 
+def _accuracy(stats: Mapping[str, Any] | pd.Series, metric: str) -> dict[str, float]:
+    """A config's accuracy statistics in % (an error: 100 − accuracy, bounds swapped)."""
+    key = "test_acc" if metric == "test_error" else metric
+    names = ("mean", "lo", "hi", "min", "max")
+    v = {s: 100 * float(stats.get(f"{key}_{s}", np.nan)) for s in names}
+    if metric == "test_error":
+        v = {"mean": 100 - v["mean"], "lo": 100 - v["hi"], "hi": 100 - v["lo"],
+             "min": 100 - v["max"], "max": 100 - v["min"]}  # fmt: skip
+    return v
+
+
+def _learned_note(stats: Mapping[str, Any] | pd.Series) -> str:
+    """`` (the 4 seeds that learned)`` where a config's statistics leave seeds out."""
+    n, basis = stats.get("n"), stats.get("n_basis")
+    if n is None or basis is None or pd.isna(n) or pd.isna(basis) or int(basis) >= int(n):
+        return ""
+    return f" ({int(basis)} seed{'s' if int(basis) != 1 else ''} that learned)"
+
+
 def compare(stats: Mapping[str, Any] | pd.Series, metric: str, ref: Any) -> tuple[str, ...]:
     """(measured, published, Δ, where the published value lies) for one config's statistics
     (columns of gradsweep.stats.config_summary and stats.reference_statistics)."""
     if metric in ACCURACY_METRICS:
-        key = "test_acc" if metric == "test_error" else metric
-        mean, lo, hi = (100 * float(stats.get(f"{key}_{s}", np.nan)) for s in ("mean", "lo", "hi"))
-        if metric == "test_error":
-            mean, lo, hi = 100 - mean, 100 - hi, 100 - lo
-        measured = interval_cell(mean, lo, hi, fixed)
+        v = _accuracy(stats, metric)
+        measured = summary_cell(v["mean"], v["lo"], v["hi"], v["min"], v["max"], fixed)
         if ref is None:
             return measured, MISSING, MISSING, MISSING
-        return measured, fixed(float(ref)), f"{mean - float(ref):+.2f}", position(ref, lo, hi)
+        where = position(ref, v["lo"], v["hi"], v["min"], v["max"]) + _learned_note(stats)
+        return measured, fixed(float(ref)), f"{v['mean'] - float(ref):+.2f}", where
     if metric == "probe_bias_norms_init":
         measured = stats.get("norms_gmean") or []
         if ref is None:

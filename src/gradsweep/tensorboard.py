@@ -40,6 +40,7 @@ from tensorboard.summary.writer.record_writer import RecordWriter
 from gradsweep.aggregate import hidden_bias_norms
 from gradsweep.config import REMEDY_DEFAULTS
 from gradsweep.io import read_run_info
+from gradsweep.verdicts import has_ratio
 
 # HParams metrics: runs.parquet columns, each written once per run as tag "hparams/<column>".
 METRICS = {
@@ -47,7 +48,7 @@ METRICS = {
     "test_acc": "test accuracy at the best-validation epoch",
     "grad_ratio_init": "probe bias-gradient norm of the last hidden layer / the first, at init",
     "grad_ratio_final": "probe bias-gradient norm of the last hidden layer / the first, at the end",
-}
+}  # the ratios: none for a net with one hidden layer (gradsweep.verdicts)
 METRIC_PREFIX = "hparams/"
 
 # Per-epoch scalars from metrics.parquet: tag -> column.
@@ -171,7 +172,8 @@ def run_events(
             value = row.relative_update
             events.append((wall.get(row.epoch, end), int(row.epoch), scalar_pb(tag, value)))
     norms = hidden_bias_norms(probe)
-    for epoch, ratio in (norms.iloc[:, -1] / norms.iloc[:, 0]).items():
+    ratios = norms.iloc[:, -1] / norms.iloc[:, 0] if has_ratio(depth) else pd.Series(dtype=float)
+    for epoch, ratio in ratios.items():  # one hidden layer: no ratio (gradsweep.verdicts)
         if _finite(ratio):
             events.append((wall.get(epoch, end), int(epoch), scalar_pb("grad_ratio", ratio)))
 

@@ -5,8 +5,11 @@ the probe set, at initialisation (epoch 0) and after every epoch. Each value is 
 
 - ``vanishing``: r > 10 — the first layer learns over ten times slower than the last;
 - ``exploding``: r < 1/10 — the first layer's gradient is over ten times the last's;
-- ``healthy``: 1/10 ≤ r ≤ 10 (a single hidden layer has r = 1);
+- ``healthy``: 1/10 ≤ r ≤ 10;
 - ``diverged`` (whole run): the loss, a gradient or a weight became NaN or infinite.
+
+A net with a single hidden layer has no ratio (its first hidden layer is its last, r = 1
+says nothing), so no verdict either: ``n/a: one hidden layer`` (``ONE_LAYER``).
 
 The run's *escape epoch* is the first epoch from which r stays inside [1/10, 10] to the end
 (:func:`escape_epoch`). The verdict states both phases, e.g. ``vanishing until epoch 5 →
@@ -28,6 +31,12 @@ EXPLODING_RATIO = 0.1
 HEALTHY_BAND = (EXPLODING_RATIO, VANISHING_RATIO)  # gradient ratio inside it: healthy
 CHANCE = 0.1  # every dataset here has 10 classes
 NEVER_LEARNED_BELOW = 2 * CHANCE  # best val acc below this: the run never learned
+ONE_LAYER = "n/a: one hidden layer"  # the verdict (and ratio) of a net with one hidden layer
+
+
+def has_ratio(depth: object) -> bool:
+    """Does a net of ``depth`` hidden layers have a last ÷ first hidden layer ratio?"""
+    return pd.notna(depth) and int(depth) > 1  # type: ignore[call-overload]
 
 
 def verdict(status: str, ratio: float) -> str:

@@ -16,8 +16,6 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
-from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator, NullLocator
 
 from gradsweep import facets as F
@@ -32,9 +30,12 @@ from gradsweep.plotting.style import (
     layer_legend,
     mark_divergence,
     save,
+    seed_legend,
+    several_seeds,
     style,
     suptitle,
 )
+from gradsweep.verdicts import has_ratio
 
 # Columns of traces.parquet the diagnostics figure reads (probe rows, bias param).
 DIAGNOSTIC_COLUMNS = (*D.TRACE_COLUMNS, *DIAGNOSTICS)
@@ -165,15 +166,19 @@ def _diag_panel(
 
 def pick_configs(runs: pd.DataFrame, k: int = MAX_DIAG_CONFIGS) -> tuple[list[str], str]:
     """All configs if at most ``k``; else the most informative ``k``: the highest and the
-    lowest geometric-mean grad ratio at initialisation, then the lowest median best val acc
-    (then the highest ratio at the end). Returns their config_ids and why they were picked."""
+    lowest geometric-mean grad ratio at initialisation (of nets with 2+ hidden layers: one
+    hidden layer has no ratio), then the lowest median best val acc (then the highest ratio at
+    the end). Returns their config_ids and why they were picked."""
     configs = F.configs_of(runs)
     if len(configs) <= k:
         return list(configs["config_id"]), ""
     g = runs.groupby("config_id")
 
     def gmean(col: str) -> pd.Series:
+        """Mean log ratio per config; none for nets with one hidden layer (no ratio)."""
         v = pd.to_numeric(runs[col], errors="coerce")
+        if "depth" in runs:
+            v = v.where(runs["depth"].map(has_ratio))
         return np.log10(v.where(np.isfinite(v) & (v > 0))).groupby(runs["config_id"]).mean()
 
     criteria = [
@@ -312,10 +317,7 @@ def plot_diagnostics(
         layer_legend(
             fig,
             depth,
-            extra=[
-                (Line2D([], [], color="0.2", lw=1.4), "mean over seeds"),
-                (Patch(color="0.6", alpha=0.5), "min–max over seeds"),
-            ],
+            extra=seed_legend(several_seeds(shown), mean="mean"),
         )
         save(fig, out)
     return _first_last(data, values, n_seeds)

@@ -13,7 +13,6 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullLocator
 
 from gradsweep import facets as F
@@ -30,10 +29,13 @@ from gradsweep.plotting.style import (
     layer_colors,
     layer_legend,
     save,
+    seed_legend,
+    several_seeds,
     style,
     suptitle,
     thousands,
 )
+from gradsweep.verdicts import ONE_LAYER, has_ratio
 
 MAX_STEP_POINTS = 400  # per line, after smoothing
 
@@ -91,8 +93,11 @@ def draw_layer_lines(
 
 
 def _escape_text(runs: pd.DataFrame) -> str:
+    """When the seeds' gradient ratio became healthy; nothing to say with one hidden layer."""
     if "escape_epoch" not in runs:
         return ""
+    if "depth" in runs and not runs["depth"].map(has_ratio).any():
+        return f"grad ratio {ONE_LAYER}"
     esc = pd.to_numeric(runs["escape_epoch"], errors="coerce")
     never = int(esc.isna().sum())
     if esc.notna().any():
@@ -178,11 +183,8 @@ def page_labels(
     suptitle(fig, title)
 
 
-def _page_legend(fig: Figure, depth: int, diverged: bool) -> None:
-    extra = [
-        (Patch(color="0.6", alpha=0.5), "min–max over seeds"),
-        (Line2D([], [], color="0.2", lw=1.5), "geometric mean over seeds"),
-    ]
+def _page_legend(fig: Figure, depth: int, diverged: bool, several: bool) -> None:
+    extra = seed_legend(several)
     if diverged:
         extra.append((Line2D([], [], color=DIVERGED_COLOR, ls="--"), "a seed diverged"))
     layer_legend(fig, depth, extra=extra, loc="center right")
@@ -235,7 +237,7 @@ def _draw(
                     ax.axvline(diverged_at[run_id], color=DIVERGED_COLOR, ls="--", lw=0.9)
             panel_axes(ax, x, max_x, limits)
         page_labels(fig, page, xlabel=xlabel, ylabel=ylabel, title=title, notes=notes)
-        _page_legend(fig, depth, diverged=bool(diverged_at))
+        _page_legend(fig, depth, diverged=bool(diverged_at), several=several_seeds(runs))
         save(fig, out)
     return pd.DataFrame(drawn)
 

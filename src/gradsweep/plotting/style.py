@@ -16,9 +16,11 @@ import matplotlib as mpl
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 DPI = 150
 PANEL_W = 3.4  # inches per facet
@@ -123,6 +125,22 @@ def mark_divergence(ax: Axes, x: float | None, label: str = "diverged") -> None:
         color=DIVERGED_COLOR,
         fontsize=8,
     )
+
+
+def seed_legend(several: bool, mean: str = "geometric mean") -> list[tuple[Artist, str]]:
+    """The legend entries of a config's line and band: "min–max over seeds" only where a
+    config has several seeds."""
+    if not several:
+        return [(Line2D([], [], color="0.2", lw=1.5), "one seed per config")]
+    return [
+        (Patch(color="0.6", alpha=0.5), "min–max over seeds"),
+        (Line2D([], [], color="0.2", lw=1.5), f"{mean} over seeds"),
+    ]
+
+
+def several_seeds(runs: pd.DataFrame) -> bool:
+    """Does any config of ``runs`` have more than one seed?"""
+    return bool(len(runs)) and int(runs.groupby("config_id").size().max()) > 1
 
 
 def layer_legend(

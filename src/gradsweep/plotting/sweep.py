@@ -29,9 +29,11 @@ from gradsweep.plotting.style import (
     empty_note,
     facet_axes,
     save,
+    several_seeds,
     style,
     suptitle,
 )
+from gradsweep.verdicts import has_ratio
 
 
 def init_vs_final(traces: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
@@ -307,13 +309,17 @@ def _ratio_frame(runs: pd.DataFrame, experiments: list[str]) -> pd.DataFrame:
                     when=when,
                     ratio=ratio,
                     log_ratio=np.log10(ratio.where(np.isfinite(ratio) & (ratio > 0))),
+                    has_ratio=sub["depth"].map(has_ratio) if "depth" in sub else True,
                 )
             )
     return pd.concat(parts, ignore_index=True) if parts else runs.assign(row=[], column=[])
 
 
-def _cell_text(log: float, lo: float, hi: float, n: float) -> str:
-    """The geometric mean (∞ or — without one) and, over several seeds, their min–max."""
+def _cell_text(log: float, lo: float, hi: float, n: float, one_layer: bool = False) -> str:
+    """The geometric mean (∞ or — without one; n/a for one hidden layer, which has no
+    ratio) and, over several seeds, their min–max."""
+    if one_layer:
+        return "n/a\none layer"
     missing = "∞" if hi == np.inf else "—"
     text = format_ratio(10**log) if pd.notna(log) else missing
     if n > 1 and lo != hi:
@@ -335,12 +341,17 @@ def _ratio_heatmap(
     """One experiment's heatmap at one moment (``w``: its rows of _ratio_frame), every cell
     labelled; returns the cells."""
     stats = w.groupby(["row", "column"]).agg(
-        log=("log_ratio", "mean"), lo=("ratio", "min"), hi=("ratio", "max"), n=("ratio", "size")
+        log=("log_ratio", "mean"),
+        lo=("ratio", "min"),
+        hi=("ratio", "max"),
+        n=("ratio", "size"),
+        ratio=("has_ratio", "any"),
     )
     grid = stats["log"].unstack("column").reindex(index=rows, columns=columns)
     lo = stats["lo"].unstack("column").reindex(index=rows, columns=columns)
     hi = stats["hi"].unstack("column").reindex(index=rows, columns=columns)
     n = stats["n"].unstack("column").reindex(index=rows, columns=columns)
+    has = stats["ratio"].unstack("column").reindex(index=rows, columns=columns)
     sns.heatmap(
         grid.astype(float), ax=ax, cmap=cmap, center=0, vmin=-vmax, vmax=vmax,
         cbar=False, linewidths=1, linecolor="white",
@@ -352,12 +363,13 @@ def _ratio_heatmap(
             if pd.isna(n.loc[r, c]):
                 continue
             v = grid.loc[r, c]
-            text = _cell_text(v, lo.loc[r, c], hi.loc[r, c], n.loc[r, c])
+            one_layer = not bool(has.loc[r, c])
+            text = _cell_text(v, lo.loc[r, c], hi.loc[r, c], n.loc[r, c], one_layer)
             ax.text(j + 0.5, i + 0.5, text, ha="center", va="center", fontsize=6.5)
             cells.append(
                 {"experiment": experiment, "row": r, "column": c, "when": when,
                  "n": int(n.loc[r, c]), "gmean": 10**v if pd.notna(v) else np.nan,
-                 "min": lo.loc[r, c], "max": hi.loc[r, c]}
+                 "min": lo.loc[r, c], "max": hi.loc[r, c], "text": text}
             )  # fmt: skip
     ax.grid(False)
     ax.set_xlabel("")
@@ -373,7 +385,7 @@ def plot_ratio_heatmap(runs: pd.DataFrame, out: str | Path) -> pd.DataFrame:
     one block per experiment.
 
     Cells show the geometric mean over seeds and, with several seeds, their min–max. Returns
-    one row per cell (experiment, row, column, when, n, gmean, min, max).
+    one row per cell (experiment, row, column, when, n, gmean, min, max, text).
     """
     runs = runs.reset_index(drop=True)
     experiments = sorted(runs["experiment"].dropna().unique()) or ["(none)"]
@@ -418,7 +430,11 @@ def plot_ratio_heatmap(runs: pd.DataFrame, out: str | Path) -> pd.DataFrame:
         suptitle(
             fig,
             "Gradient ratio last ÷ first hidden layer, at initialisation and after training\n"
-            "(geometric mean over seeds; second line: min–max)",
+            + (
+                "(geometric mean over seeds; second line: min–max)"
+                if several_seeds(runs)
+                else "(one seed per config)"
+            ),
         )
         save(fig, out)
     return pd.DataFrame(cells)

@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from gradsweep.formatting import MISSING, format_int, format_number, format_text
 from gradsweep.settings import Setting, widths_list
-from gradsweep.verdicts import EXPLODING_RATIO, VANISHING_RATIO
+from gradsweep.verdicts import EXPLODING_RATIO, ONE_LAYER, VANISHING_RATIO, has_ratio
 
 VERDICTS = (
     "The **verdict** reads the grad ratio at initialisation and after every epoch: "
@@ -20,7 +20,8 @@ VERDICTS = (
     "between, *diverged* when the loss or a gradient became NaN or infinite. The **escape "
     "epoch** is the first epoch from which the ratio stays healthy to the end (0: healthy "
     "from the start; *never*: not healthy at the end), and the verdict names both phases, "
-    "e.g. *vanishing until epoch 5 → healthy*. Where an experiment "
+    "e.g. *vanishing until epoch 5 → healthy*. A net with one hidden layer has no ratio "
+    f"(its first hidden layer is its last) and no verdict: *{ONE_LAYER}*. Where an experiment "
     "reproduces a published result, its last three columns give the measured value, the "
     "published reference and their difference Δ (percentage points for accuracies and errors, "
     "measured ÷ published for gradient norms)."
@@ -40,6 +41,11 @@ class Column:
 def field(name: str, fmt: Callable[[Any], str] = format_text) -> Callable[[pd.Series], str]:
     """A cell that shows one column of the row, formatted."""
     return lambda row: fmt(row.get(name))
+
+
+def ratio_cell(cell: Callable[[pd.Series], str]) -> Callable[[pd.Series], str]:
+    """A ratio's (or escape epoch's) cell: ``n/a`` for a net with one hidden layer."""
+    return lambda row: cell(row) if has_ratio(row.get("depth", 2)) else "n/a"
 
 
 def setting_column(setting: Setting) -> Column:

@@ -14,17 +14,19 @@ from gradsweep.formatting import (
     format_number,
     format_percent,
     format_ratio,
-    interval_cell,
+    fraction_cell,
     spread_cell,
+    summary_cell,
 )
 from gradsweep.reference import CLAIM_METRICS, METRICS, compare, published
 from gradsweep.settings import REMEDIES, VARYING
-from gradsweep.stats import config_summary, reference_statistics
+from gradsweep.stats import MIN_INTERVAL_N, config_summary, reference_statistics
 from gradsweep.table.common import (
     SHAPE_COLUMNS,
     Column,
     field,
     insert_after,
+    ratio_cell,
     render,
     sort_runs,
     varies,
@@ -32,16 +34,23 @@ from gradsweep.table.common import (
 )
 
 
-def _stat(metric: str, kind: str, fmt: Callable[[Any], str]) -> Callable[[pd.Series], str]:
-    """A cell of one metric's statistics: ``interval`` (mean [lo, hi]) or ``spread`` (median
-    (min–max))."""
-    if kind == "interval":
-        return lambda r: interval_cell(
-            r.get(f"{metric}_mean"), r.get(f"{metric}_lo"), r.get(f"{metric}_hi"), fmt
-        )
-    return lambda r: spread_cell(
-        r.get(f"{metric}_median"), r.get(f"{metric}_min"), r.get(f"{metric}_max"), fmt
-    )
+def _spread(metric: str, fmt: Callable[[Any], str]) -> Callable[[pd.Series], str]:
+    """Median (min–max) of a metric over the seeds, where there are 3 or more (fewer: the
+    summary cell shows them all)."""
+
+    def cell(r: pd.Series) -> str:
+        if (r.get(f"{metric}_n") or 0) < MIN_INTERVAL_N:
+            return MISSING
+        return spread_cell(r.get(f"{metric}_median"), r.get(f"{metric}_min"),
+                           r.get(f"{metric}_max"), fmt)  # fmt: skip
+
+    return cell
+
+
+def _summary(metric: str, fmt: Callable[[Any], str]) -> Callable[[pd.Series], str]:
+    """Mean [interval], mean (min–max) or one number, by the number of seeds (stats)."""
+    names = ("mean", "lo", "hi", "min", "max")
+    return lambda r: summary_cell(*(r.get(f"{metric}_{s}") for s in names), fmt)
 
 
 def _escape_cell(row: pd.Series) -> str:
@@ -54,6 +63,33 @@ def _escape_cell(row: pd.Series) -> str:
     return text or MISSING
 
 
+def _never_learned(row: pd.Series) -> str:
+    return fraction_cell(row.get("n_never_learned"), row.get("n"), row.get("never_learned_lo"),
+                         row.get("never_learned_hi"))  # fmt: skip
+
+
+def _how(summary: pd.DataFrame, metric: str, mean: str) -> str:
+    """What a metric's summary cells hold, for its header: by the most seeds any row has."""
+    most = int(pd.to_numeric(summary.get(f"{metric}_n"), errors="coerce").max() or 0)
+    if most >= MIN_INTERVAL_N:
+        return f": {mean} [95 % CI]"
+    return f": {mean} (min–max)" if most == 2 else ""
+
+
+def _metric_columns(
+    summary: pd.DataFrame, metric: str, label: str, fmt: Callable[[Any], str], mean: str
+) -> list[Column]:
+    """A metric's summary column, and its median (min–max) where any config has 3+ seeds."""
+    cells = [_summary(metric, fmt), _spread(metric, fmt)]
+    if metric.startswith(("grad_ratio", "update_ratio")):  # one hidden layer: no ratio
+        cells = [ratio_cell(c) for c in cells]
+    cols = [Column(label + _how(summary, metric, mean), cells[0])]
+    most = pd.to_numeric(summary.get(f"{metric}_n"), errors="coerce").max()
+    if most >= MIN_INTERVAL_N:
+        cols.append(Column("median (min–max)", cells[1]))
+    return cols
+
+
 def _geo_spread(row: pd.Series, metric: str) -> str:
     mean = row.get(f"{metric}_mean")
     if mean is None or pd.isna(mean):
@@ -63,48 +99,44 @@ def _geo_spread(row: pd.Series, metric: str) -> str:
     return format_ratio(mean) + spread
 
 
-CONFIG_COLUMNS: list[Column] = [
-    *SHAPE_COLUMNS,
-    Column("epochs", field("epochs", format_int)),
-    Column("n", field("n", format_int)),
-    Column("best val acc (%) mean [95 % CI]", _stat("best_val_acc", "interval", format_percent)),
-    Column("median (min–max)", _stat("best_val_acc", "spread", format_percent)),
-    Column(
-        "never learned", lambda r: f"{format_int(r.get('n_never_learned'))}/{format_int(r['n'])}"
-    ),
-    Column("test acc (%) mean [95 % CI]", _stat("test_acc", "interval", format_percent)),
-    Column("median (min–max)", _stat("test_acc", "spread", format_percent)),
-    Column(
-        "grad ratio at init: geo. mean [95 % CI]",
-        _stat("grad_ratio_init", "interval", format_ratio),
-    ),
-    Column("median (min–max)", _stat("grad_ratio_init", "spread", format_ratio)),
-    Column(
-        "grad ratio at end: geo. mean [95 % CI]",
-        _stat("grad_ratio_final", "interval", format_ratio),
-    ),
-    Column("median (min–max)", _stat("grad_ratio_final", "spread", format_ratio)),
-    Column("escape epoch median (min–max)", _escape_cell),
-    Column("verdicts", field("verdicts"), "left"),
-]
 # Update ratios (issue 15) as columns before "escape epoch" where an experiment varies a remedy
 # or checks the remedies claim: elsewhere they would widen every table by two columns.
 UPDATE_COLUMNS: list[Column] = [
     Column(
-        "update ratio epoch 1: geo. mean (min–max)", lambda r: _geo_spread(r, "update_ratio_init")
+        "update ratio epoch 1: geo. mean (min–max)",
+        ratio_cell(lambda r: _geo_spread(r, "update_ratio_init")),
     ),
     Column(
         "update ratio last epoch: geo. mean (min–max)",
-        lambda r: _geo_spread(r, "update_ratio_final"),
+        ratio_cell(lambda r: _geo_spread(r, "update_ratio_final")),
     ),
 ]
 
 
 def config_columns_for(summary: pd.DataFrame, updates: bool = False) -> list[Column]:
-    """The per-config columns, plus (after "init") every setting that varies between the
-    configs, and the update ratios where asked or where a remedy setting varies."""
-    cols = list(CONFIG_COLUMNS)
-    if updates or varies(summary, REMEDIES):
+    """The per-config columns for ``summary`` (stats.config_summary): each metric summarised
+    as its seeds allow (a median column only where a config has 3+ seeds), plus (after "init")
+    every setting that varies between the configs, and the update ratios where asked or
+    where a remedy setting varies."""
+    split = bool((summary.get("n_basis", summary["n"]) < summary["n"]).any())
+    learned = " of the seeds that learned" if split else ""
+    several = bool((pd.to_numeric(summary["n"]) > 1).any())
+    cols = [
+        *SHAPE_COLUMNS,
+        Column("epochs", field("epochs", format_int)),
+        Column("n", field("n", format_int)),
+        Column("never learned (95 % CI)", _never_learned),
+        *_metric_columns(summary, "best_val_acc", f"best val acc (%){learned}", format_percent,
+                         "mean"),
+        *_metric_columns(summary, "test_acc", f"test acc (%){learned}", format_percent, "mean"),
+        *_metric_columns(summary, "grad_ratio_init", "grad ratio at init", format_ratio,
+                         "geo. mean"),
+        *_metric_columns(summary, "grad_ratio_final", "grad ratio at end", format_ratio,
+                         "geo. mean"),
+        Column("escape epoch" + (" median (min–max)" if several else ""), ratio_cell(_escape_cell)),
+        Column("verdicts", field("verdicts"), "left"),
+    ]  # fmt: skip
+    if updates or varies(summary, REMEDIES):  # issue 15: before "escape epoch"
         at = next(i for i, c in enumerate(cols) if c.header.startswith("escape epoch"))
         cols[at:at] = UPDATE_COLUMNS
     return insert_after(cols, "init", varying_columns(summary, VARYING))

@@ -21,6 +21,7 @@ from gradsweep.table.common import (
     Column,
     field,
     insert_after,
+    ratio_cell,
     reference_intro,
     render,
     section_intro,
@@ -51,16 +52,16 @@ COLUMNS: list[Column] = [
     Column("epochs", field("epochs", format_int)),
     Column("best val acc (%)", field("best_val_acc", format_percent)),
     Column("test acc (%)", field("test_acc", format_percent)),
-    Column("grad ratio at init", field("grad_ratio_init", format_ratio)),
-    Column("grad ratio at end", field("grad_ratio_final", format_ratio)),
-    Column("escape epoch", field("escape_epoch", format_escape)),
+    Column("grad ratio at init", ratio_cell(field("grad_ratio_init", format_ratio))),
+    Column("grad ratio at end", ratio_cell(field("grad_ratio_final", format_ratio))),
+    Column("escape epoch", ratio_cell(field("escape_epoch", format_escape))),
     Column("verdict", field("verdict"), "left"),
     Column("status", field("status"), "left"),
 ]
 # after the grad ratios where a remedy setting varies within the experiment
 UPDATE_COLUMNS: list[Column] = [
-    Column("update ratio epoch 1", field("update_ratio_init", format_ratio)),
-    Column("update ratio last epoch", field("update_ratio_final", format_ratio)),
+    Column("update ratio epoch 1", ratio_cell(field("update_ratio_init", format_ratio))),
+    Column("update ratio last epoch", ratio_cell(field("update_ratio_final", format_ratio))),
 ]
 
 
