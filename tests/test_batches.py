@@ -142,6 +142,26 @@ def test_publish_links_a_cached_run_and_renames_a_renamed_one(tmp_path):
         publish(entry, "a/old-name", tmp_path / "again")
 
 
+def test_an_entry_from_before_the_update_split_reads_with_it_empty(tmp_path):
+    """A cache entry trained before issue 24's trace columns (``decay_norm``,
+    ``grad_step_norm``) is not retrained: published under its own name (linked) or another
+    (rewritten), and read by aggregation, its traces get them empty and keep the rest."""
+    from gradsweep.aggregate import _read_table
+
+    entry = tmp_path / "cache/a/0123"
+    fake_entry(entry, "a/old-name")
+    split = ["decay_norm", "grad_step_norm"]
+    before = pd.read_parquet(entry / "traces.parquet").drop(columns=split)
+    before.to_parquet(entry / "traces.parquet")  # the columns as they were before issue 24
+    publish(entry, "a/old-name", tmp_path / "runs/a/old-name")
+    publish(entry, "a/new-name", tmp_path / "runs/a/new-name")
+    renamed = pd.read_parquet(tmp_path / "runs/a/new-name/traces.parquet")
+    assert list(renamed.columns) == TRACES_SCHEMA.names and renamed[split].isna().all().all()
+    linked = _read_table(tmp_path / "runs/a/old-name/traces.parquet", TRACES_SCHEMA).to_pandas()
+    assert list(linked.columns) == TRACES_SCHEMA.names and linked[split].isna().all().all()
+    pd.testing.assert_frame_equal(linked.drop(columns=split), before[linked.columns.drop(split)])
+
+
 BATCH = r"""
 import json, sys
 from pathlib import Path

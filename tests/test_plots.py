@@ -326,6 +326,45 @@ def test_update_sizes_png_same_panels_as_gradients(remedies, tmp_path: Path) -> 
     assert len(none) == 9 and not none["drawn"].any()
 
 
+def test_updates_figure_draws_the_gradient_and_decay_parts_apart(remedies, tmp_path: Path) -> None:
+    """Solid: the gradient's part ``grad_step_norm`` ÷ ‖W_e‖, dotted: the weight decay's
+    ``decay_norm`` ÷ ‖W_e‖, where ‖W_e‖ = ``update_norm`` ÷ ``relative_update``; a run traced
+    before the split keeps its whole update as the solid line and no dotted one, a run without
+    weight decay (decay part 0) no dotted one."""
+    runs, traces, _ = remedies
+    probe = traces[traces["source"] == "probe"].copy()
+    rng = np.random.default_rng(3)
+    probe["decay_norm"] = probe["update_norm"] * rng.uniform(0.05, 0.95, len(probe))
+    probe["grad_step_norm"] = probe["update_norm"] * rng.uniform(0.05, 0.95, len(probe))
+    old_run, no_decay = runs["run_id"].iloc[0], runs["run_id"].iloc[1]
+    probe.loc[probe["run_id"] == old_run, ["decay_norm", "grad_step_norm"]] = np.nan
+    probe.loc[probe["run_id"] == no_decay, "decay_norm"] = 0.0
+
+    rows = D.hidden_rows(probe, runs, "probe", "kernel")
+    solid, dotted, unsplit = gradients.update_parts(rows)
+    assert unsplit == 1
+    later = rows[rows["epoch"] >= 1]
+    assert sorted(solid.index) == sorted(later.index)
+    size = (later["update_norm"] / later["relative_update"]).to_numpy()  # ‖W_e‖
+    split = (later["run_id"] != old_run).to_numpy()
+    want = np.where(split, later["grad_step_norm"] / size, later["relative_update"])
+    np.testing.assert_allclose(solid.loc[later.index, "relative_update"], want, rtol=1e-12)
+    decayed = later[split & (later["run_id"] != no_decay).to_numpy()]
+    assert sorted(dotted.index) == sorted(decayed.index)
+    np.testing.assert_allclose(
+        dotted.loc[decayed.index, "relative_update"],
+        decayed["decay_norm"] * decayed["relative_update"] / decayed["update_norm"],
+        rtol=1e-12,
+    )
+
+    shown = plotting.plot_update_sizes(probe, runs, tmp_path / "split.png", "remedies")
+    assert len(shown) == 9 and shown["drawn"].all()
+    whole = probe.drop(columns=["decay_norm", "grad_step_norm"])  # as traced before the split
+    plotting.plot_update_sizes(whole, runs, tmp_path / "whole.png", "remedies")
+    split_png, whole_png = check_png(tmp_path / "split.png"), check_png(tmp_path / "whole.png")
+    assert split_png.shape == whole_png.shape and not np.array_equal(split_png, whole_png)
+
+
 def test_remedies_heatmap_numbers_against_numpy(remedies, tmp_path: Path) -> None:
     from PIL import Image
     from scipy import stats as sps

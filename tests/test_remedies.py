@@ -147,6 +147,32 @@ def test_percentile_is_numpys(n):
         assert float(compiled(tf.constant(values), q)) == pytest.approx(want, rel=1e-5, abs=1e-6)
 
 
+def test_checkpoint_without_decay_slots_is_not_resumed(tmp_path):
+    """A momentum or Adam run with weight decay checkpoints its decay slots; a checkpoint
+    written before they existed (params and optimizer state only) is not resumed, as its
+    decay parts would be unknown: the run starts again from epoch 0 and the folder goes."""
+    from gradsweep import run
+    from gradsweep.io import METRICS_SCHEMA, TRACES_SCHEMA
+
+    net = DenseNet([4, 3, 10], "tanh", "glorot_normal", seed=0)
+    sgd = SGD(0.1, 2, l2=1.0, l2_n=10, optimizer="momentum")
+    trainer = Trainer(net, "softmax_cross_entropy", sgd)
+    plain = Trainer(DenseNet([4, 3, 10], "tanh", "glorot_normal", seed=0), "softmax_cross_entropy",
+                    SGD(0.1, 2, l2=1.0, l2_n=10))  # fmt: skip
+    assert len(trainer.decay_state) == 2 and plain.decay_state == []  # two kernels; SGD: none
+    folder = tmp_path / "ckpt"
+    ckpt = run._Checkpoint(folder, "key")
+    empty = [pd.DataFrame(columns=s.names) for s in (TRACES_SCHEMA, METRICS_SCHEMA)]
+    ckpt.save(0, trainer, *empty)
+    assert ckpt.last_epoch() == 0 and ckpt.holds(0, trainer) and ckpt.holds(0, plain)
+    old = tf.train.Checkpoint(params=net.params, state=trainer.state)
+    old.write(str(folder / "weights-00000"))  # as the code before the decay slots wrote it
+    assert ckpt.last_epoch() == 0 and not ckpt.holds(0, trainer)
+    lines = []
+    record = run._resume(ckpt, trainer, "x/y", lines.append)
+    assert record.next_epoch == 0 and not lines and not folder.exists()
+
+
 def test_residual_net_needs_equal_hidden_widths():
     with pytest.raises(ValueError, match=r"widths = \[9, 5\]"):
         DenseNet([12, 9, 5, 10], "sigmoid", "scaled_normal", residual=True)
@@ -234,6 +260,18 @@ def test_adam_batch_norm_run_resumes_and_reuses_compiled_code_exactly(tmp_path):
     probe = traces[traces["source"] == "probe"]
     assert probe.loc[probe["epoch"] == 0, "update_norm"].isna().all()
     assert (probe.loc[probe["epoch"] > 0, "update_norm"] > 0).all()
+    # the update split (l2 = 5 by default): Adam's decay part through its decay slot m_d,
+    # which the checkpoint holds (the resumed run above equals the whole one exactly)
+    moved = traces[traces["epoch"] > 0]
+    kernel = moved["param"] == "kernel"
+    assert (moved.loc[kernel, "decay_norm"] > 0).all()
+    assert (moved.loc[~kernel, "decay_norm"] == 0).all()
+    parts, whole_step = moved[["decay_norm", "grad_step_norm"]], moved["update_norm"]
+    assert (whole_step <= parts.sum(axis=1) * (1 + 1e-5)).all()  # ‖a + b‖ ≤ ‖a‖ + ‖b‖
+    assert (whole_step >= (parts["decay_norm"] - parts["grad_step_norm"]).abs() * (1 - 1e-5)).all()
+    rest = moved.loc[~kernel]
+    np.testing.assert_allclose(rest["grad_step_norm"], rest["update_norm"], rtol=1e-5)
+    assert probe.loc[probe["epoch"] == 0, ["decay_norm", "grad_step_norm"]].isna().all().all()
     hidden = probe[(probe["param"] == "bias") & (probe["layer"] < 4)]
     assert hidden[["z_p15", "z_p50", "z_p85"]].notna().all().all()
     assert (hidden["z_p15"] <= hidden["z_p50"]).all() and (hidden["z_p50"] <= hidden["z_p85"]).all()

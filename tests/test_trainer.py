@@ -86,8 +86,110 @@ def test_optimizer_state_is_what_a_checkpoint_holds_and_reset_clears_it():
     assert int(adam.iterations) == 1 and all(np.any(v.numpy()) for v in adam.state[1:])
     adam.reset()
     assert not any(np.any(v.numpy()) for v in adam.state)
+    # decay slots (m_d) for the parameters with weight decay only, apart from ``state``
+    decaying = make_optimizer("adam", params, 0.1, decays=[0.5, 0.0])
+    assert [v.shape for v in decaying.decay_state] == [(2, 3)] and len(decaying.state) == 5
+    decaying.updates([tf.ones((2, 3)), tf.ones(2)])
+    decaying.decay_updates([0.5 * params[0], None])
+    assert np.any(decaying.decay_state[0].numpy())
+    decaying.reset()
+    assert not np.any(decaying.decay_state[0].numpy())
+    assert make_optimizer("sgd", params, 0.1, decays=[0.5, 0.0]).decay_state == []
     with pytest.raises(ValueError, match="optimizer = 'rmsprop'; allowed: sgd, momentum, adam"):
         make_optimizer("rmsprop", params, 0.1)
+
+
+def numpy_steps(optimizer, nesterov, lr, decays, start, grad_at, batches):
+    """The reference for the split of every Δθ: the step rule written in NumPy (float64),
+    stepped on ∂C0/∂θ from TensorFlow's tape at each θ (``grad_at``), with the weight decay's
+    part of each Δθ by its definition (``gradsweep.optim``): −η d θ for SGD; momentum's
+    second velocity v_d ← μ v_d − η d θ; Adam's m_d ← β₁ m_d + (1 − β₁) d θ over the full
+    √v + ε. Returns per step (‖Δθ_d‖, ‖Δθ − Δθ_d‖) per tensor, and Σ Δθ_d over the steps."""
+    mu, b1, b2, eps = 0.9, 0.9, 0.999, 1e-7
+    theta = [p.astype(np.float64) for p in start]
+    zeros = [np.zeros_like(p) for p in theta]
+    v, vd, m, s, md, total = ([z.copy() for z in zeros] for _ in range(6))
+    rows = []
+    for t, batch in enumerate(batches, start=1):
+        gs = grad_at(theta, batch)
+        row = []
+        for i, (g, d) in enumerate(zip(gs, decays, strict=True)):
+            term = d * theta[i]
+            full = g + term
+            if optimizer == "sgd":
+                step, part = -lr * full, -lr * term
+            elif optimizer == "momentum":
+                v[i] = mu * v[i] - lr * full
+                vd[i] = mu * vd[i] - lr * term
+                step = mu * v[i] - lr * full if nesterov else v[i]
+                part = mu * vd[i] - lr * term if nesterov else vd[i]
+            else:
+                m[i] = b1 * m[i] + (1 - b1) * full
+                s[i] = b2 * s[i] + (1 - b2) * full**2
+                md[i] = b1 * md[i] + (1 - b1) * term
+                alpha = lr * np.sqrt(1 - b2**t) / (1 - b1**t)
+                step = -alpha * m[i] / (np.sqrt(s[i]) + eps)
+                part = -alpha * md[i] / (np.sqrt(s[i]) + eps)
+            theta[i] = theta[i] + step
+            total[i] += part
+            row.append((np.linalg.norm(part), np.linalg.norm(step - part)))
+        rows.append(row)
+    return np.array(rows), total  # (steps, tensors, 2)
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "nesterov", "every", "lr"),
+    [
+        ("sgd", False, 1, 0.3),  # closed form from ‖θ‖² and ‖∂C0/∂θ‖²
+        ("sgd", False, 3, 0.3),  # closed form, ‖θ‖² recomputed after untraced steps
+        ("momentum", False, 1, 0.1),
+        ("momentum", True, 2, 0.1),
+        ("adam", False, 1, 0.01),
+    ],
+)
+def test_decay_part_of_each_update_equals_numpy(optimizer, nesterov, every, lr):
+    """Each traced step's ‖weight-decay part of Δθ‖ and ‖the rest‖ (``decay``, ``grad_step``)
+    and their sum over the epoch (``Trainer.epoch_decay``) equal a NumPy step rule fed
+    TensorFlow's ∂C0/∂θ: on kernels only (biases: 0 and ‖Δθ‖). Momentum's and Adam's decay part
+    carries the past steps' decay; with this much decay it differs from this step's −η d θ by
+    far more than the tolerance, so a rule that forgot its history would fail."""
+    n, batch = 60, 6
+    x, y = data(n=n, features=7)
+    batches = epoch_batches(n, batch, seed=1, epoch=1)
+    sgd = SGD(lr, batch, l2=40.0, l2_n=n, trace_every=every, optimizer=optimizer,
+              nesterov=nesterov)  # fmt: skip
+    net, ref = (DenseNet([7, 6, 6, 10], "tanh", "glorot_normal", seed=2) for _ in range(2))
+    trainer = Trainer(net, "softmax_cross_entropy", sgd)
+    start = [p.numpy() for p in net.params]
+    ours = trainer.train_epoch(x, y, tf.constant(batches))
+
+    def grad_at(theta, rows):
+        for variable, value in zip(ref.params, theta, strict=True):
+            variable.assign(value.astype(np.float32))
+        xb, yb = tf.gather(x, rows), tf.gather(y, rows)
+        with tf.GradientTape() as tape:
+            cost = trainer.loss(yb, ref(xb))
+        return [g.numpy().astype(np.float64) for g in tape.gradient(cost, ref.params)]
+
+    want, total = numpy_steps(optimizer, nesterov, lr, trainer.decays, start, grad_at, batches)
+    want = want[::every]
+    tol = {"rtol": 2e-4, "atol": 1e-7}
+    np.testing.assert_allclose(ours["decay"].numpy(), want[..., 0], **tol)
+    np.testing.assert_allclose(ours["grad_step"].numpy(), want[..., 1], **tol)
+    kernels = np.array(trainer.decays) > 0
+    assert (ours["decay"].numpy()[:, kernels] > 1e-3).all()
+    assert not ours["decay"].numpy()[:, ~kernels].any()
+    np.testing.assert_array_equal(
+        ours["grad_step"].numpy()[:, ~kernels], ours["update"].numpy()[:, ~kernels]
+    )
+    for got, expected, d in zip(trainer.epoch_decay, total, trainer.decays, strict=True):
+        assert (got is None) == (d == 0)
+        if got is not None:
+            np.testing.assert_allclose(got.numpy(), expected, rtol=2e-4, atol=1e-7)
+    if optimizer != "sgd":  # the history matters: not this step's −η d θ alone
+        last = [lr * d * np.linalg.norm(p.numpy()) for p, d in zip(net.params, trainer.decays,
+                                                                    strict=True)]  # fmt: skip
+        assert not np.allclose(ours["decay"].numpy()[-1], last, rtol=0.05)
 
 
 def data(n=200, features=20, seed=1):

@@ -53,9 +53,18 @@ RUNS_SCHEMA = pa.schema(
 )
 
 
-# Trace columns added after TRAINER_VERSION 2 (issue 15): runs trained before them are not
-# retrained (their numbers did not change), so their tables read with these columns null.
-OPTIONAL_COLUMNS = {"update_norm", "relative_update", "z_p15", "z_p50", "z_p85"}
+# Trace columns added after TRAINER_VERSION 2 (issue 15: update sizes, percentiles; issue 24:
+# the update's weight-decay and gradient parts): runs trained before them are not retrained
+# (their numbers did not change), so their tables read with these columns null.
+OPTIONAL_COLUMNS = {
+    "update_norm",
+    "relative_update",
+    "z_p15",
+    "z_p50",
+    "z_p85",
+    "decay_norm",
+    "grad_step_norm",
+}
 
 
 class AggregationError(RunFileError):

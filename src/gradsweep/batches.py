@@ -147,7 +147,7 @@ def publish(entry: Path, run_id: str, out_dir: Path) -> None:
     for name, schema in (("traces.parquet", TRACES_SCHEMA), ("metrics.parquet", METRICS_SCHEMA)):
         frame = pd.read_parquet(entry / name)
         frame["run_id"] = run_id
-        # an entry trained before the trace columns of issue 15 gets them empty (NaN)
+        # an entry trained before the trace columns of issue 15 or 24 gets them empty (NaN)
         frame = frame.reindex(columns=schema.names)
         write_parquet(frame, out_dir / name, schema)
     experiment, run = run_id.split("/", 1)

@@ -41,6 +41,10 @@ TRACES_SCHEMA = pa.schema(
         # that ÷ ‖θ‖ after it: how fast each parameter tensor moves, under any optimizer
         ("update_norm", pa.float64()),
         ("relative_update", pa.float64()),
+        # that Δθ split in two (issue 24): ‖its weight-decay part‖ and ‖the rest‖, the part of
+        # ∂C0/∂θ (gradsweep.optim: how each rule splits; over the epoch, the steps' parts summed)
+        ("decay_norm", pa.float64()),
+        ("grad_step_norm", pa.float64()),
         ("source", pa.string()),
     ]
     # probe rows of hidden layers only (NaN elsewhere): see gradsweep.diagnostics.COLUMNS

@@ -78,13 +78,16 @@ def norms_frame(
     source: str,
     update: np.ndarray | None = None,
     param: np.ndarray | None = None,
+    split: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """Long format: one row per (recorded step, parameter tensor). ``names`` are the
-    (layer, param) of the columns of ``grad``, ``update`` (‖Δθ‖) and ``param`` (‖θ‖ after the
-    update); ``relative_update`` = update / param."""
+    (layer, param) of the columns of ``grad``, ``update`` (‖Δθ‖), ``param`` (‖θ‖ after the
+    update) and ``split`` (‖Δθ's weight-decay part‖, ‖the rest‖); ``relative_update`` =
+    update / param."""
     rows = len(grad)
     nan = np.full(grad.shape, np.nan)
     update = nan if update is None else np.asarray(update, dtype=np.float64)
+    decay, grad_step = (nan, nan) if split is None else (np.asarray(a, np.float64) for a in split)
     with np.errstate(divide="ignore", invalid="ignore"):
         relative = nan if param is None else update / np.asarray(param, dtype=np.float64)
     return pd.DataFrame(
@@ -97,6 +100,8 @@ def norms_frame(
             "grad_norm": np.asarray(grad, dtype=np.float64).ravel(),
             "update_norm": update.ravel(),
             "relative_update": relative.ravel(),
+            "decay_norm": decay.ravel(),
+            "grad_step_norm": grad_step.ravel(),
             "source": source,
         }
     )
@@ -122,11 +127,21 @@ class _Checkpoint:
         needed = [*parts, f"weights-{epoch:05d}.index"]
         return epoch if all((self.folder / name).is_file() for name in needed) else None
 
+    def holds(self, epoch: int, trainer: Trainer) -> bool:
+        """Whether the checkpoint after ``epoch`` has all of ``trainer``'s variables: not one
+        written before the optimizer's decay slots existed (momentum or Adam with l2 > 0)."""
+        if not trainer.decay_state:
+            return True
+        prefix = str(self.folder / f"weights-{epoch:05d}")
+        return any(name.startswith("decay/") for name, _ in tf.train.list_variables(prefix))
+
     @staticmethod
     def _variables(trainer: Trainer) -> tf.train.Checkpoint:
         """The parameters, and (only where there are any, so earlier checkpoints still read)
-        the optimizer's slots and batch norm's moving statistics."""
+        the optimizer's slots and batch norm's moving statistics, and the decay slots."""
         state = {"state": trainer.state} if trainer.state else {}
+        if trainer.decay_state:
+            state["decay"] = trainer.decay_state
         return tf.train.Checkpoint(params=trainer.net.params, **state)
 
     def save(
@@ -287,11 +302,12 @@ class _Run:
     ) -> pd.DataFrame:
         """‖∂C0/∂θ‖ on the probe images, the epoch's ‖Δθ‖ and ‖θ‖, and the layer diagnostics."""
         moved, size = _epoch_update(params, previous)
+        split = _epoch_split(params, previous, self.trainer.epoch_decay)
         x, y = (t[: self.cfg["probe_size"]] for t in self.splits["train"])
         grad = self.trainer.probe(x, y).numpy()[None]
         step = np.array([epoch * self.steps_per_epoch])
         names = self.net.param_names
-        probe = norms_frame(self.run_id, names, grad, epoch, step, "probe", moved, size)
+        probe = norms_frame(self.run_id, names, grad, epoch, step, "probe", moved, size, split)
         diagnostics = diagnostics_frame(self.diagnose(x, y).numpy())
         return probe.merge(diagnostics, on="layer", how="left")  # output layer: NaN
 
@@ -302,7 +318,8 @@ class _Run:
         recorded = first + np.arange(len(step_norms["grad"])) * every
         names = self.net.param_names
         grad, update, param = (step_norms[k] for k in ("grad", "update", "param"))
-        return norms_frame(self.run_id, names, grad, epoch, recorded, "step", update, param)
+        split = (step_norms["decay"], step_norms["grad_step"])
+        return norms_frame(self.run_id, names, grad, epoch, recorded, "step", update, param, split)
 
     def _metrics(self, epoch: int, wall: float) -> pd.DataFrame:
         """Loss and accuracy of the three splits after ``epoch``, and the wall time so far."""
@@ -321,6 +338,22 @@ def _epoch_update(
         return None, None
     moved = np.array([[np.linalg.norm(a - b) for a, b in zip(params, previous, strict=True)]])
     return moved, np.array([[np.linalg.norm(a) for a in params]])
+
+
+def _epoch_split(
+    params: list[np.ndarray], previous: list[np.ndarray], epoch_decay: list[tf.Variable | None]
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """(‖D‖, ‖θ − θ_prev − D‖) per parameter tensor, one row each, where D is the sum of the
+    epoch's weight-decay parts of Δθ (``Trainer.epoch_decay``; 0 without weight decay);
+    None in the first epoch."""
+    if not previous:
+        return None
+    decay, rest = [], []
+    for a, b, total in zip(params, previous, epoch_decay, strict=True):
+        d = np.zeros(a.shape) if total is None else total.numpy().astype(np.float64)
+        decay.append(np.linalg.norm(d))
+        rest.append(np.linalg.norm(a.astype(np.float64) - b - d))
+    return np.array([decay]), np.array([rest])
 
 
 @dataclass
@@ -400,8 +433,9 @@ def _resume(
 ) -> _Record:
     """The record of the last epoch checkpointed (weights and optimizer state restored into
     ``trainer``, the clock running on from its wall time), or a fresh one; a checkpoint of
-    another config is removed."""
-    if ckpt and (last := ckpt.last_epoch()) is not None:
+    another config, or one without the optimizer's decay slots (written before they existed),
+    is removed."""
+    if ckpt and (last := ckpt.last_epoch()) is not None and ckpt.holds(last, trainer):
         traces, metrics = ckpt.restore(last, trainer)
         params = [p.numpy() for p in trainer.net.params]
         start = time.perf_counter() - float(metrics[-1]["wall_s"].iloc[0])

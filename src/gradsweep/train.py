@@ -50,6 +50,15 @@ class Errors(NamedTuple):
     scales: list[tf.Tensor]
 
 
+class Step(NamedTuple):
+    """One step's ∂C0/∂θ, the Δθ applied, and the weight decay's part of each Δθ (None where
+    the parameter has no weight decay; ``gradsweep.optim.Optimizer.decay_updates``)."""
+
+    grads: list[tf.Tensor]
+    updates: list[tf.Tensor]
+    decays: list[tf.Tensor | None]
+
+
 class Backprop(NamedTuple):
     """∂C0/∂θ in the order of ``net.params``; batch norm's batch moments, which a training step
     folds into the moving statistics; and ⟨∂C0/∂θ, θ⟩ of every θ, when asked for."""
@@ -72,18 +81,26 @@ class Trainer:
 
     With normalisation, z^l = γ û^l + β: β takes b's BP3, W takes BP4 with the error at its
     own output u^l, and γ gets Σ δ^l ⊙ û^l. :meth:`backpropagate` applies BP3 and BP4 layer by
-    layer; :meth:`sgd_step` hands ∂C/∂θ (∂C0/∂θ plus weight decay) to the step rule
-    (``gradsweep.optim``). Around them, not part of the chain rule: ``train_epoch``, an epoch of
+    layer; :meth:`step` hands ∂C/∂θ (∂C0/∂θ plus weight decay) to the step rule
+    (``gradsweep.optim``) and sums the weight decay's part of the steps over the epoch in
+    :attr:`epoch_decay`. Around them, not part of the chain rule: ``train_epoch``, an epoch of
     steps compiled as one function that records their norms (:class:`TracedEpoch`), and
     ``evaluate``, cost and accuracy of a split (:class:`Evaluation`).
     """
 
     def __init__(self, net: DenseNet, loss: str, sgd: SGD) -> None:
         self.net, self.sgd, self.loss = net, sgd, loss_function(loss)
-        self.optimizer = make_optimizer(sgd.optimizer, net.params, sgd.learning_rate, sgd.nesterov)
         # L2 on weights (W), not on biases or normalisation scales
         weight_decay = sgd.l2 / sgd.l2_n
         self.decays = [weight_decay if name == "kernel" else 0.0 for _, name in net.param_names]
+        self.optimizer = make_optimizer(
+            sgd.optimizer, net.params, sgd.learning_rate, sgd.nesterov, self.decays
+        )
+        # Σ over the epoch's steps of the weight decay's part of Δθ (None: no weight decay)
+        self.epoch_decay = [
+            tf.Variable(tf.zeros_like(p), trainable=False) if d else None
+            for p, d in zip(net.params, self.decays, strict=True)
+        ]
         self.train_epoch = tf.function(TracedEpoch(self).run, jit_compile=sgd.jit_compile)
         self.probe = tf.function(self.gradient_norms)
         self.evaluate = Evaluation(net, self.loss)
@@ -92,6 +109,11 @@ class Trainer:
     def state(self) -> list[tf.Variable]:
         """What a checkpoint must hold besides the parameters to resume exactly."""
         return [*self.net.state, *self.optimizer.state]
+
+    @property
+    def decay_state(self) -> list[tf.Variable]:
+        """The optimizer's decay slots, which a checkpoint holds apart (``decay``)."""
+        return self.optimizer.decay_state
 
     def reset(self) -> None:
         """A fresh optimizer (the net's variables are set elsewhere): for the next run."""
@@ -147,13 +169,27 @@ class Trainer:
 
     # ------------------------------------------------------------ the step
 
-    def sgd_step(self, x: tf.Tensor, y: tf.Tensor) -> tuple[list[tf.Tensor], list[tf.Tensor]]:
-        """One step θ ← θ + Δθ for every parameter; returns the gradients and the Δθ applied."""
+    def step(self, x: tf.Tensor, y: tf.Tensor) -> Step:
+        """One step θ ← θ + Δθ for every parameter; the weight decay's part of each Δθ is
+        added to :attr:`epoch_decay`."""
         grads, moments, _ = self.backpropagate(x, y)
         self.net.update_moving_statistics(moments)
+        terms = [
+            decay * p if decay else None
+            for p, decay in zip(self.net.params, self.decays, strict=True)
+        ]
         updates = self.optimizer.updates(self.with_weight_decay(grads))
+        decays = self.optimizer.decay_updates(terms)
         for p, delta in zip(self.net.params, updates, strict=True):
             p.assign_add(delta)
+        for total, part in zip(self.epoch_decay, decays, strict=True):
+            if total is not None:
+                total.assign_add(part)
+        return Step(grads, updates, decays)
+
+    def sgd_step(self, x: tf.Tensor, y: tf.Tensor) -> tuple[list[tf.Tensor], list[tf.Tensor]]:
+        """:meth:`step`: the gradients and the Δθ applied."""
+        grads, updates, _ = self.step(x, y)
         return grads, updates
 
     def with_weight_decay(self, grads: list[tf.Tensor]) -> list[tf.Tensor]:
@@ -166,11 +202,15 @@ class Trainer:
 
     def plain_sgd_step(self, x: tf.Tensor, y: tf.Tensor) -> tuple[list[tf.Tensor], tf.Tensor]:
         """θ ← θ − η (∂C0/∂θ + (λ/n) θ) for every layer, weight decay on W only: the seed's
-        step as one fused update per tensor. Returns the gradients and ⟨∂C0/∂θ, θ⟩ before it,
-        from which :func:`plain_sgd_norms` gets ‖Δθ‖ and ‖θ‖ without reading Δθ or θ again."""
+        step as one fused update per tensor, its decay part −η d θ added to
+        :attr:`epoch_decay`. Returns the gradients and ⟨∂C0/∂θ, θ⟩ before it, from which
+        :func:`plain_sgd_norms` gets ‖Δθ‖ and ‖θ‖ without reading Δθ or θ again."""
         grads, moments, inners = self.backpropagate(x, y, inner=True)
         self.net.update_moving_statistics(moments)
-        for p, g, decay in zip(self.net.params, grads, self.decays, strict=True):
+        params = self.net.params
+        for p, g, decay, total in zip(params, grads, self.decays, self.epoch_decay, strict=True):
+            if total is not None:
+                total.assign_sub(self.sgd.learning_rate * (decay * p))
             p.assign_sub(self.sgd.learning_rate * (g + decay * p))
         return grads, tf.stack(inners)
 
@@ -180,8 +220,9 @@ class TracedEpoch:
     ``trace_every``-th step: the measurement around the chain rule, not part of it.
 
     Three paths: untraced (steps only); plain SGD, whose ‖Δθ‖ and ‖θ‖ come in closed form from
-    ‖θ‖² and ⟨∂C0/∂θ, θ⟩ (:func:`plain_sgd_norms`); any other rule, the norms of the gradient,
-    the Δθ applied and θ after it (:func:`squared_norms`).
+    ‖θ‖² and ⟨∂C0/∂θ, θ⟩ (:func:`plain_sgd_norms`), and the split of Δθ into the weight decay's
+    part −η d θ and the gradient's −η ∂C0/∂θ from ‖θ‖² and ‖∂C0/∂θ‖²; any other rule, the norms
+    of the gradient, the Δθ applied, θ after it, and Δθ's two parts (:func:`squared_norms`).
     """
 
     def __init__(self, trainer: Trainer) -> None:
@@ -191,10 +232,13 @@ class TracedEpoch:
         """Training over ``batches`` (steps × batch_size indices).
 
         Returns, for every ``trace_every``-th step (rows) and each parameter tensor θ (columns):
-        ``grad`` ‖∂C0/∂θ‖, ``update`` ‖Δθ‖ of the step applied, ``param`` ‖θ‖ after it. Each
-        recorded step adds its squared norms to an in-graph TensorArray; the square roots are
-        taken once, when the epoch ends. The epoch stops after a recorded step whose gradient is
-        not finite: the rest would only compute NaNs.
+        ``grad`` ‖∂C0/∂θ‖, ``update`` ‖Δθ‖ of the step applied, ``param`` ‖θ‖ after it,
+        ``decay`` ‖the weight decay's part of Δθ‖ and ``grad_step`` ‖Δθ less that part‖ (0 and
+        ``update`` without weight decay). Each recorded step adds its squared norms to an
+        in-graph TensorArray; the square roots are taken once, when the epoch ends. The epoch
+        stops after a recorded step whose gradient is not finite: the rest would only compute
+        NaNs. Every step, traced or not, adds its decay part to ``Trainer.epoch_decay``, which
+        starts the epoch at 0.
         """
         traced = bool(self.sgd.trace_every)
         steps = tf.shape(batches)[0]
@@ -202,6 +246,9 @@ class TracedEpoch:
         n_blocks = (steps + every - 1) // every
         squares = tf.TensorArray(tf.float32, size=n_blocks if traced else 0)
         block, finite = 0, True
+        for total in self.trainer.epoch_decay:
+            if total is not None:
+                total.assign(tf.zeros_like(total))
         # plain SGD: ‖θ‖² carried from step to step (exact at each traced block's start when
         # untraced steps come between, else from the epoch's start)
         p_sq = tf.stack([squared_norm(p) for p in self.params])
@@ -220,19 +267,24 @@ class TracedEpoch:
             if self.sgd.trace_every != 1:  # with 1 there are none: XLA compiles one step
                 self._untraced_steps(x, y, batches, first + 1, tf.minimum(first + every, steps))
             block += 1
+        keys = ("grad", "update", "param", "decay", "grad_step")
         if not traced:
             empty = tf.zeros((0, len(self.trainer.decays)))
-            return {"grad": empty, "update": empty, "param": empty}
-        norms = tf.sqrt(squares.stack())  # (rows, 3, n_params)
-        return {"grad": norms[:, 0], "update": norms[:, 1], "param": norms[:, 2]}
+            return dict.fromkeys(keys, empty)
+        norms = tf.sqrt(squares.stack())  # (rows, 5, n_params)
+        return {key: norms[:, i] for i, key in enumerate(keys)}
 
     def _traced_step(self, x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
-        """One step; (3, parameters): ‖g‖², ‖Δθ‖², ‖θ‖² (after the step)."""
-        grads, updates = self.trainer.sgd_step(x, y)
-        return tf.stack(
-            [squared_norms([g, d, p]) for g, d, p in zip(grads, updates, self.params, strict=True)],
-            axis=1,
-        )
+        """One step; (5, parameters): ‖g‖², ‖Δθ‖², ‖θ‖² (after the step), and ‖Δθ_d‖²,
+        ‖Δθ − Δθ_d‖² of Δθ's weight-decay part Δθ_d."""
+        grads, updates, decays = self.trainer.step(x, y)
+        triples = zip(grads, updates, self.params, strict=True)
+        norms = [squared_norms([g, d, p]) for g, d, p in triples]
+        split = [
+            tf.stack([tf.zeros(()), sq[1]]) if part is None else squared_norms([part, d - part])
+            for sq, d, part in zip(norms, updates, decays, strict=True)
+        ]
+        return tf.concat([tf.stack(norms, axis=1), tf.stack(split, axis=1)], axis=0)
 
     def _traced_plain_sgd_step(self, x: tf.Tensor, y: tf.Tensor, p_sq: tf.Tensor) -> tuple:
         """:meth:`_traced_step` for plain SGD, ‖Δθ‖² and ‖θ‖² in closed form from ‖θ‖² before
@@ -241,10 +293,10 @@ class TracedEpoch:
             p_sq = tf.stack([squared_norm(p) for p in self.params])
         grads, inner = self.trainer.plain_sgd_step(x, y)
         g_sq = tf.stack([squared_norm(g) for g in grads])
-        moved, p_sq = plain_sgd_norms(
-            self.sgd.learning_rate, self.trainer.decays, g_sq, inner, p_sq
-        )
-        return tf.stack([g_sq, moved, p_sq]), p_sq
+        eta, decays = self.sgd.learning_rate, self.trainer.decays
+        decay_sq = (eta * tf.constant(decays, tf.float32)) ** 2 * p_sq  # ‖η d θ‖², θ before
+        moved, p_sq = plain_sgd_norms(eta, decays, g_sq, inner, p_sq)
+        return tf.stack([g_sq, moved, p_sq, decay_sq, eta**2 * g_sq]), p_sq
 
     def _untraced_steps(
         self, x: tf.Tensor, y: tf.Tensor, batches: tf.Tensor, start: tf.Tensor, stop: tf.Tensor

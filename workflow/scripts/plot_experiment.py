@@ -25,8 +25,10 @@ _, shown = page_runs(runs, page)
 log.info("experiment %s, page %r: %d of %d runs", experiment, page, len(shown), len(runs))
 
 # only this page's runs, probe and step rows separately, filtered in pyarrow: bias rows for
-# the gradients, the kernels' relative updates per epoch for the update sizes
+# the gradients, the kernels' relative updates per epoch and their gradient and weight-decay
+# parts for the update sizes
 UPDATE_COLUMNS = (*plotting.data.TRACE_COLUMNS, "relative_update")
+UPDATE_COLUMNS += plotting.gradients.SPLIT_COLUMNS
 for source, param, columns, plot, out in (
     ("probe", "bias", plotting.data.TRACE_COLUMNS, plotting.plot_gradient_norms,
      smk.output.gradients),

@@ -1,7 +1,8 @@
 """Per-experiment gradient figures: one panel per config (seeds as a geometric-mean line
 with a min–max band), one line per hidden layer, split into pages (data.pages) when an
 experiment has more configs than fit in one image. The update-size figure (issue 15) has the
-same panels and pages, so ``updates<page>.png`` sits beside ``gradients<page>.png``."""
+same panels and pages, so ``updates<page>.png`` sits beside ``gradients<page>.png``; it draws
+each update's gradient part and weight-decay part apart (issue 24)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullLocator
 
 from gradsweep import facets as F
@@ -82,13 +84,15 @@ def draw_layer_lines(
     *,
     lw: float = 1.5,
     marker: str | None = None,
+    ls: str | tuple = "-",
+    band: bool = True,
 ) -> None:
     """One config's panel: a geometric-mean line per hidden layer, with its min–max band over
-    the seeds where there are several."""
+    the seeds where there are several (and ``band``)."""
     for layer, ld in bands.groupby("layer"):
         color = colors[int(layer) - 1]
-        ax.plot(ld[x], ld["gmean"], color=color, lw=lw, marker=marker, ms=2.5)
-        if (ld["n"] > 1).any():
+        ax.plot(ld[x], ld["gmean"], color=color, lw=lw, marker=marker, ms=2.5, ls=ls)
+        if band and (ld["n"] > 1).any():
             ax.fill_between(ld[x], ld["lo"], ld["hi"], color=color, alpha=BAND_ALPHA, lw=0)
 
 
@@ -183,8 +187,12 @@ def page_labels(
     suptitle(fig, title)
 
 
-def _page_legend(fig: Figure, depth: int, diverged: bool, several: bool) -> None:
+def _page_legend(
+    fig: Figure, depth: int, diverged: bool, several: bool, lines: list[tuple] | None = None
+) -> None:
     extra = seed_legend(several)
+    if lines:  # the figure's own kinds of line (solid and dotted) instead of the mean's
+        extra = [entry for entry in extra if isinstance(entry[0], Patch)] + lines
     if diverged:
         extra.append((Line2D([], [], color=DIVERGED_COLOR, ls="--"), "a seed diverged"))
     layer_legend(fig, depth, extra=extra, loc="center right")
@@ -204,16 +212,21 @@ def _draw(
     diverged_at: dict[str, float],
     value: str = "grad_norm",
     missing: str = "",
+    dotted: pd.DataFrame | None = None,
+    legend: list[tuple] | None = None,
 ) -> pd.DataFrame:
-    """Draw one page of ``value`` per hidden layer; return one row per config drawn
+    """Draw one page of ``value`` per hidden layer (and of ``dotted``'s, as dotted lines
+    without a band; ``legend``: the lines' entries); return one row per config drawn
     (config_id, n_seeds, drawn)."""
     axes = F.varying_axes(runs)
     runs = F.with_axes(runs)
     depth = int(runs["depth"].max()) if len(runs) else 1
     colors = layer_colors(depth)
-    ok = tidy[D.isin(tidy["run_id"], runs.loc[runs["status"] != "diverged", "run_id"])]
-    limits = decade_limits(ok[value] if len(ok) else tidy[value])
+    both = tidy if dotted is None else pd.concat([tidy, dotted])
+    ok = both[D.isin(both["run_id"], runs.loc[runs["status"] != "diverged", "run_id"])]
+    limits = decade_limits(ok[value] if len(ok) else both[value])
     by_config = seed_bands(tidy, x, value)
+    dotted_by_config = {} if dotted is None else seed_bands(dotted, x, value)
     max_x = float(tidy[x].max()) if len(tidy) else 1.0
     marker = "o" if x == "epoch" and max_x <= 30 else None
     missing = missing or f"no finite {'probe' if x == 'epoch' else 'step'} gradients"
@@ -232,12 +245,15 @@ def _draw(
                 empty_note(ax, missing)
                 continue
             draw_layer_lines(ax, d, x, colors, marker=marker)
+            if cfg["config_id"] in dotted_by_config:
+                dots = dotted_by_config[cfg["config_id"]]
+                draw_layer_lines(ax, dots, x, colors, lw=1.3, ls=":", band=False)
             for run_id in members["run_id"]:
                 if run_id in diverged_at:
                     ax.axvline(diverged_at[run_id], color=DIVERGED_COLOR, ls="--", lw=0.9)
             panel_axes(ax, x, max_x, limits)
         page_labels(fig, page, xlabel=xlabel, ylabel=ylabel, title=title, notes=notes)
-        _page_legend(fig, depth, diverged=bool(diverged_at), several=several_seeds(runs))
+        _page_legend(fig, depth, bool(diverged_at), several_seeds(runs), legend)
         save(fig, out)
     return pd.DataFrame(drawn)
 
@@ -309,6 +325,31 @@ def plot_step_traces(
 
 
 UPDATE_YLABEL = "‖ΔW‖ / ‖W‖ over the epoch (log)"
+SPLIT_COLUMNS = ("update_norm", "decay_norm", "grad_step_norm")
+
+
+def update_parts(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """The kernel probe rows of epochs ≥ 1 as the updates figure draws them, in
+    ``relative_update``: (solid, dotted, runs without the split). Solid is the gradient's part
+    of the epoch's update, ``grad_step_norm`` ÷ ‖W_e‖ (‖W_e‖ = ``update_norm`` ÷
+    ``relative_update``), or the whole update where the split was not recorded (traces from
+    before issue 24); dotted is the weight decay's part, ``decay_norm`` ÷ ‖W_e‖ (none without
+    weight decay, where it is 0)."""
+    rows = rows[rows["epoch"] >= 1]
+    rows = rows.assign(**{c: float("nan") for c in SPLIT_COLUMNS if c not in rows})
+    values = rows[["relative_update", *SPLIT_COLUMNS]].apply(pd.to_numeric, errors="coerce")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_size = values["relative_update"] / values["update_norm"]  # 1 / ‖W_e‖
+    split = np.isfinite(per_size) & values["decay_norm"].notna() & values["grad_step_norm"].notna()
+    gradient = values["grad_step_norm"] * per_size
+    solid = rows.assign(relative_update=gradient.where(split, values["relative_update"]))
+    dotted = rows[split].assign(relative_update=(values["decay_norm"] * per_size)[split])
+    unsplit = rows.loc[~split & values["relative_update"].notna(), "run_id"].nunique()
+    return (
+        D.finite_positive(solid, "relative_update"),
+        D.finite_positive(dotted, "relative_update"),
+        int(unsplit),
+    )
 
 
 def plot_update_sizes(
@@ -319,21 +360,33 @@ def plot_update_sizes(
     page: str = "",
 ) -> pd.DataFrame:
     """The page's panels of ``gradients<page>.png`` again, with each hidden layer's relative
-    update size: ‖W_e − W_(e−1)‖ / ‖W_e‖ of its kernel over epoch e (probe rows,
-    ``relative_update``; log y), geometric mean over seeds with a min–max band. It shows how
-    fast each layer actually moves under any optimizer, next to how large its gradient is.
-    Runs traced before update sizes were recorded get a note. Returns the configs drawn."""
+    update size over epoch e, split in two (:func:`update_parts`): solid, the gradient's part
+    of W_e − W_(e−1) ÷ ‖W_e‖, geometric mean over seeds with a min–max band; dotted, the
+    weight decay's part (the L2 shrink, about η λ/n per step), geometric mean. It shows how
+    fast each layer actually moves under any optimizer, next to how large its gradient is,
+    and where the decay alone moves it. Runs traced before update sizes (or their split) were
+    recorded get a note. Returns the configs drawn."""
     pg, runs = experiment_page(runs, experiment, page)
     if "relative_update" not in traces:
         traces = traces.assign(relative_update=float("nan"))
     rows = D.hidden_rows(traces, runs, "probe", "kernel")
-    tidy = D.finite_positive(rows[rows["epoch"] >= 1], "relative_update")
-    title = figure_title("Per-layer relative update size per epoch", experiment, runs)
+    solid, dotted, unsplit = update_parts(rows)
+    kind = "Per-layer relative update size per epoch"
+    if len(dotted) or not unsplit:
+        kind += ": the gradient's part (solid) and the weight decay's (dotted)"
+    title = figure_title(kind, experiment, runs)
+    notes = [f"{unsplit} run(s) traced before the split: solid = whole update"] if unsplit else []
+    legend = [
+        (Line2D([], [], color="0.2", lw=1.5), "gradient's part of the update\n(geometric mean)"),
+        (Line2D([], [], color="0.2", lw=1.3, ls=":"),
+         "weight decay's part (L2 shrink;\nunder SGD alike in every\nlayer: the lines overlap)"),
+    ]  # fmt: skip
     return _draw(
-        tidy, runs, pg, out, x="epoch", ylabel=UPDATE_YLABEL,
-        xlabel="epoch (update over that epoch)", title=title, notes=[],
+        solid, runs, pg, out, x="epoch", ylabel=UPDATE_YLABEL,
+        xlabel="epoch (update over that epoch)", title=title, notes=notes,
         diverged_at=D.divergence_points(rows, runs, "epoch"), value="relative_update",
-        missing="no update sizes recorded",
+        missing="no update sizes recorded", dotted=dotted,
+        legend=legend if len(dotted) or not unsplit else None,
     )  # fmt: skip
 
 
@@ -349,4 +402,5 @@ __all__ = [
     "plot_update_sizes",
     "seed_bands",
     "smooth_steps",
+    "update_parts",
 ]
