@@ -295,8 +295,9 @@ def test_success_summary_counts_and_verdicts(tmp_path):
     assert len(mode) == 1 and first.startswith(f"4 × 16 sigmoid {mode[0]}")
     assert "1/3 never learned" in first and "diverged" not in first
     assert second.startswith("4 × 16 relu ") and "0/3 never learned, 1/3 diverged" in second
-    final = table["verdict_final"].value_counts()
-    assert tally == "12 runs at the end: " + ", ".join(f"{n} {v}" for v, n in final.items())
+    assert tally.startswith("12 runs at the end: ")
+    final = dict(reversed(t.split(" ", 1)) for t in tally.split(": ")[1].split(", "))
+    assert final == {v: str(n) for v, n in table["verdict_final"].value_counts().items()}
 
 
 def test_summary_without_an_up_to_date_runs_parquet(tmp_path):

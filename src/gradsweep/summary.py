@@ -151,7 +151,8 @@ def experiment_line(name: str, runs: pd.DataFrame) -> str:
     named = "; ".join(_config_text(c) for _, c in telling_configs(configs).iterrows())
     final = Counter(runs["verdict_final"].fillna("unknown"))
     tally = ", ".join(f"{n} {v}" for v, n in sorted(final.items(), key=lambda kv: -kv[1]))
-    return f"{name}: {named}; {len(runs)} runs at the end: {tally}"
+    n = f"{len(runs)} run{'' if len(runs) == 1 else 's'}"
+    return f"{name}: {named}; {n} at the end: {tally}"
 
 
 def verdict_lines(runs: pd.DataFrame) -> list[str]:
@@ -272,15 +273,16 @@ def _where(results: Path, argv: Sequence[str]) -> list[str]:
 
 def _runs_line(outcomes: Mapping[str, str], table: pd.DataFrame) -> str:
     counts = Counter(outcomes.values())
+    runs = f"{len(outcomes)} run{'' if len(outcomes) == 1 else 's'}"
     done = ", ".join(f"{counts[o]} {o}" for o in OUTCOMES if o != "not finished")
     if counts["not finished"]:
         done += f", {counts['not finished']} not finished"
     if table.empty:
         unknown = "diverged and never learned: not known before results/runs.parquet is rebuilt"
-        return f"{len(outcomes)} runs: {done}; {unknown}"
+        return f"{runs}: {done}; {unknown}"
     stuck = int(is_stuck(table).sum())
     diverged = int((table["status"] == "diverged").sum())
-    return f"{len(outcomes)} runs: {done}; {diverged} diverged, {stuck} never learned"
+    return f"{runs}: {done}; {diverged} diverged, {stuck} never learned"
 
 
 def _failure(
