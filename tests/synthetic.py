@@ -36,14 +36,15 @@ import numpy as np
 import pandas as pd
 
 from gradsweep.aggregate import RUNS_SCHEMA, aggregate
+from gradsweep.batches import cache_entry
 from gradsweep.config import REMEDY_DEFAULTS, TRAINER_VERSION, TRAINING_DEFAULTS, run_name
 from gradsweep.io import DIAGNOSTICS, METRICS_SCHEMA, TRACES_SCHEMA, write_json, write_parquet
 from gradsweep.settings import config_id, run_settings, widths_string
 
 __all__ = [
     "BASE", "DIAGNOSTICS", "RUNS_SCHEMA", "Run", "RunData", "RunFiles", "Sweep",
-    "aggregate_runs", "check_png", "config_id", "grid_runs", "make_run", "run_settings",
-    "shrink", "sweep", "synthetic_aggregate", "widths_string", "write_run",
+    "aggregate_runs", "cached_run", "check_png", "config_id", "grid_runs", "make_run",
+    "run_settings", "shrink", "sweep", "synthetic_aggregate", "widths_string", "write_run",
 ]  # fmt: skip
 
 BASE = 0.3  # the output-side hidden layer's probe bias-gradient norm at epoch 0, seed 0
@@ -257,6 +258,23 @@ def write_run(data: RunData, root: str | Path) -> RunFiles:
     write_parquet(data.traces, files.traces, TRACES_SCHEMA)
     write_parquet(data.metrics, files.metrics, METRICS_SCHEMA)
     return files
+
+
+def cached_run(cfg: Mapping[str, Any], cache: str | Path, **behaviour: Any) -> Path:
+    """An expanded run config's (gradsweep.config.expand_runs) files in the run cache
+    ``cache``, as its train job leaves them: :func:`make_run`'s numbers for its net
+    (``behaviour``: more :class:`Run` fields, e.g. ``acc=0.1``), under its name and config.
+    Returns the cache entry, which gradsweep.batches.publish puts in place."""
+    run = Run(cfg["experiment"], tuple(cfg["widths"]), cfg["activation"], cfg["init"],
+              cfg["seed"], cfg["dataset"], cfg["epochs"], **behaviour)  # fmt: skip
+    data = make_run(run)
+    run_id = f"{cfg['experiment']}/{cfg['run']}"
+    data.info.update(run_id=run_id, run=cfg["run"], config=dict(cfg))
+    entry = cache_entry(cache, cfg)
+    write_parquet(data.traces.assign(run_id=run_id), entry / "traces.parquet", TRACES_SCHEMA)
+    write_parquet(data.metrics.assign(run_id=run_id), entry / "metrics.parquet", METRICS_SCHEMA)
+    write_json(data.info, entry / "run.json")  # last, as the trainer writes it
+    return entry
 
 
 def aggregate_runs(files: Sequence[RunFiles], out: str | Path) -> Sweep:

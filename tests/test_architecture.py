@@ -17,9 +17,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "gradsweep"
 # docs/architecture.md draws these; a module imports only from its own layer or those below.
 LAYERS = {
     "foundation": ["registry", "io", "data", "config", "settings", "meanfield", "codedeps"],
-    "training": ["model", "diagnostics", "optim", "train", "device", "batches", "run"],
+    "training": ["model", "diagnostics", "optim", "train", "device", "batches", "plan", "run"],
     "analysis": ["formatting", "facets", "verdicts", "aggregate", "stats", "reference", "claims"],
-    "presentation": ["table", "plotting", "tensorboard"],
+    "presentation": ["table", "plotting", "tensorboard", "summary"],
 }
 RANK = {top: rank for rank, tops in enumerate(LAYERS.values()) for top in tops}
 

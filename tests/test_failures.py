@@ -170,6 +170,13 @@ def test_diverged_run_is_a_result_and_the_sweep_completes(sweep):
     assert len(rows) == 1 and "| diverged |" in rows[0]
     for png in SWEEP_TARGETS[1:]:
         assert (workdir / png).stat().st_size > 10_000
+    # the summary at the end counts the diverged run (and the learned ones apart from it)
+    stuck = int(((runs["best_val_acc"] < 0.2) & (runs["status"] != "diverged")).sum())
+    counts = f"3 runs: 3 trained, 0 from the run cache, 0 unchanged, 0 failed; 1 diverged, {stuck}"
+    summary = (workdir / "results/summary.md").read_text()
+    assert f"{counts} never learned." in summary.splitlines()
+    (line,) = [v for v in summary.splitlines() if v.startswith("- diverge: ")]
+    assert "1/1 diverged" in line and line.endswith("1 run at the end: 1 diverged")
 
 
 @pytest.mark.slow
@@ -293,14 +300,27 @@ def test_corrupt_prepared_data_fails_its_job_naming_the_file_and_the_fix(tmp_pat
     good = tmp_path / "good.npz"
     data.prepare("digits", [], good)
     prepared.write_bytes(good.read_bytes()[:100_000])  # cut short, as by a full disk
-    result = snakemake(
-        workdir, f"results/runs/resume/{RUN}/run.json", "--cores", "1", "--configfile",
-        "sweep.yaml", check=False,
-    )  # fmt: skip
+    args = (f"results/runs/resume/{RUN}/run.json", "--cores", "1", "--configfile", "sweep.yaml")
+    result = snakemake(workdir, *args, check=False)
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "resources/data/digits.npz" in output and "Fix: delete the file and re-run" in output
     assert not (workdir / "results/runs/resume" / RUN / "run.json").exists()
+    # the summary at the end (on the terminal and in results/summary.md): the failed job, its
+    # log and the error its log ends with, the run that failed, and the command to resume
+    summary = (workdir / "results/summary.md").read_text()
+    assert summary in output
+    assert "FAILED, a job did not complete." in summary
+    assert "1 run: 0 trained, 0 from the run cache, 0 unchanged, 1 failed;" in summary
+    job_log = "logs/train/resume/b000.log"
+    assert f"- rule `train` (experiment=resume, batch=b000): log `{job_log}`" in summary
+    last = [line for line in (workdir / job_log).read_text().splitlines() if line.strip()][-1]
+    assert last.startswith("RuntimeError: 1 of 1 runs of this batch failed")
+    assert f"  > {last}" in summary.splitlines()
+    assert f"- run `resume/{RUN}` failed: log `logs/train/resume/{RUN}.log`" in summary
+    assert "DataError: resources/data/digits.npz: unreadable or corrupt .npz" in summary
+    resume = summary.split("To resume")[1].splitlines()[2].strip()
+    assert resume == "snakemake " + " ".join(args)
 
 
 def test_prepared_data_with_a_flipped_byte_is_rejected(tmp_path):

@@ -96,11 +96,25 @@ def sweep(finished: Path) -> Path:
     return copy_finished(finished, work)
 
 
-def plan(workdir: Path, *targets: str) -> tuple[Counter, list[dict]]:
+def plan(workdir: Path, *targets: str) -> tuple[Counter, list[dict], str]:
+    """A dry run: jobs per rule, the planned jobs, and its whole output."""
     # targets first: --configfile takes every following word as a config file
-    counts, jobs, _ = dry_run(workdir, *targets, *SWEEP)
+    counts, jobs, output = dry_run(workdir, *targets, *SWEEP)
     print(f"planned: {dict(counts)}")  # shown with pytest -s, and on failure
-    return counts, jobs
+    return counts, jobs, output
+
+
+def plan_lines(output: str) -> dict[str, str]:
+    """{experiment: what its "Plan for <experiment>: ..." line says} (gradsweep.plan), printed
+    once, before Snakemake plans any job."""
+    said = re.findall(r"^Plan for (\w+): (.*)$", output, flags=re.M)
+    assert len(said) == len(dict(said)), output
+    assert output.index("Plan for") < output.index("Building DAG of jobs"), output
+    return dict(said)
+
+
+def params_lines(output: str) -> list[str]:
+    return [line for line in output.splitlines() if "Params have changed" in line]
 
 
 def batches(jobs: list[dict]) -> set[tuple[str, str]]:
@@ -120,6 +134,11 @@ def manifest(workdir: Path, experiment: str, batch: str = "b000") -> dict[str, b
 
 
 TRAIN_RULES = {"train", "run_files"}
+# the plan lines of the finished sweep: every run done
+ALL_DONE = {
+    "smoke": "0 to train, 0 from the cache, 8 done (8 runs)",
+    "tiny": "0 to train, 0 from the cache, 2 done (2 runs)",
+}
 
 
 def test_finished_sweep_ran_both_experiments(finished):
@@ -132,8 +151,9 @@ def test_finished_sweep_ran_both_experiments(finished):
 
 # (a)
 def test_unchanged_sweep_has_nothing_to_do(sweep):
-    counts, jobs = plan(sweep)
+    counts, jobs, output = plan(sweep)
     assert counts == Counter() and jobs == []
+    assert plan_lines(output) == ALL_DONE
     # params are plain values in a stable order: no process sees a change, whatever its hash
     # seed (Snakemake 9.27's --list-params-changes cannot tell: it lists every output)
     for seed in ("0", "12345"):
@@ -149,7 +169,7 @@ def test_unchanged_sweep_has_nothing_to_do(sweep):
 # (b)
 def test_new_grid_value_plans_only_the_new_runs(sweep):
     write_config(sweep, lambda c: c["experiments"]["smoke"]["grid"]["depth"].append(2))
-    counts, jobs = plan(sweep)
+    counts, jobs, output = plan(sweep)
     # the smoke batch gains 4 members; a real run trains only them (see the real-run test)
     assert batches(jobs) == {("smoke", "b000")}
     assert {r for _, r in placed(jobs)} >= smoke_runs(2)
@@ -157,12 +177,22 @@ def test_new_grid_value_plans_only_the_new_runs(sweep):
     assert counts["aggregate_experiment"] == 1 and counts["aggregate"] == 1
     assert {job["experiment"] for job in jobs if "experiment" in job} == {"smoke"}
     assert counts["plot_figures"] == counts["results_table"] == 1
+    # the plan says it in one line per experiment: the 4 new runs train, the batch's other
+    # members come from the run cache (the real run's manifests agree: test (g))
+    assert plan_lines(output) == {
+        "smoke": "4 to train, 8 from the cache, 0 done (12 runs, 1 train job)",
+        "tiny": ALL_DONE["tiny"],
+    }
+    assert "Plan in all (2 experiments): 4 to train, 8 from the cache, 2 done" in output
+    # the train job's params changed: said in one short line, not its members' configs
+    (reason,) = params_lines(output)
+    assert len(reason) < 500 and len(re.findall(r"'[0-9a-f]{64}'", reason)) == 2, reason
 
 
 # (c)
 def test_changed_training_setting_reruns_only_that_experiment(sweep):
     write_config(sweep, lambda c: c["experiments"]["tiny"]["training"].update(learning_rate=0.05))
-    counts, jobs = plan(sweep)
+    counts, jobs, output = plan(sweep)
     assert batches(jobs) == {("tiny", "b000")}
     assert placed(jobs) == {("tiny", run) for run in TINY_RUNS}
     assert all(
@@ -172,6 +202,12 @@ def test_changed_training_setting_reruns_only_that_experiment(sweep):
     # per-experiment jobs (aggregation, the experiment's figures) only for "tiny"
     assert {job["experiment"] for job in jobs if "experiment" in job} == {"tiny"}
     assert counts["aggregate_experiment"] == 1 and counts["aggregate"] == 1
+    # a new learning rate is a new cache key: both tiny runs train
+    assert plan_lines(output) == {
+        "smoke": ALL_DONE["smoke"],
+        "tiny": "2 to train, 0 from the cache, 0 done (2 runs, 1 train job)",
+    }
+    assert all(len(line) < 500 for line in params_lines(output))
 
 
 # (d) A rule's code inputs are the gradsweep modules its script imports (script_code in
@@ -214,7 +250,7 @@ def test_edited_module_reruns_the_rules_that_import_it(sweep, module):
     # sys.path), and script_code reads the files of the package it imported
     path = sweep / "src/gradsweep" / module
     path.write_text(path.read_text() + "\nEDITED_BY_THE_RERUN_TEST = 1  # no result changes\n")
-    counts, jobs = plan(sweep)
+    counts, jobs, output = plan(sweep)
     changed = f"src/gradsweep/{module}"  # relative to the working directory
     assert set(counts) - {"all"} == planned
     assert {job["rule"] for job in jobs if changed in job["input"].split(", ")} == importers
@@ -224,6 +260,7 @@ def test_edited_module_reruns_the_rules_that_import_it(sweep, module):
     assert because and because <= importers
     assert not (DATA_RULES | TRAIN_RULES) & set(counts)
     assert str(REPO) not in "".join(job["reason"] for job in jobs)
+    assert plan_lines(output) == ALL_DONE
 
 
 def test_edited_plotting_script_reruns_nothing(sweep):
@@ -231,7 +268,7 @@ def test_edited_plotting_script_reruns_nothing(sweep):
     workflow/scripts/ adapter (not of a gradsweep module) reruns nothing."""
     path = sweep / "workflow/scripts/plot_figures.py"
     path.write_text(path.read_text() + "\n# edited\n")
-    counts, _ = plan(sweep)
+    counts, _, _ = plan(sweep)
     assert counts == Counter()
 
 
@@ -244,7 +281,7 @@ def test_touching_every_source_file_reruns_nothing(sweep):
     for path in sources:
         if path.is_file():
             path.touch()
-    counts, _ = plan(sweep)
+    counts, _, _ = plan(sweep)
     assert counts["train"] == 0
     assert counts == Counter()
 
@@ -263,28 +300,36 @@ def test_trainer_code_edit_reruns_nothing_until_the_version_is_bumped(sweep):
     )
     assert n == 1
     config_py.write_text(text)
-    counts, jobs = plan(sweep)
+    counts, jobs, output = plan(sweep)
     assert batches(jobs) == {("smoke", "b000"), ("tiny", "b000")}
     # a new TRAINER_VERSION is a new cache key for every run: all are trained again
     assert placed(jobs) == {("smoke", r) for r in SMOKE_RUNS} | {("tiny", r) for r in TINY_RUNS}
     assert not DATA_RULES & set(counts)
+    assert plan_lines(output) == {
+        "smoke": "8 to train, 0 from the cache, 0 done (8 runs, 1 train job)",
+        "tiny": "2 to train, 0 from the cache, 0 done (2 runs, 1 train job)",
+    }
 
 
 # (f)
 def test_removed_run_output_is_restored_from_the_run_cache_alone(sweep):
     """A deleted run folder comes back from the run cache: no batch job, no training."""
     shutil.rmtree(sweep / "results/runs/smoke/d4-w16-relu-he_normal-s0")
-    counts, jobs = plan(sweep)
+    counts, jobs, output = plan(sweep)
     assert batches(jobs) == set()
     assert placed(jobs) == {("smoke", "d4-w16-relu-he_normal-s0")}
     assert {job["experiment"] for job in jobs if "experiment" in job} == {"smoke"}
     assert counts["aggregate_experiment"] == 1 and not DATA_RULES & set(counts)
+    assert plan_lines(output) == {
+        "smoke": "0 to train, 1 from the cache, 7 done (8 runs)",
+        "tiny": ALL_DONE["tiny"],
+    }
 
 
 def test_removed_run_output_is_rebuilt_alone_on_request(sweep):
     run = "results/runs/smoke/d4-w16-relu-he_normal-s0"
     (sweep / run / "traces.parquet").unlink()
-    counts, jobs = plan(sweep, f"{run}/traces.parquet", f"{run}/run.json")
+    counts, jobs, _ = plan(sweep, f"{run}/traces.parquet", f"{run}/run.json")
     assert counts == Counter(run_files=1)
     assert placed(jobs) == {("smoke", "d4-w16-relu-he_normal-s0")}
 
@@ -297,7 +342,7 @@ def test_forced_batch_without_a_cache_entry_retrains_only_that_run(sweep):
     from gradsweep.batches import cache_entry
 
     shutil.rmtree(cache_entry(sweep / "results/cache", info["config"]))
-    counts, jobs = plan(sweep, "--forcerun", "results/batches/smoke/b000.json")
+    counts, jobs, _ = plan(sweep, "--forcerun", "results/batches/smoke/b000.json")
     assert batches(jobs) == {("smoke", "b000")}
     assert placed(jobs) == {("smoke", r) for r in SMOKE_RUNS}
     assert not DATA_RULES & set(counts)
@@ -321,6 +366,11 @@ def test_groups_batch_the_new_train_jobs(sweep):
         *group,
         env=without_slurm_settings(),
     )
+    # b000 lost members, b001 is new, and b002's runs were placed from the old b000
+    assert plan_lines(output) == {
+        "smoke": "4 to train, 8 from the cache, 0 done (12 runs, 3 train jobs)",
+        "tiny": ALL_DONE["tiny"],
+    }
     groups = group_jobs(output)
     assert sorted(len(g) for g in groups) == [1, 2]
     assert {job["rule"] for g in groups for job in g} == {"train"}
@@ -349,7 +399,12 @@ def test_changed_batch_mate_trains_alone_and_added_runs_train_alone(sweep, finis
     cache = sorted((sweep / "results/cache").rglob("*"))
     before = {p: p.read_bytes() for p in cache if p.is_file()}
     logs = {p: p.stat().st_mtime_ns for p in (sweep / "logs/train").rglob("d*.log")}
-    snakemake(sweep, *SWEEP)
+    result = snakemake(sweep, *SWEEP)
+    output = result.stdout + result.stderr
+    assert plan_lines(output) == {
+        "smoke": "4 to train, 8 from the cache, 0 done (12 runs, 1 train job)",
+        "tiny": "1 to train, 1 from the cache, 0 done (2 runs, 1 train job)",
+    }
 
     kept, changed = "d1-w8-sigmoid-scaled_normal-s0", "d1-w8-sigmoid-scaled_normal-s1"
     assert manifest(sweep, "tiny") == {
@@ -374,4 +429,19 @@ def test_changed_batch_mate_trains_alone_and_added_runs_train_alone(sweep, finis
             pd.testing.assert_frame_equal(a.drop(columns="run_id"), b.drop(columns="run_id"))
     runs = pd.read_parquet(sweep / "results/runs.parquet")
     assert len(runs) == 14 and runs["run_id"].is_unique
+    # the summary at the end counts what the manifests say was trained and restored
+    trained = [t for e in ("smoke", "tiny") for t in manifest(sweep, e).values()]
+    diverged = int((runs["status"] == "diverged").sum())
+    stuck = int(((runs["best_val_acc"] < 0.2) & (runs["status"] != "diverged")).sum())
+    line = (
+        f"14 runs: {sum(trained)} trained, {trained.count(False)} from the run cache, "
+        f"0 unchanged, 0 failed; {diverged} diverged, {stuck} never learned."
+    )
+    assert sum(trained) == 5
+    summary = (sweep / "results/summary.md").read_text()
+    assert line in summary.splitlines() and line in output.splitlines()
+    assert [v[2:].split(":")[0] for v in summary.splitlines() if v.startswith("- ")][-2:] == [
+        "smoke",
+        "tiny",
+    ]  # one verdict line per experiment, last
     assert dry_run(sweep, *SWEEP)[0] == Counter()  # and then nothing is left to do

@@ -168,6 +168,43 @@ def test_deep_sigmoid_gradient_vanishes_and_relu_he_does_not(smoke_run):
     assert 1 / 3 < relu < 3
 
 
+def test_plan_before_the_jobs_and_summary_at_the_end(smoke_log):
+    workdir, output = smoke_log
+    # 8 runs in 4 batches of 2, nothing in the run cache yet; said before Snakemake plans
+    plan = "Plan for smoke: 8 to train, 0 from the cache, 0 done (8 runs, 4 train jobs)"
+    assert plan in output.splitlines()
+    assert output.index(plan) < output.index("Building DAG of jobs")
+    summary = (workdir / "results/summary.md").read_text()
+    assert summary in output  # printed at the end too
+    runs = pd.read_parquet(workdir / "results/runs.parquet")
+    diverged = int((runs["status"] == "diverged").sum())
+    stuck = int(((runs["best_val_acc"] < 0.2) & (runs["status"] != "diverged")).sum())
+    counts = (
+        f"8 runs: 8 trained, 0 from the run cache, 0 unchanged, 0 failed; "
+        f"{diverged} diverged, {stuck} never learned."
+    )
+    assert len(runs) == 8 and counts in summary.splitlines()
+    assert "every job completed." in summary and "## What failed" not in summary
+    for where in (
+        "`results/results.md`",
+        "`results/figures/`",
+        "`snakemake --report results/report.html --configfile config/smoke2.yaml`",
+        "`tensorboard --logdir results/tensorboard`",
+    ):
+        assert where in summary, where
+    # one verdict line: first the config whose gradient ratio at init is farthest from 1
+    (line,) = [v for v in summary.splitlines() if v.startswith("- smoke: ")]
+    worst = runs.loc[np.abs(np.log10(runs["grad_ratio_init"])).idxmax()]
+    label = f"{worst['depth']} × 16 {worst['activation']} {worst['init']}"
+    assert line.startswith(f"- smoke: {label} {worst['verdict']}, "), line
+    tally = line.rsplit("8 runs at the end: ", 1)[1]
+    assert dict(reversed(t.split(" ", 1)) for t in tally.split(", ")) == {
+        v: str(n) for v, n in runs["verdict_final"].value_counts().items()
+    }
+
+
 def test_unchanged_sweep_has_nothing_to_do(smoke_run):
     result = snakemake(smoke_run, *SMOKE, "-n")
-    assert "Nothing to be done" in result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    assert "Nothing to be done" in output
+    assert "Plan for smoke: 0 to train, 0 from the cache, 8 done (8 runs)" in output

@@ -24,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from gradsweep.config import setting
+from gradsweep.config import expand_runs, setting
 from gradsweep.data import spec
 from gradsweep.io import METRICS_SCHEMA, TRACES_SCHEMA, read_run_info, write_json, write_parquet
 from gradsweep.settings import digest
@@ -116,6 +116,31 @@ def plan_batches(
         for index, names in enumerate(packed):
             batches[(experiment, f"b{index:03d}")] = names
     return batches
+
+
+def sweep_batches(
+    config: Mapping[str, Any],
+) -> tuple[list[dict], dict[tuple[str, str], list[str]]]:
+    """A validated config's runs (gradsweep.config.expand_runs) and their batches
+    (:func:`plan_batches` with the config's ``train.runs_per_job`` / ``seconds_per_job``):
+    the Snakefile plans its train jobs with it, and each train job finds its members with it."""
+    runs = expand_runs(config)
+    train = config.get("train") or {}
+    return runs, plan_batches(runs, train.get("runs_per_job"), train.get("seconds_per_job"))
+
+
+def batch_members(config: Mapping[str, Any], experiment: str, batch: str) -> list[dict]:
+    """The configs of one batch's runs, in training order: what its train job trains."""
+    runs, batches = sweep_batches(config)
+    by_name = {run["run"]: run for run in runs if run["experiment"] == experiment}
+    return [by_name[name] for name in batches[(experiment, batch)]]
+
+
+def members_digest(configs: Iterable[Mapping[str, Any]]) -> str:
+    """A train job's params: one hash of its members' whole configs, in training order. A
+    changed, added, removed or renamed member changes it, so Snakemake reruns the batch (and
+    reports a 64-character change, not every member's config)."""
+    return digest([dict(cfg) for cfg in configs])
 
 
 def publish(entry: Path, run_id: str, out_dir: Path) -> None:

@@ -1,28 +1,41 @@
 import os
 import shlex
 import sys
+import time
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 from snakemake.utils import validate
 
 from jsonschema import ValidationError
 
-from gradsweep.batches import cache_entry, estimate_seconds, plan_batches
+from gradsweep.batches import (
+    cache_entry,
+    estimate_seconds,
+    members_digest,
+    sweep_batches,
+)
 from gradsweep.codedeps import imported_files
 from gradsweep.config import (
     ConfigError,
     available_cpus,
     check_sources,
-    expand_runs,
     explain,
 )
 from gradsweep.data import download_targets, raw_files
+from gradsweep.plan import plan_lines, plan_sweep
+from gradsweep.summary import incomplete_outputs, write_summary
+
+START = time.time()  # the end-of-run summary counts what was written after it
 
 # Fail before planning any job, with one line naming experiment, key, value and allowed values.
 try:
     validate(config, schema="../schemas/config.schema.yaml")
-    RUNS = {(run["experiment"], run["run"]): run for run in expand_runs(config)}
+    # One train job trains a batch of runs in one process (docs/batches.md):
+    # {(experiment, batch id): [run names]}, planned the way each train job finds its runs.
+    run_list, BATCHES = sweep_batches(config)
+    RUNS = {(run["experiment"], run["run"]): run for run in run_list}
     check_sources(config)
 except WorkflowError as error:  # the schema said no
     if not isinstance(error.__context__, ValidationError):
@@ -40,17 +53,23 @@ TRAIN = {
     "seconds_per_job": None,
     **config.get("train", {}),
 }
-# One train job trains a batch of runs in one process (docs/batches.md):
-# {(experiment, batch id): [run names]}, and each run's batch.
-BATCHES = plan_batches(RUNS.values(), TRAIN["runs_per_job"], TRAIN["seconds_per_job"])
+# each run's batch
 BATCH_OF = {
     (experiment, run): batch
     for (experiment, batch), runs in BATCHES.items()
     for run in runs
 }
 RUN_CACHE = "results/cache"
+TRAIN_LOGS = "logs/train"
+
 # the run_files command: this Python, so the package is the one Snakemake imported
 PUBLISH = f"{shlex.quote(sys.executable)} -m gradsweep.batches publish"
+
+# The plan, before any job (dry run or real): per experiment, runs to train, from the run
+# cache, already done (gradsweep.plan). Not in the jobs a cluster starts (they parse this too).
+if workflow.is_main_process:
+    for line in plan_lines(plan_sweep(RUNS, BATCHES, "results", RUN_CACHE)):
+        logger.info(line)
 
 # `--cores` counts what Snakemake may hand out, not what the machine has: `--cores 8` on a
 # 2-core laptop would start 8 train jobs on 2 CPUs. So each train job also takes its threads
@@ -74,11 +93,17 @@ def run_config(wildcards):
 
 
 def batch_runs(wildcards):
-    """The batch's runs' configs, in training order: the train job's params."""
+    """The batch's runs' configs, in training order."""
     return [
         RUNS[(wildcards.experiment, run)]
         for run in BATCHES[(wildcards.experiment, wildcards.batch)]
     ]
+
+
+def batch_digest(wildcards):
+    """The train job's params: a digest of its runs' configs (the job finds the configs from
+    the sweep's config, gradsweep.batches.batch_members, and checks them against it)."""
+    return members_digest(batch_runs(wildcards))
 
 
 def batch_data(wildcards):
@@ -165,3 +190,20 @@ def script_code(script):
     return [
         os.path.relpath(p) if p.is_relative_to(Path.cwd()) else str(p) for p in paths
     ]
+
+
+def end_of_run(log, failed):
+    """The summary at the end (gradsweep.summary): printed, and in results/summary.md."""
+    text = write_summary(
+        "results/summary.md",
+        RUNS,
+        START,
+        failed=failed,
+        snakemake_log=log[0] if log else None,
+        argv=sys.argv,
+        incomplete=incomplete_outputs(),
+        results="results",
+        cache=RUN_CACHE,
+        logs=TRAIN_LOGS,
+    )
+    logger.info(f"\n{text}(also in results/summary.md)")

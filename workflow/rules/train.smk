@@ -1,7 +1,9 @@
 # One job per batch of runs (gradsweep.batches, docs/batches.md): it trains the runs that are
-# not in the run cache, in one process, then writes the batch's manifest. Its params are the
-# members' configs, so a changed, added or removed member reruns the batch, whose unchanged
-# members come from the cache untrained.
+# not in the run cache, in one process, then writes the batch's manifest. Its params hold a
+# digest of the members' configs, so a changed, added or removed member reruns the batch,
+# whose unchanged members come from the cache untrained. The job finds the configs themselves
+# from the sweep's config (gradsweep.batches.batch_members) and checks them against the
+# digest: the params stay short, and "Params have changed" stays one line.
 rule train:
     input:
         data=batch_data,
@@ -19,10 +21,10 @@ rule train:
         gpu=TRAIN["gpu"],
         cpus=min(TRAIN["threads"], CPUS),
     params:
-        runs=batch_runs,
+        members=batch_digest,
         cache=RUN_CACHE,
         checkpoints="results/checkpoints",
-        logs="logs/train",
+        logs=TRAIN_LOGS,
     script:
         "../scripts/train.py"
 
