@@ -296,7 +296,7 @@ def test_success_summary_counts_and_verdicts(tmp_path):
     assert "1/3 never learned" in first and "diverged" not in first
     assert second.startswith("4 × 16 relu ") and "0/3 never learned, 1/3 diverged" in second
     assert tally.startswith("12 runs at the end: ")
-    final = dict(reversed(t.split(" ", 1)) for t in tally.split(": ")[1].split(", "))
+    final = dict(reversed(t.split(" ", 1)) for t in tally.split(": ", 1)[1].split(", "))
     assert final == {v: str(n) for v, n in table["verdict_final"].value_counts().items()}
 
 
