@@ -290,14 +290,17 @@ def _failure(
     failed_runs: Sequence[str],
     logs: Path,
     snakemake_log: str | None,
+    quote_job_logs: bool = True,
 ) -> list[str]:
-    """Each failed job with its log's last line, the runs that failed and their logs."""
+    """Each failed job (with its log's last line unless ``quote_job_logs`` is off), the runs
+    that failed and their logs."""
     lines = ["", "## What failed", ""]
     for job in jobs:
         where = f" ({job.wildcards})" if job.wildcards else ""
         files = ", ".join(f"`{p}`" for p in job.logs) or "no log"
         lines.append(f"- rule `{job.rule}`{where}: log {files}")
-        lines += [f"  > {text}" for p in job.logs if (text := last_line(p))]
+        if quote_job_logs:
+            lines += [f"  > {text}" for p in job.logs if (text := last_line(p))]
     if not jobs:
         lines.append("- no failed job found in Snakemake's log")
     shown = {line for line in lines}
@@ -326,8 +329,10 @@ def summary_text(
     cache: str | Path = "results/cache",
     logs: str | Path = "logs/train",
     now: float | None = None,
+    quote_job_logs: bool = True,
 ) -> str:
-    """The summary as Markdown (module docstring)."""
+    """The summary as Markdown (module docstring); ``quote_job_logs`` off leaves out the failed
+    jobs' last log lines (for a terminal that has shown those logs already)."""
     results = Path(results)
     now = time.time() if now is None else now
     outcomes = run_outcomes(runs, since, results, cache, logs)
@@ -344,7 +349,7 @@ def summary_text(
     if failed:
         failed_runs = [run_id for run_id, outcome in outcomes.items() if outcome == "failed"]
         jobs = failed_jobs(_read(snakemake_log))
-        lines += _failure(jobs, failed_runs, Path(logs), snakemake_log)
+        lines += _failure(jobs, failed_runs, Path(logs), snakemake_log, quote_job_logs)
         lines += [
             "",
             "To resume (finished runs are in the run cache and are not trained again):",
@@ -383,10 +388,13 @@ def write_summary(
     path: str | Path,
     runs: Mapping[tuple[str, str], Mapping[str, Any]],
     since: float,
+    *,
+    logs_on_terminal: bool = False,
     **options: Any,
 ) -> str:
-    """:func:`summary_text` (same options), written to ``path`` (results/summary.md)."""
-    text = summary_text(runs, since, **options)
+    """:func:`summary_text` (same options), written to ``path`` (results/summary.md); returns
+    the text for the terminal, without the failed jobs' log lines where Snakemake printed
+    those logs already (``logs_on_terminal``: its show-failed-logs), so a message shows once."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(text)
-    return text
+    Path(path).write_text(summary_text(runs, since, **options))
+    return summary_text(runs, since, quote_job_logs=not logs_on_terminal, **options)

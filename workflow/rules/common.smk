@@ -205,5 +205,6 @@ def end_of_run(log, failed):
         results="results",
         cache=RUN_CACHE,
         logs=TRAIN_LOGS,
+        logs_on_terminal=workflow.output_settings.show_failed_logs,
     )
     logger.info(f"\n{text}(also in results/summary.md)")
