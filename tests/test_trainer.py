@@ -104,11 +104,15 @@ def numpy_steps(optimizer, nesterov, lr, decays, start, grad_at, batches):
     stepped on ∂C0/∂θ from TensorFlow's tape at each θ (``grad_at``), with the weight decay's
     part of each Δθ by its definition (``gradsweep.optim``): −η d θ for SGD; momentum's
     second velocity v_d ← μ v_d − η d θ; Adam's m_d ← β₁ m_d + (1 − β₁) d θ over the full
-    √v + ε. Returns per step (‖Δθ_d‖, ‖Δθ − Δθ_d‖) per tensor, and Σ Δθ_d over the steps."""
+    √v + ε. Returns per step (‖Δθ_d‖, ‖Δθ − Δθ_d‖) per tensor, the epoch's decay part D
+    (momentum, Adam: Σ Δθ_d over the steps; SGD: where the decay steps s ← s − η d s alone
+    take θ_0, less θ_0), Σ Δθ_d, and θ at the end."""
     mu, b1, b2, eps = 0.9, 0.9, 0.999, 1e-7
-    theta = [p.astype(np.float64) for p in start]
+    theta_0 = [p.astype(np.float64) for p in start]
+    theta = [p.copy() for p in theta_0]
     zeros = [np.zeros_like(p) for p in theta]
-    v, vd, m, s, md, total = ([z.copy() for z in zeros] for _ in range(6))
+    v, vd, m, s, md, total, learned = ([z.copy() for z in zeros] for _ in range(7))
+    shrunk = [p.copy() for p in theta]
     rows = []
     for t, batch in enumerate(batches, start=1):
         gs = grad_at(theta, batch)
@@ -118,6 +122,8 @@ def numpy_steps(optimizer, nesterov, lr, decays, start, grad_at, batches):
             full = g + term
             if optimizer == "sgd":
                 step, part = -lr * full, -lr * term
+                shrunk[i] = shrunk[i] - lr * d * shrunk[i]  # the L2 shrink alone
+                learned[i] = learned[i] - lr * (d * learned[i] + g)  # the gradient's steps
             elif optimizer == "momentum":
                 v[i] = mu * v[i] - lr * full
                 vd[i] = mu * vd[i] - lr * term
@@ -134,7 +140,12 @@ def numpy_steps(optimizer, nesterov, lr, decays, start, grad_at, batches):
             total[i] += part
             row.append((np.linalg.norm(part), np.linalg.norm(step - part)))
         rows.append(row)
-    return np.array(rows), total  # (steps, tensors, 2)
+    epoch = total
+    if optimizer == "sgd":  # θ_T = s_T + r_T: the shrink alone and the gradient's steps
+        for a, b, c in zip(shrunk, learned, theta, strict=True):
+            np.testing.assert_allclose(a + b, c, rtol=1e-12, atol=1e-15)
+        epoch = [a - b for a, b in zip(shrunk, theta_0, strict=True)]
+    return np.array(rows), epoch, total, theta  # rows: (steps, tensors, 2)
 
 
 @pytest.mark.parametrize(
@@ -149,10 +160,12 @@ def numpy_steps(optimizer, nesterov, lr, decays, start, grad_at, batches):
 )
 def test_decay_part_of_each_update_equals_numpy(optimizer, nesterov, every, lr):
     """Each traced step's ‖weight-decay part of Δθ‖ and ‖the rest‖ (``decay``, ``grad_step``)
-    and their sum over the epoch (``Trainer.epoch_decay``) equal a NumPy step rule fed
-    TensorFlow's ∂C0/∂θ: on kernels only (biases: 0 and ‖Δθ‖). Momentum's and Adam's decay part
-    carries the past steps' decay; with this much decay it differs from this step's −η d θ by
-    far more than the tolerance, so a rule that forgot its history would fail."""
+    and the epoch's (``Trainer.epoch_decay_parts``, the probe rows' split) equal a NumPy step
+    rule fed TensorFlow's ∂C0/∂θ: on kernels only (biases: 0 and ‖Δθ‖). Momentum's and Adam's
+    decay part carries the past steps' decay; with this much decay it differs from this step's
+    −η d θ by far more than the tolerance, so a rule that forgot its history would fail. Plain
+    SGD's epoch part is the L2 shrink alone, stepped in NumPy: not the sum of the steps'
+    −η d θ (9–21 % apart here), with T the steps taken, not the rows traced."""
     n, batch = 60, 6
     x, y = data(n=n, features=7)
     batches = epoch_batches(n, batch, seed=1, epoch=1)
@@ -171,7 +184,8 @@ def test_decay_part_of_each_update_equals_numpy(optimizer, nesterov, every, lr):
             cost = trainer.loss(yb, ref(xb))
         return [g.numpy().astype(np.float64) for g in tape.gradient(cost, ref.params)]
 
-    want, total = numpy_steps(optimizer, nesterov, lr, trainer.decays, start, grad_at, batches)
+    want, total, summed, end = numpy_steps(optimizer, nesterov, lr, trainer.decays, start,
+                                           grad_at, batches)  # fmt: skip
     want = want[::every]
     tol = {"rtol": 2e-4, "atol": 1e-7}
     np.testing.assert_allclose(ours["decay"].numpy(), want[..., 0], **tol)
@@ -182,10 +196,24 @@ def test_decay_part_of_each_update_equals_numpy(optimizer, nesterov, every, lr):
     np.testing.assert_array_equal(
         ours["grad_step"].numpy()[:, ~kernels], ours["update"].numpy()[:, ~kernels]
     )
-    for got, expected, d in zip(trainer.epoch_decay, total, trainer.decays, strict=True):
+    # the epoch: momentum and Adam sum their steps' parts, plain SGD needs no sum
+    assert int(ours["steps"]) == len(batches)
+    for got, d in zip(trainer.epoch_decay, trainer.decays, strict=True):
+        assert (got is None) == (d == 0 or optimizer == "sgd")
+    parts = trainer.epoch_decay_parts(start, int(ours["steps"]))
+    triples = zip(parts, total, trainer.decays, strict=True)
+    for i, (got, expected, d) in enumerate(triples):
         assert (got is None) == (d == 0)
         if got is not None:
-            np.testing.assert_allclose(got.numpy(), expected, rtol=2e-4, atol=1e-7)
+            np.testing.assert_allclose(got, expected, rtol=2e-4, atol=1e-7)
+            rest = net.params[i].numpy() - start[i] - got  # the gradient's part
+            np.testing.assert_allclose(rest, end[i] - start[i] - expected, rtol=2e-4, atol=1e-6)
+    if optimizer == "sgd":  # not the sum of the steps' −η d θ, nor T = the traced rows
+        for got, other, d in zip(parts, summed, trainer.decays, strict=True):
+            if d:
+                assert not np.allclose(got, other, rtol=0.05)
+        if every > 1:
+            assert not np.allclose(trainer.epoch_decay_parts(start, len(want))[0], parts[0])
     if optimizer != "sgd":  # the history matters: not this step's −η d θ alone
         last = [lr * d * np.linalg.norm(p.numpy()) for p, d in zip(net.params, trainer.decays,
                                                                     strict=True)]  # fmt: skip
@@ -250,14 +278,21 @@ def test_epoch_stops_at_the_first_non_finite_gradient():
     fast_net, slow_net = (
         DenseNet([12, 9, 9, 10], "relu", "normal", weight_scale=10.0, seed=4) for _ in range(2)
     )
-    norms = (
-        Trainer(fast_net, "softmax_cross_entropy", sgd)
-        .train_epoch(x, y, tf.constant(batches))["grad"]
-        .numpy()
-    )
+    epoch = Trainer(fast_net, "softmax_cross_entropy", sgd).train_epoch(x, y, tf.constant(batches))
+    norms = epoch["grad"].numpy()
     expected = eager_epoch(Trainer(slow_net, "softmax_cross_entropy", sgd), x, y, batches, 1)
     bad = len(expected) - 1
     assert 0 < bad < len(batches) - 1 and not np.isfinite(expected[bad]).all()
+    assert int(epoch["steps"]) == bad + 1  # the steps taken: T of the probe rows' split
+    # every 3rd step traced, an image of Inf in step 6: the epoch ends with that step's block
+    poisoned = x.numpy()
+    poisoned[batches[6][0]] = np.inf
+    net = DenseNet([12, 9, 9, 10], "relu", "normal", seed=4)
+    sparse = Trainer(net, "softmax_cross_entropy", SGD(0.1, 10, trace_every=3)).train_epoch(
+        tf.constant(poisoned), y, tf.constant(batches)
+    )
+    finite = np.isfinite(sparse["grad"].numpy()).all(axis=1)
+    assert finite[:2].all() and not finite[2] and int(sparse["steps"]) == 9
     np.testing.assert_allclose(norms[:bad], expected[:bad], rtol=1e-4)
     assert not np.isfinite(norms[bad]).all()
     assert not norms[bad + 1 :].any()  # never computed

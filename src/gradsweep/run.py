@@ -291,18 +291,22 @@ class _Run:
     ) -> tuple[pd.DataFrame, pd.DataFrame, list[np.ndarray]]:
         """After ``epoch``: its traces (the steps', then the probe's), its metrics, and θ."""
         params = [p.numpy() for p in self.net.params]
-        parts = [self._probe_traces(epoch, params, previous)]
+        steps = self.steps_per_epoch if step_norms is None else int(step_norms["steps"])
+        parts = [self._probe_traces(epoch, params, previous, steps)]
         if step_norms is not None and len(step_norms["grad"]):
             parts.insert(0, self._step_traces(epoch, step_norms))
         traces = pd.concat(parts, ignore_index=True)
         return traces, self._metrics(epoch, wall), params
 
     def _probe_traces(
-        self, epoch: int, params: list[np.ndarray], previous: list[np.ndarray]
+        self, epoch: int, params: list[np.ndarray], previous: list[np.ndarray], steps: int
     ) -> pd.DataFrame:
-        """‖∂C0/∂θ‖ on the probe images, the epoch's ‖Δθ‖ and ‖θ‖, and the layer diagnostics."""
+        """‖∂C0/∂θ‖ on the probe images, the epoch's ‖Δθ‖ and ‖θ‖ and its split (``steps``:
+        the steps taken in it), and the layer diagnostics."""
         moved, size = _epoch_update(params, previous)
-        split = _epoch_split(params, previous, self.trainer.epoch_decay)
+        split = None
+        if previous:
+            split = _epoch_split(params, previous, self.trainer.epoch_decay_parts(previous, steps))
         x, y = (t[: self.cfg["probe_size"]] for t in self.splits["train"])
         grad = self.trainer.probe(x, y).numpy()[None]
         step = np.array([epoch * self.steps_per_epoch])
@@ -341,16 +345,13 @@ def _epoch_update(
 
 
 def _epoch_split(
-    params: list[np.ndarray], previous: list[np.ndarray], epoch_decay: list[tf.Variable | None]
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """(‖D‖, ‖θ − θ_prev − D‖) per parameter tensor, one row each, where D is the sum of the
-    epoch's weight-decay parts of Δθ (``Trainer.epoch_decay``; 0 without weight decay);
-    None in the first epoch."""
-    if not previous:
-        return None
+    params: list[np.ndarray], previous: list[np.ndarray], decay_parts: list[np.ndarray | None]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(‖D‖, ‖θ − θ_prev − D‖) per parameter tensor, one row each, where D is the weight
+    decay's part of the epoch's displacement (``Trainer.epoch_decay_parts``; None: 0)."""
     decay, rest = [], []
-    for a, b, total in zip(params, previous, epoch_decay, strict=True):
-        d = np.zeros(a.shape) if total is None else total.numpy().astype(np.float64)
+    for a, b, part in zip(params, previous, decay_parts, strict=True):
+        d = np.zeros(a.shape) if part is None else part
         decay.append(np.linalg.norm(d))
         rest.append(np.linalg.norm(a.astype(np.float64) - b - d))
     return np.array([decay]), np.array([rest])

@@ -82,10 +82,11 @@ class Trainer:
     With normalisation, z^l = γ û^l + β: β takes b's BP3, W takes BP4 with the error at its
     own output u^l, and γ gets Σ δ^l ⊙ û^l. :meth:`backpropagate` applies BP3 and BP4 layer by
     layer; :meth:`step` hands ∂C/∂θ (∂C0/∂θ plus weight decay) to the step rule
-    (``gradsweep.optim``) and sums the weight decay's part of the steps over the epoch in
-    :attr:`epoch_decay`. Around them, not part of the chain rule: ``train_epoch``, an epoch of
-    steps compiled as one function that records their norms (:class:`TracedEpoch`), and
-    ``evaluate``, cost and accuracy of a split (:class:`Evaluation`).
+    (``gradsweep.optim``) and, for momentum and Adam, sums the weight decay's part of the steps
+    over the epoch in :attr:`epoch_decay` (:meth:`epoch_decay_parts`). Around them, not part
+    of the chain rule: ``train_epoch``, an epoch of steps compiled as one function that records
+    their norms (:class:`TracedEpoch`), and ``evaluate``, cost and accuracy of a split
+    (:class:`Evaluation`).
     """
 
     def __init__(self, net: DenseNet, loss: str, sgd: SGD) -> None:
@@ -96,9 +97,11 @@ class Trainer:
         self.optimizer = make_optimizer(
             sgd.optimizer, net.params, sgd.learning_rate, sgd.nesterov, self.decays
         )
-        # Σ over the epoch's steps of the weight decay's part of Δθ (None: no weight decay)
+        # momentum, Adam: Σ over the epoch's steps of the weight decay's part of Δθ (None: no
+        # weight decay, or plain SGD, whose sum has a closed form: epoch_decay_parts)
+        summed = sgd.optimizer != "sgd"
         self.epoch_decay = [
-            tf.Variable(tf.zeros_like(p), trainable=False) if d else None
+            tf.Variable(tf.zeros_like(p), trainable=False) if d and summed else None
             for p, d in zip(net.params, self.decays, strict=True)
         ]
         self.train_epoch = tf.function(TracedEpoch(self).run, jit_compile=sgd.jit_compile)
@@ -118,6 +121,24 @@ class Trainer:
     def reset(self) -> None:
         """A fresh optimizer (the net's variables are set elsewhere): for the next run."""
         self.optimizer.reset()
+
+    def epoch_decay_parts(self, start: list[np.ndarray], steps: int) -> list[np.ndarray | None]:
+        """The weight decay's part D of each parameter's displacement θ_T − θ_0 over the epoch
+        just trained, from θ_0 = ``start`` in T = ``steps`` steps (None: no weight decay).
+
+        Plain SGD, in closed form (no step does any work for it): with a = 1 − η d,
+        θ_T = a^T θ_0 − η Σ_t a^(T−1−t) ∂C0/∂θ_t, so D = (a^T − 1) θ_0, how far the L2 shrink
+        alone moves θ_0 in T steps, and the gradient's part θ_T − a^T θ_0 is its steps, each
+        shrunk by the decay after it. Momentum and Adam: Σ over the steps of their decay
+        parts (:attr:`epoch_decay`, summed by :meth:`step`).
+        """
+        if self.sgd.optimizer != "sgd":
+            return [None if t is None else t.numpy().astype(np.float64) for t in self.epoch_decay]
+        eta = self.sgd.learning_rate
+        return [
+            (np.float64(1.0 - eta * d) ** steps - 1.0) * p.astype(np.float64) if d else None
+            for p, d in zip(start, self.decays, strict=True)
+        ]
 
     # ------------------------------------------------------------ the chain rule
 
@@ -171,7 +192,7 @@ class Trainer:
 
     def step(self, x: tf.Tensor, y: tf.Tensor) -> Step:
         """One step θ ← θ + Δθ for every parameter; the weight decay's part of each Δθ is
-        added to :attr:`epoch_decay`."""
+        added to :attr:`epoch_decay` (momentum and Adam)."""
         grads, moments, _ = self.backpropagate(x, y)
         self.net.update_moving_statistics(moments)
         terms = [
@@ -202,15 +223,11 @@ class Trainer:
 
     def plain_sgd_step(self, x: tf.Tensor, y: tf.Tensor) -> tuple[list[tf.Tensor], tf.Tensor]:
         """θ ← θ − η (∂C0/∂θ + (λ/n) θ) for every layer, weight decay on W only: the seed's
-        step as one fused update per tensor, its decay part −η d θ added to
-        :attr:`epoch_decay`. Returns the gradients and ⟨∂C0/∂θ, θ⟩ before it, from which
-        :func:`plain_sgd_norms` gets ‖Δθ‖ and ‖θ‖ without reading Δθ or θ again."""
+        step as one fused update per tensor. Returns the gradients and ⟨∂C0/∂θ, θ⟩ before it,
+        from which :func:`plain_sgd_norms` gets ‖Δθ‖ and ‖θ‖ without reading Δθ or θ again."""
         grads, moments, inners = self.backpropagate(x, y, inner=True)
         self.net.update_moving_statistics(moments)
-        params = self.net.params
-        for p, g, decay, total in zip(params, grads, self.decays, self.epoch_decay, strict=True):
-            if total is not None:
-                total.assign_sub(self.sgd.learning_rate * (decay * p))
+        for p, g, decay in zip(self.net.params, grads, self.decays, strict=True):
             p.assign_sub(self.sgd.learning_rate * (g + decay * p))
         return grads, tf.stack(inners)
 
@@ -237,8 +254,10 @@ class TracedEpoch:
         ``update`` without weight decay). Each recorded step adds its squared norms to an
         in-graph TensorArray; the square roots are taken once, when the epoch ends. The epoch
         stops after a recorded step whose gradient is not finite: the rest would only compute
-        NaNs. Every step, traced or not, adds its decay part to ``Trainer.epoch_decay``, which
-        starts the epoch at 0.
+        NaNs; ``steps`` is the number of steps taken (all of them, or up to the end of the block
+        of that step). Under momentum and Adam every step, traced or not, adds its decay part
+        to ``Trainer.epoch_decay``, which starts the epoch at 0; plain SGD needs no sum
+        (``Trainer.epoch_decay_parts``).
         """
         traced = bool(self.sgd.trace_every)
         steps = tf.shape(batches)[0]
@@ -268,11 +287,12 @@ class TracedEpoch:
                 self._untraced_steps(x, y, batches, first + 1, tf.minimum(first + every, steps))
             block += 1
         keys = ("grad", "update", "param", "decay", "grad_step")
+        taken = {"steps": tf.minimum(block * every, steps)}  # untraced: every > steps
         if not traced:
             empty = tf.zeros((0, len(self.trainer.decays)))
-            return dict.fromkeys(keys, empty)
+            return {**dict.fromkeys(keys, empty), **taken}
         norms = tf.sqrt(squares.stack())  # (rows, 5, n_params)
-        return {key: norms[:, i] for i, key in enumerate(keys)}
+        return {**{key: norms[:, i] for i, key in enumerate(keys)}, **taken}
 
     def _traced_step(self, x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
         """One step; (5, parameters): ‖g‖², ‖Δθ‖², ‖θ‖² (after the step), and ‖Δθ_d‖²,
