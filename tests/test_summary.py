@@ -31,6 +31,7 @@ from gradsweep.summary import (
     failed_jobs,
     resume_command,
     run_outcomes,
+    stale_experiments,
     summary_text,
     write_summary,
 )
@@ -396,3 +397,26 @@ def test_summary_text_is_markdown_a_newcomer_reads(tmp_path):
     assert f"- figures: `{tmp_path}/results/figures/`" in text
     assert max(len(line) for line in text.splitlines()) < 400
     print(text)
+
+
+def test_experiments_not_in_the_config_are_named(tmp_path):
+    """Folders an earlier config left in results/ are named, with what to do; the current
+    experiments' folders and the sweep-wide HParams folder are not."""
+    runs = summary_sweep(tmp_path)
+    results = tmp_path / "results"
+    for folder in (
+        "figures/old",
+        "tensorboard/old",
+        "experiments/old",
+        "tensorboard/hparams-config",
+    ):
+        (results / folder).mkdir(parents=True, exist_ok=True)
+    (results / "figures/a").mkdir(parents=True, exist_ok=True)
+    assert stale_experiments(results, ["a"]) == {
+        "old": [str(results / f) for f in ("experiments/old", "figures/old", "tensorboard/old")]
+    }
+    text = summary_text(runs, SINCE, **options(tmp_path))
+    section = text.split("## Not in this config\n\n")[1].split("\n\n")[0].splitlines()
+    assert len(section) == 1 and section[0].startswith("- `old`: ")
+    assert "delete them, or run that config again" in section[0]
+    assert stale_experiments(results, ["a", "old"]) == {}

@@ -23,7 +23,7 @@ import re
 import shlex
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -271,6 +271,40 @@ def _where(results: Path, argv: Sequence[str]) -> list[str]:
     return lines
 
 
+# per-experiment folders of results/ (sweep-wide files are rewritten by every sweep)
+EXPERIMENT_FOLDERS = ("runs", "experiments", "figures", "tensorboard", "batches")
+
+
+def stale_experiments(results: str | Path, experiments: Iterable[str]) -> dict[str, list[str]]:
+    """Experiments that have folders in ``results`` but are not in this sweep's config (left
+    by an earlier config, or removed from this one): {experiment: its folders}."""
+    results, current = Path(results), set(experiments)
+    stale: dict[str, list[str]] = {}
+    for kind in EXPERIMENT_FOLDERS:
+        folder = results / kind
+        if not folder.is_dir():
+            continue
+        for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
+            if sub.name not in current and not (
+                kind == "tensorboard" and sub.name == "hparams-config"
+            ):
+                stale.setdefault(sub.name, []).append(str(sub))
+    return stale
+
+
+def _stale_lines(results: Path, experiments: Iterable[str]) -> list[str]:
+    stale = stale_experiments(results, experiments)
+    if not stale:
+        return []
+    lines = ["", "## Not in this config", ""]
+    lines += [
+        f"- `{name}`: {', '.join(f'`{p}/`' for p in folders)} (from an earlier config: delete "
+        "them, or run that config again to bring them up to date)"
+        for name, folders in stale.items()
+    ]
+    return lines
+
+
 def _runs_line(outcomes: Mapping[str, str], table: pd.DataFrame) -> str:
     counts = Counter(outcomes.values())
     runs = f"{len(outcomes)} run{'' if len(outcomes) == 1 else 's'}"
@@ -357,6 +391,7 @@ def summary_text(
             f"    {resume_command(argv, incomplete)}",
         ]
     lines += ["", "## Where the results are", "", *_where(results, argv)]
+    lines += _stale_lines(results, {experiment for experiment, _ in runs})
     if not table.empty:
         lines += ["", "## Verdicts", "", *(f"- {line}" for line in verdict_lines(table))]
     return "\n".join(lines) + "\n"
