@@ -18,7 +18,16 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "gradsweep"
 LAYERS = {
     "foundation": ["registry", "io", "data", "config", "settings", "meanfield", "codedeps"],
     "training": ["model", "diagnostics", "optim", "train", "device", "batches", "plan", "run"],
-    "analysis": ["formatting", "facets", "verdicts", "aggregate", "stats", "reference", "claims"],
+    "analysis": [
+        "formatting",
+        "facets",
+        "verdicts",
+        "theory",
+        "aggregate",
+        "stats",
+        "reference",
+        "claims",
+    ],
     "presentation": ["table", "plotting", "tensorboard", "summary"],
 }
 RANK = {top: rank for rank, tops in enumerate(LAYERS.values()) for top in tops}

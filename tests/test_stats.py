@@ -289,7 +289,7 @@ def test_one_hidden_layer_has_no_ratio_in_runs_parquet(tmp_path) -> None:
                   Run("x", (16,), seed=1, diverge_at=3)], tmp_path).runs  # fmt: skip
     one, deep, diverged = (runs.iloc[i] for i in range(3))
     ratio_columns = [c for c in runs.columns if "ratio" in c]
-    assert len(ratio_columns) == 5 and one[ratio_columns].isna().all()
+    assert len(ratio_columns) == 6 and one[ratio_columns].isna().all()  # predicted too
     assert diverged[ratio_columns].isna().all()
     assert (one["verdict_init"], one["verdict_final"], one["verdict"]) == (ONE_LAYER,) * 3
     assert np.isnan(one["escape_epoch"])

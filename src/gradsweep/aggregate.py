@@ -21,6 +21,8 @@ from gradsweep.io import (
     write_parquet,
 )
 from gradsweep.settings import IDENTITY_FIELDS, SETTING_FIELDS, config_id, run_settings
+from gradsweep.theory import COLUMNS as PREDICTION_COLUMNS
+from gradsweep.theory import prediction
 from gradsweep.verdicts import ONE_LAYER, dynamic_verdict, escape_epoch, verdict
 
 # runs.parquet's columns and types (docs/outputs.md). Written with this schema so that
@@ -49,6 +51,8 @@ RUNS_SCHEMA = pa.schema(
         ("bias_order_frac", pa.float64()),
         ("dead_frac_final", pa.float64()),
         ("saturated_frac_final", pa.float64()),
+        # the mean-field prediction from the run's settings (gradsweep.theory)
+        *((name, pa.float64()) for name in PREDICTION_COLUMNS),
     ]
 )
 
@@ -218,6 +222,7 @@ def run_summary(
         "bias_order_frac": float(increasing.mean()) if len(increasing) else np.nan,
         "dead_frac_final": _hidden_mean(probe, "dead_frac", last_epoch),
         "saturated_frac_final": _hidden_mean(probe, "saturated_frac", last_epoch),
+        **prediction(settings),
     }
 
 

@@ -173,6 +173,8 @@ def summarize_group(group: pd.DataFrame) -> dict:
         k = int(never_learned(group["best_val_acc"]).sum())
         out["n_never_learned"] = k
         out["never_learned_lo"], out["never_learned_hi"] = wilson_interval(k, len(group))
+    if "grad_ratio_predicted" in group:  # from the settings: the same for every seed
+        out["grad_ratio_predicted"] = group["grad_ratio_predicted"].iloc[0]
     if "status" in group:
         out["n_diverged"] = int((group["status"] == "diverged").sum())
     if "escape_epoch" in basis:

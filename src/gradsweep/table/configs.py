@@ -99,6 +99,22 @@ def _geo_spread(row: pd.Series, metric: str) -> str:
     return format_ratio(mean) + spread
 
 
+PREDICTED = Column(
+    "predicted ratio at init (mean field)",
+    lambda r: "n/a" if pd.isna(r.get("grad_ratio_predicted")) else format_ratio(
+        r.get("grad_ratio_predicted")),
+)  # fmt: skip
+
+
+def _prediction_columns(summary: pd.DataFrame) -> list[Column]:
+    """The mean-field ratio (gradsweep.theory) where some config of the experiment has one;
+    "n/a" in the rows where the theory does not apply."""
+    if "grad_ratio_predicted" not in summary:
+        return []
+    predicted = pd.to_numeric(summary["grad_ratio_predicted"], errors="coerce")
+    return [PREDICTED] if predicted.notna().any() else []
+
+
 # Update ratios (issue 15) as columns before "escape epoch" where an experiment varies a remedy
 # or checks the remedies claim: elsewhere they would widen every table by two columns.
 UPDATE_COLUMNS: list[Column] = [
@@ -131,6 +147,7 @@ def config_columns_for(summary: pd.DataFrame, updates: bool = False) -> list[Col
         *_metric_columns(summary, "test_acc", f"test acc (%){learned}", format_percent, "mean"),
         *_metric_columns(summary, "grad_ratio_init", "grad ratio at init", format_ratio,
                          "geo. mean"),
+        *_prediction_columns(summary),
         *_metric_columns(summary, "grad_ratio_final", "grad ratio at end", format_ratio,
                          "geo. mean"),
         Column("escape epoch" + (" median (min–max)" if several else ""), ratio_cell(_escape_cell)),

@@ -1,0 +1,143 @@
+"""gradsweep.theory: a run's init as the mean-field (σ_w², σ_b²), checked against the weights
+gradsweep.model really draws, and the predicted columns of runs.parquet and results.md,
+checked against gradsweep.meanfield called directly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import synthetic
+from synthetic import Run
+
+from gradsweep import meanfield, theory
+from gradsweep.model import DenseNet
+from gradsweep.registry import INITS
+from gradsweep.table.configs import PREDICTED, config_table
+
+WIDE = 1000  # a hidden-to-hidden kernel of 10⁶ weights
+
+
+def settings(**kw: object) -> dict[str, object]:
+    """A run's settings as runs.parquet holds them (the mapping reads only these)."""
+    base = {"activation": "sigmoid", "widths": "100-100-100-100", "init": "scaled_normal",
+            "bias_init": "normal", "weight_scale": 1.0, "normalization": "none",
+            "residual": False}  # fmt: skip
+    return base | kw
+
+
+def empirical_sigma_w2(w: np.ndarray) -> tuple[float, float]:
+    """fan_in · mean(w²) (the init has mean 0) and its standard error, from the sample."""
+    fan_in = w.shape[1]  # Nielsen's w^l_jk: row j holds the weights into unit j
+    sq = (w.astype(np.float64) ** 2).ravel()
+    return fan_in * sq.mean(), fan_in * sq.std() / np.sqrt(sq.size)
+
+
+@pytest.mark.parametrize("init", INITS)
+@pytest.mark.parametrize("weight_scale", [1.0, 0.5])
+def test_sigma_w2_is_what_the_real_init_draws(init: str, weight_scale: float) -> None:
+    net = DenseNet([8, WIDE, WIDE, 2], "tanh", init, weight_scale=weight_scale, seed=4)
+    measured, se = empirical_sigma_w2(net.kernels[1].numpy())  # hidden-to-hidden
+    expected = theory.weight_variance(settings(init=init, widths=f"{WIDE}-{WIDE}",
+                                               weight_scale=weight_scale))  # fmt: skip
+    # 5 standard errors (≈ 0.1–0.2 % of σ_w² here): a wrong variance by a factor (truncation
+    # uncorrected: ×0.77, uniform limit read as a std: ×3) is hundreds of SE away
+    assert expected is not None
+    assert abs(measured - expected) < 5 * se, (init, measured, expected, se)
+
+
+@pytest.mark.parametrize("init", ["glorot_normal", "glorot_uniform", "normal"])
+def test_width_dependent_inits_per_layer_and_null_for_unequal_widths(init: str) -> None:
+    widths = [800, 400]
+    net = DenseNet([8, *widths, 2], "tanh", init, seed=5)
+    measured, se = empirical_sigma_w2(net.kernels[1].numpy())  # 800 → 400
+    assert abs(measured - theory.layer_weight_variance(init, 800, 400)) < 5 * se
+    assert theory.weight_variance(settings(init=init, widths="800-400")) is None
+    assert "unequal widths" in (theory.not_applicable(settings(init=init, widths="800-400")) or "")
+    # one hidden layer: no hidden-to-hidden layer to read a width-dependent σ_w² from
+    assert theory.weight_variance(settings(init=init, widths="100")) is None
+    # a fan-in init has its σ_w² at any widths and depths
+    assert theory.weight_variance(settings(init="he_uniform", widths="800-400")) == 2.0
+    assert theory.weight_variance(settings(init="he_uniform", widths="100")) == 2.0
+
+
+def test_bias_variance_is_what_the_real_bias_init_draws() -> None:
+    net = DenseNet([8, 20_000, 2], "tanh", "scaled_normal", bias_init="normal", seed=6)
+    b = net.biases[0].numpy().astype(np.float64)
+    se = (b**2).std() / np.sqrt(b.size)  # ≈ 1 %
+    assert abs((b**2).mean() - theory.bias_variance(settings(bias_init="normal"))) < 5 * se
+    zeros = DenseNet([8, 50, 2], "tanh", "scaled_normal", bias_init="zeros", seed=6)
+    assert not zeros.biases[0].numpy().any()
+    assert theory.bias_variance(settings(bias_init="zeros")) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("kw", "why"),
+    [
+        ({"normalization": "batch_norm"}, "batch_norm"),
+        ({"normalization": "layer_norm"}, "layer_norm"),
+        ({"residual": True}, "residual"),
+        ({"widths": "1-1-1-1"}, "width 1"),
+    ],
+)
+def test_no_prediction_where_the_theory_does_not_apply(kw: dict, why: str) -> None:
+    s = settings(**kw)
+    assert why in (theory.not_applicable(s) or "")
+    assert theory.prediction(s) == dict.fromkeys(theory.COLUMNS)
+
+
+def test_the_issues_number() -> None:
+    """Issue 23: 4 × 100 sigmoid, σ_w² = 1, σ_b² = 1: χ₁ ≈ 0.042, ratio χ₁^(−3/2) ≈ 116."""
+    p = theory.prediction(settings())
+    assert (p["weight_variance"], p["bias_variance"]) == (1.0, 1.0)
+    assert p["chi1_predicted"] == pytest.approx(0.04196, abs=5e-6)
+    assert p["grad_ratio_predicted"] == pytest.approx(116.3, abs=0.05)
+
+
+def test_runs_parquet_columns_against_meanfield(tmp_path) -> None:
+    runs = [
+        Run("mf", (100, 100, 100, 100)),
+        Run("mf", (30, 30), settings={"weight_scale": 2.0}),
+        Run("mf", (50, 50, 50), "tanh", "glorot_uniform", settings={"bias_init": "zeros"}),
+        Run("mf", (100, 100, 100), "linear", "normal", shrink=0.1),
+        Run("mf", (100,), "relu", "he_normal"),
+        Run("mf", (100, 100, 100), settings={"normalization": "batch_norm"}),
+        Run("mf", (1, 1, 1, 1)),
+    ]
+    table = synthetic.sweep(runs, tmp_path).runs.set_index("widths")
+    expected = {  # widths: (activation, σ_w², σ_b², hidden layers)
+        "100-100-100-100": ("sigmoid", 1.0, 1.0, 4),
+        "30-30": ("sigmoid", 4.0, 1.0, 2),
+        "50-50-50": ("tanh", 1.0, 0.0, 3),
+        "100-100-100": ("linear", 100.0, 1.0, 3),
+        "100": ("relu", 2.0, 1.0, 1),
+    }
+    for widths, (activation, w, b, depth) in expected.items():
+        row = table[table["activation"] == activation].loc[widths]
+        chi = float(meanfield.chi_1(activation, w, b))
+        assert (row["weight_variance"], row["bias_variance"]) == (w, b)
+        assert row["chi1_predicted"] == pytest.approx(chi, rel=1e-12)
+        if depth == 1:  # no ratio (gradsweep.verdicts)
+            assert pd.isna(row["grad_ratio_predicted"])
+        else:
+            assert row["grad_ratio_predicted"] == pytest.approx(chi ** (-(depth - 1) / 2))
+    assert table.loc["1-1-1-1", list(theory.COLUMNS)].isna().all()
+    bn = table[table["normalization"] == "batch_norm"]
+    assert bn[list(theory.COLUMNS)].isna().all().all()
+
+
+def test_results_table_shows_the_prediction_beside_the_measurement(tmp_path) -> None:
+    runs = synthetic.sweep(
+        [Run("mf", (100, 100, 100, 100), seed=s) for s in (0, 1)]
+        + [Run("mf", (100,)), Run("mf", (1, 1, 1, 1))],
+        tmp_path,
+    ).runs
+    lines = config_table(runs).splitlines()
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    at = header.index(PREDICTED.header)
+    assert header[at - 1].startswith("grad ratio at init")  # beside the measured one
+    cells = {ln.split("|")[2].strip(): ln.split("|")[at + 1].strip() for ln in lines[2:]}
+    assert cells == {"100-100-100-100": "116", "100": "n/a", "1-1-1-1": "n/a"}
+    # an experiment with no prediction anywhere has no such column
+    alone = synthetic.sweep([Run("one_path", (1, 1, 1, 1))], tmp_path / "alone").runs
+    assert PREDICTED.header not in config_table(alone)
