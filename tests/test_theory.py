@@ -141,3 +141,12 @@ def test_results_table_shows_the_prediction_beside_the_measurement(tmp_path) -> 
     # an experiment with no prediction anywhere has no such column
     alone = synthetic.sweep([Run("one_path", (1, 1, 1, 1))], tmp_path / "alone").runs
     assert PREDICTED.header not in config_table(alone)
+
+
+def test_a_run_without_a_known_init_or_bias_init_gets_no_prediction():
+    """An old or hand-written run.json may lack a setting: null columns, not an error."""
+    base = {"activation": "sigmoid", "widths": "100-100", "init": "scaled_normal",
+            "bias_init": "normal", "weight_scale": 1.0}  # fmt: skip
+    assert theory.prediction(base)["chi1_predicted"] is not None
+    for key in ("init", "bias_init"):
+        assert theory.prediction({**base, key: None}) == dict.fromkeys(theory.COLUMNS)

@@ -73,6 +73,9 @@ def layer_weight_variance(init: str, fan_in: int, fan_out: int, weight_scale: fl
 
 def not_applicable(settings: Mapping[str, Any]) -> str | None:
     """Why the theory gives no σ_w² for a run with these settings (None: it does)."""
+    for key, known in (("init", INIT_VARIANCE), ("bias_init", BIAS_VARIANCE)):
+        if str(settings.get(key)) not in known:  # e.g. a run.json from before the setting
+            return f"{key} {settings.get(key)!r} not recorded or not known"
     if settings.get("normalization") not in (None, "none"):
         return f"{settings['normalization']} changes the variance map"
     if settings.get("residual"):
