@@ -37,7 +37,7 @@ import pandas as pd
 
 from gradsweep.aggregate import RUNS_SCHEMA, aggregate
 from gradsweep.batches import cache_entry
-from gradsweep.config import REMEDY_DEFAULTS, TRAINER_VERSION, TRAINING_DEFAULTS, run_name
+from gradsweep.config import OPTIONAL_DEFAULTS, TRAINER_VERSION, TRAINING_DEFAULTS, run_name
 from gradsweep.io import DIAGNOSTICS, METRICS_SCHEMA, TRACES_SCHEMA, write_json, write_parquet
 from gradsweep.settings import config_id, run_settings, widths_string
 
@@ -109,7 +109,7 @@ class Run:
                "experiment": self.experiment, "dataset": self.dataset,
                "widths": list(self.widths), "activation": self.activation, "init": self.init,
                "seed": self.seed, "trainer_version": TRAINER_VERSION, **self.settings}  # fmt: skip
-        defaults = {k: v for k, v in REMEDY_DEFAULTS.items() if cfg.get(k) == v}
+        defaults = {k: v for k, v in OPTIONAL_DEFAULTS.items() if k in cfg and cfg[k] == v}
         return {k: v for k, v in cfg.items() if k not in defaults}  # as config.expand leaves them
 
     def k_per_epoch(self, last: int) -> np.ndarray:

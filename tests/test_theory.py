@@ -89,7 +89,7 @@ def test_no_prediction_where_the_theory_does_not_apply(kw: dict, why: str) -> No
 def test_the_issues_number() -> None:
     """Issue 23: 4 × 100 sigmoid, σ_w² = 1, σ_b² = 1: χ₁ ≈ 0.042, ratio χ₁^(−3/2) ≈ 116."""
     p = theory.prediction(settings())
-    assert (p["weight_variance"], p["bias_variance"]) == (1.0, 1.0)
+    assert theory.variances(settings()) == {"weight_variance": 1.0, "bias_variance": 1.0}
     assert p["chi1_predicted"] == pytest.approx(0.04196, abs=5e-6)
     assert p["grad_ratio_predicted"] == pytest.approx(116.3, abs=0.05)
 
@@ -150,3 +150,82 @@ def test_a_run_without_a_known_init_or_bias_init_gets_no_prediction():
     assert theory.prediction(base)["chi1_predicted"] is not None
     for key in ("init", "bias_init"):
         assert theory.prediction({**base, key: None}) == dict.fromkeys(theory.COLUMNS)
+
+
+@pytest.mark.parametrize("sigma_w2", [0.5, 1.76, 3.0])
+def test_weight_variance_setting_is_what_scaled_normal_draws(sigma_w2: float) -> None:
+    """weight_variance σ_w²: N(0, σ_w²/fan_in), at any widths, in runs.parquet as given."""
+    net = DenseNet([8, WIDE, WIDE // 2, 2], "tanh", "scaled_normal", seed=4,
+                   weight_variance=sigma_w2)  # fmt: skip
+    for kernel in net.kernels[:2]:  # 8 → 1000 and 1000 → 500: fan_in, whatever fan_out
+        measured, se = empirical_sigma_w2(kernel.numpy())
+        assert abs(measured - sigma_w2) < 5 * se, (measured, sigma_w2, se)
+    s = settings(widths=f"{WIDE}-{WIDE // 2}", weight_variance=sigma_w2)
+    assert theory.weight_variance(s) == sigma_w2 and theory.not_applicable(s) is None
+    # σ_w² = 1 is scaled_normal itself, draw for draw
+    plain = DenseNet([8, 30, 2], "tanh", "scaled_normal", seed=4)
+    one = DenseNet([8, 30, 2], "tanh", "scaled_normal", seed=4, weight_variance=1.0)
+    pairs = zip(plain.params, one.params, strict=True)
+    assert all(np.array_equal(a.numpy(), b.numpy()) for a, b in pairs)
+
+
+@pytest.mark.parametrize("sigma_w2", [None, 2.5])
+def test_orthogonal_is_gain_times_orthogonal(sigma_w2: float | None) -> None:
+    """Square: W Wᵀ = g² I (g² = σ_w², 1 unset); narrowing: orthonormal rows × g, σ_w² = g²;
+    widening: orthonormal columns × g, σ_w² = g² fan_in / fan_out (theory's "fan_max")."""
+    g2 = 1.0 if sigma_w2 is None else sigma_w2
+    net = DenseNet([8, 300, 300, 120, 240, 2], "tanh", "orthogonal", seed=3,
+                   weight_variance=sigma_w2)  # fmt: skip
+    square, narrow, wide = (k.numpy().astype(np.float64) for k in net.kernels[1:4])
+    np.testing.assert_allclose(square @ square.T, g2 * np.eye(300), atol=1e-5 * g2)
+    np.testing.assert_allclose(narrow @ narrow.T, g2 * np.eye(120), atol=1e-5 * g2)  # 120 rows
+    np.testing.assert_allclose(wide.T @ wide, g2 * np.eye(120), atol=1e-5 * g2)  # 120 columns
+    for w, (fan_in, fan_out) in ((square, (300, 300)), (narrow, (300, 120)), (wide, (120, 240))):
+        measured = fan_in * (w**2).mean()  # exact for an orthogonal matrix: no sampling error
+        expected = theory.layer_weight_variance("orthogonal", fan_in, fan_out, variance=sigma_w2)
+        assert measured == pytest.approx(expected, rel=1e-5), (fan_in, fan_out)
+    assert theory.weight_variance(settings(init="orthogonal", weight_variance=sigma_w2)) == g2
+    assert theory.weight_variance(settings(init="orthogonal", widths="500-300-150-50")) == 1.0
+    # a widening layer among the hidden ones: σ_w² differs, no prediction; the setting stays
+    uneven = settings(init="orthogonal", widths="100-200-200", weight_variance=sigma_w2)
+    assert "widening hidden layer" in (theory.not_applicable(uneven) or "")
+    assert theory.prediction(uneven) == dict.fromkeys(theory.COLUMNS)
+    assert theory.weight_variance(uneven) == sigma_w2
+
+
+@pytest.mark.parametrize("sigma_b2", [0.05, 0.0, 2.0])
+def test_bias_variance_setting_is_what_the_net_draws(sigma_b2: float) -> None:
+    net = DenseNet([8, 20_000, 2], "tanh", "scaled_normal", seed=6, bias_variance=sigma_b2)
+    b = net.biases[0].numpy().astype(np.float64)
+    if sigma_b2 == 0:
+        assert not b.any()
+    else:
+        se = (b**2).std() / np.sqrt(b.size)
+        assert abs((b**2).mean() - sigma_b2) < 5 * se, ((b**2).mean(), sigma_b2, se)
+    assert theory.bias_variance(settings(bias_variance=sigma_b2)) == sigma_b2
+
+
+def test_runs_parquet_reads_the_settings_when_given(tmp_path) -> None:
+    """weight_variance and bias_variance: one column each, the setting when given (even
+    where the theory does not apply), else the init's own; chi1 at the given (σ_w², σ_b²)."""
+    edge = {"weight_variance": 1.76, "bias_variance": 0.05}
+    runs = [
+        Run("mf", (100, 100, 100), "tanh", settings=edge),
+        Run("mf", (100, 100, 100), "tanh"),
+        Run("mf", (100, 100, 100), "tanh", "orthogonal", settings={"weight_variance": 2.0}),
+        Run("mf", (100, 200, 200), "tanh", "orthogonal", settings={"weight_variance": 2.0}),
+        Run("mf", (100, 100, 100), "tanh", settings={**edge, "normalization": "batch_norm"}),
+    ]
+    table = synthetic.sweep(runs, tmp_path).runs
+    got = table[["weight_variance", "bias_variance"]].fillna(-1).values.tolist()
+    # unset where the theory does not apply (a widening orthogonal layer): null, as before
+    assert got == [[1.76, 0.05], [1.0, 1.0], [2.0, 1.0], [2.0, -1], [1.76, 0.05]]
+    chi = table["chi1_predicted"].tolist()
+    assert chi[:3] == pytest.approx([float(meanfield.chi_1("tanh", w, b)) for w, b in got[:3]])
+    assert np.isnan(chi[3:]).all()  # widening orthogonal layer; batch norm
+    assert table["config_id"].nunique() == 5
+    # the unset run keeps the config_id it had before the settings existed
+    plain = runs[1].config()
+    assert "weight_variance" not in plain and table["config_id"].iloc[1] == synthetic.config_id(
+        {k: v for k, v in synthetic.run_settings("mf", plain).items()
+         if k not in ("weight_variance", "bias_variance")})  # fmt: skip

@@ -22,7 +22,7 @@ from gradsweep.io import (
 )
 from gradsweep.settings import IDENTITY_FIELDS, SETTING_FIELDS, config_id, run_settings
 from gradsweep.theory import COLUMNS as PREDICTION_COLUMNS
-from gradsweep.theory import prediction
+from gradsweep.theory import prediction, variances
 from gradsweep.verdicts import ONE_LAYER, dynamic_verdict, escape_epoch, verdict
 
 # runs.parquet's columns and types (docs/outputs.md). Written with this schema so that
@@ -201,8 +201,9 @@ def run_summary(
         "run_id": info["run_id"],
         "experiment": info["experiment"],
         "run": info["run"],
-        "config_id": config_id(settings),
+        "config_id": config_id(settings),  # before the variances: unset, they stay out of it
         **settings,
+        **variances(settings),  # the σ_w², σ_b² the run had: its setting or its init's
         "seed": cfg["seed"],
         "status": info["status"],
         "best_val_acc": float(best["val_acc"]) if best is not None else np.nan,

@@ -204,11 +204,13 @@ def _compiled(
 ) -> tuple[DenseNet, Trainer, Callable]:
     """(net, trainer, diagnose) for ``cfg``, its variables set to ``cfg``'s initial weights.
 
-    Everything a traced function bakes in is in the key; init, bias_init, weight_scale and
-    seed only set the variables' values, so runs that differ in them share the compiled code.
+    Everything a traced function bakes in is in the key; init, bias_init, weight_scale, the
+    weight and bias variances and seed only set the variables' values, so runs that differ in
+    them share the compiled code.
     """
     sizes = [n_inputs, *cfg["widths"], 10]
     net_shape = {k: setting(cfg, k) for k in ("normalization", "residual")}
+    variances = {k: setting(cfg, k) for k in ("weight_variance", "bias_variance")}
     fresh = DenseNet(
         sizes,
         cfg["activation"],
@@ -217,6 +219,7 @@ def _compiled(
         cfg["weight_scale"],
         cfg["seed"],
         **net_shape,
+        **variances,
     )
     sgd = SGD(
         learning_rate=cfg["learning_rate"],
