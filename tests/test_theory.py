@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import synthetic
 from synthetic import Run
@@ -13,7 +15,7 @@ from synthetic import Run
 from gradsweep import meanfield, theory
 from gradsweep.model import DenseNet
 from gradsweep.registry import INITS
-from gradsweep.table.configs import PREDICTED, config_table
+from gradsweep.table.configs import PREDICTED, SLOPE, config_table
 
 WIDE = 1000  # a hidden-to-hidden kernel of 10⁶ weights
 
@@ -138,6 +140,11 @@ def test_results_table_shows_the_prediction_beside_the_measurement(tmp_path) -> 
     assert header[at - 1].startswith("grad ratio at init")  # beside the measured one
     cells = {ln.split("|")[2].strip(): ln.split("|")[at + 1].strip() for ln in lines[2:]}
     assert cells == {"100-100-100-100": "116", "100": "n/a", "1-1-1-1": "n/a"}
+    # beside it, the measured per-layer slope (mean over the seeds) and the predicted ln χ₁/2:
+    # the synthetic sigmoid net shrinks 5-fold per layer, −ln 5 = −1.61; ln(0.04196)/2 = −1.59
+    assert header[at + 1] == SLOPE.header
+    slopes = {ln.split("|")[2].strip(): ln.split("|")[at + 2].strip() for ln in lines[2:]}
+    assert slopes == {"100-100-100-100": "-1.61 (-1.59)", "100": "n/a", "1-1-1-1": "-1.61 (n/a)"}
     # an experiment with no prediction anywhere has no such column
     alone = synthetic.sweep([Run("one_path", (1, 1, 1, 1))], tmp_path / "alone").runs
     assert PREDICTED.header not in config_table(alone)
@@ -229,3 +236,44 @@ def test_runs_parquet_reads_the_settings_when_given(tmp_path) -> None:
     assert "weight_variance" not in plain and table["config_id"].iloc[1] == synthetic.config_id(
         {k: v for k, v in synthetic.run_settings("mf", plain).items()
          if k not in ("weight_variance", "bias_variance")})  # fmt: skip
+
+
+def test_grad_slope_init_is_numpy_polyfit_and_predicted_is_half_ln_chi1(tmp_path) -> None:
+    """grad_slope_init: the least-squares slope of ln example_grad_rms at epoch 0 against the
+    layers back from the last hidden layer (NumPy's polyfit on the traces, independently);
+    the synthetic model's k-fold shrink per layer reads −ln k without noise.
+    grad_slope_predicted = ln χ₁ / 2."""
+    runs = [
+        Run("mf", (100,) * 6, "tanh", shrink=1.5),
+        Run("mf", (100,) * 5, noise=0.4, seed=3),
+        Run("mf", (100, 100), "relu", "he_normal", noise=0.4),
+        Run("mf", (100,)),
+    ]
+    out = synthetic.sweep(runs, tmp_path)
+    table = out.runs.set_index("widths")
+    t = out.traces
+    for run in runs[:3]:
+        rows = t[(t["run_id"] == run.run_id) & (t["source"] == "probe") & (t["param"] == "bias")
+                 & (t["epoch"] == 0) & (t["layer"] <= run.depth)]  # fmt: skip
+        expected = np.polyfit(run.depth - rows["layer"], np.log(rows["example_grad_rms"]), 1)[0]
+        row = table.loc[synthetic.widths_string(run.widths)]
+        assert row["grad_slope_init"] == pytest.approx(expected, rel=1e-9)
+        chi = float(meanfield.chi_1(run.activation, row["weight_variance"], 1.0))
+        assert row["grad_slope_predicted"] == pytest.approx(np.log(chi) / 2, rel=1e-12)
+    assert table.loc["100-100-100-100-100-100", "grad_slope_init"] == pytest.approx(-np.log(1.5))
+    assert table.loc["100-100-100-100-100", "grad_slope_init"] < 0  # vanishing: negative
+    one = table.loc["100"]  # one hidden layer: no slope, none predicted
+    assert np.isnan(one["grad_slope_init"]) and np.isnan(one["grad_slope_predicted"])
+
+
+def test_traces_from_before_the_column_read_as_null(tmp_path) -> None:
+    """A cached run trained before example_grad_rms existed is not retrained: its traces
+    read with the column null and its runs.parquet slope null."""
+    data = synthetic.make_run(Run("old", (50, 50, 50)))
+    files = synthetic.write_run(data, tmp_path / "runs")
+    old = data.traces.drop(columns="example_grad_rms")
+    pq.write_table(pa.Table.from_pandas(old, preserve_index=False), files.traces)
+    back = synthetic.aggregate_runs([files], tmp_path)
+    assert back.traces["example_grad_rms"].isna().all()
+    assert np.isnan(back.runs["grad_slope_init"].iloc[0])
+    assert back.runs["grad_slope_predicted"].notna().all()  # the prediction needs no traces

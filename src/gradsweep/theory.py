@@ -38,8 +38,9 @@ No prediction (:func:`not_applicable` says why), and no σ_w², σ_b² where the
   narrowing and square ones all have g²), or any of them with one hidden layer, which has no
   such layer to read it from (a fan-in init has its σ_w² at any depth).
 
-``grad_ratio_predicted`` is also null for one hidden layer, which has no ratio
-(gradsweep.verdicts.has_ratio).
+``grad_ratio_predicted`` and ``grad_slope_predicted`` (ln χ₁ / 2, the change of ln RMS‖δ_l(x)‖
+per layer toward the input, beside runs.parquet's measured ``grad_slope_init``) are also null
+for one hidden layer, which has no ratio (gradsweep.verdicts.has_ratio).
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ if set(INIT_VARIANCE) != set(INITS) or set(BIAS_VARIANCE) != set(BIAS_INITS):
 
 # runs.parquet's prediction columns, in order (docs/outputs.md); the σ_w² and σ_b² a run had
 # are its settings' columns weight_variance and bias_variance (:func:`variances`)
-COLUMNS = ("chi1_predicted", "grad_ratio_predicted")
+COLUMNS = ("chi1_predicted", "grad_ratio_predicted", "grad_slope_predicted")
 VARIANCES = ("weight_variance", "bias_variance")
 
 
@@ -178,4 +179,6 @@ def prediction(settings: Mapping[str, Any]) -> dict[str, float | None]:
     ratio = meanfield.gradient_ratio(chi, depth - 1) if has_ratio(depth) else None
     if ratio is not None and not math.isfinite(float(ratio)):
         ratio = None
-    return {"chi1_predicted": chi, "grad_ratio_predicted": ratio}
+    # ln RMS‖δ_l(x)‖ per layer toward the input: the mean square shrinks by χ₁ per layer
+    slope = math.log(chi) / 2 if has_ratio(depth) and chi > 0 else None
+    return {"chi1_predicted": chi, "grad_ratio_predicted": ratio, "grad_slope_predicted": slope}
