@@ -348,13 +348,14 @@ def test_updates_figure_draws_the_gradient_and_decay_parts_apart(remedies, tmp_p
     size = (later["update_norm"] / later["relative_update"]).to_numpy()  # ‖W_e‖
     split = (later["run_id"] != old_run).to_numpy()
     want = np.where(split, later["grad_step_norm"] / size, later["relative_update"])
-    np.testing.assert_allclose(solid.loc[later.index, "relative_update"], want, rtol=1e-12)
+    # the trace columns are float32 (issue 25): the figure's quotients too, to float32's precision
+    np.testing.assert_allclose(solid.loc[later.index, "relative_update"], want, rtol=1e-6)
     decayed = later[split & (later["run_id"] != no_decay).to_numpy()]
     assert sorted(dotted.index) == sorted(decayed.index)
     np.testing.assert_allclose(
         dotted.loc[decayed.index, "relative_update"],
         decayed["decay_norm"] * decayed["relative_update"] / decayed["update_norm"],
-        rtol=1e-12,
+        rtol=1e-6,
     )
 
     shown = plotting.plot_update_sizes(probe, runs, tmp_path / "split.png", "remedies")

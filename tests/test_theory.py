@@ -255,7 +255,9 @@ def test_grad_slope_init_is_numpy_polyfit_and_predicted_is_half_ln_chi1(tmp_path
     for run in runs[:3]:
         rows = t[(t["run_id"] == run.run_id) & (t["source"] == "probe") & (t["param"] == "bias")
                  & (t["epoch"] == 0) & (t["layer"] <= run.depth)]  # fmt: skip
-        expected = np.polyfit(run.depth - rows["layer"], np.log(rows["example_grad_rms"]), 1)[0]
+        expected = np.polyfit(
+            run.depth - rows["layer"], np.log(rows["example_grad_rms"].astype(np.float64)), 1
+        )[0]
         row = table.loc[synthetic.widths_string(run.widths)]
         assert row["grad_slope_init"] == pytest.approx(expected, rel=1e-9)
         chi = float(meanfield.chi_1(run.activation, row["weight_variance"], 1.0))

@@ -17,6 +17,7 @@ from gradsweep.io import (
     TRACES_SCHEMA,
     RunFileError,
     atomic_path,
+    parquet_options,
     read_run_info,
     write_parquet,
 )
@@ -279,7 +280,8 @@ def aggregate(
         raise AggregationError("infos, traces and metrics must list the same runs")
     rows, metric_tables = [], []
     schema = TRACES_SCHEMA.append(pa.field("experiment", pa.string()))
-    with atomic_path(out_traces) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+    options = parquet_options(schema)
+    with atomic_path(out_traces) as tmp, pq.ParquetWriter(tmp, schema, **options) as writer:
         for info_path, trace_path, metric_path in zip(infos, traces, metrics, strict=True):
             info = read_run_info(info_path, AggregationError)
             trace_table = _read_table(trace_path, TRACES_SCHEMA)
@@ -294,7 +296,8 @@ def aggregate(
                 run_summary(info, probe.to_pandas(), metric_table.to_pandas(), steps.to_pandas())
             )
     with atomic_path(out_metrics) as tmp:
-        pq.write_table(pa.concat_tables(metric_tables), tmp)
+        table = pa.concat_tables(metric_tables)
+        pq.write_table(table, tmp, **parquet_options(table.schema))
     runs = pd.DataFrame(rows, columns=RUNS_SCHEMA.names)
     write_parquet(runs, out_runs, RUNS_SCHEMA)
     return runs
@@ -303,7 +306,8 @@ def aggregate(
 def concatenate(parts: Sequence[str | Path], out: str | Path) -> None:
     """Stack tables of one schema (e.g. per-experiment aggregates) into one file, streaming."""
     schema = pq.read_schema(parts[0])
-    with atomic_path(out) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+    options = parquet_options(schema)
+    with atomic_path(out) as tmp, pq.ParquetWriter(tmp, schema, **options) as writer:
         for part in parts:
             for batch in pq.ParquetFile(part).iter_batches():
                 writer.write_batch(batch.cast(schema) if batch.schema != schema else batch)

@@ -29,31 +29,39 @@ DIAGNOSTICS = (
     "z_p85",
 )
 
+# Trace and metric columns (issue 25): a float is float32 where every value is one that
+# TensorFlow computed in float32 (a norm, a diagnostic, ``relative_update``: the float32
+# quotient of two float32 norms), and float64 where the value is a float64 sum or mean (the
+# probe rows' weight-decay split, the metrics' losses and accuracies, averaged over chunks in
+# Python, and the wall clock). Integers are as narrow as every valid value allows (epoch ≤
+# 32,767; step ≤ 2³¹ − 1). Files written before (float64, int32 epoch, int64 step) read and
+# stack with these: ``gradsweep.aggregate`` casts every run's table to this schema.
 TRACES_SCHEMA = pa.schema(
     [
         ("run_id", pa.string()),
-        ("epoch", pa.int32()),
-        ("step", pa.int64()),
+        ("epoch", pa.int16()),
+        ("step", pa.int32()),
         ("layer", pa.int16()),
         ("param", pa.string()),
-        ("grad_norm", pa.float64()),
+        ("grad_norm", pa.float32()),
         # ‖Δθ‖ of the step (step rows) or θ_e − θ_(e−1) over the epoch (probe rows), and
         # that ÷ ‖θ‖ after it: how fast each parameter tensor moves, under any optimizer
-        ("update_norm", pa.float64()),
-        ("relative_update", pa.float64()),
+        ("update_norm", pa.float32()),
+        ("relative_update", pa.float32()),
         # that Δθ split in two (issue 24): ‖its weight-decay part‖ and ‖the rest‖, the part of
         # ∂C0/∂θ (gradsweep.optim: how each rule splits; over the epoch, the steps' parts summed)
+        # float64: the probe rows' parts are summed in float64 (the step rows' are float32)
         ("decay_norm", pa.float64()),
         ("grad_step_norm", pa.float64()),
         ("source", pa.string()),
     ]
     # probe rows of hidden layers only (NaN elsewhere): see gradsweep.diagnostics.COLUMNS
-    + [(name, pa.float64()) for name in DIAGNOSTICS]
+    + [(name, pa.float32()) for name in DIAGNOSTICS]
     # and the RMS over the probe images of ‖∂C_x/∂z^l‖ (issue 23; Trainer.probe_norms)
-    + [("example_grad_rms", pa.float64())]
+    + [("example_grad_rms", pa.float32())]
 )
 METRICS_SCHEMA = pa.schema(
-    [("run_id", pa.string()), ("epoch", pa.int32()), ("step", pa.int64())]
+    [("run_id", pa.string()), ("epoch", pa.int16()), ("step", pa.int32())]
     + [
         (f"{split}_{what}", pa.float64())
         for split in ("train", "val", "test")
@@ -61,6 +69,15 @@ METRICS_SCHEMA = pa.schema(
     ]
     + [("wall_s", pa.float64())]
 )
+
+
+def parquet_options(schema: pa.Schema) -> dict[str, Any]:
+    """How every table of the package is written: zstd; the floats byte-stream-split (their
+    exponent bytes, alike from row to row, compress apart from the mantissa bytes), no
+    dictionary for them; a dictionary for the strings (a few distinct values each)."""
+    floats = [f.name for f in schema if pa.types.is_floating(f.type)]
+    strings = [f.name for f in schema if pa.types.is_string(f.type)]
+    return {"compression": "zstd", "use_byte_stream_split": floats, "use_dictionary": strings}
 
 
 @contextmanager
@@ -113,10 +130,16 @@ def job_log(path: str | None, *expected: type[Exception]) -> Iterator[None]:
             root.removeHandler(handler)
 
 
+def as_table(df: pd.DataFrame, schema: pa.Schema | None = None) -> pa.Table:
+    """``df`` as an Arrow table of ``schema`` (NaN as null, floats and integers cast to its
+    types; an integer out of its type's range raises)."""
+    return pa.Table.from_pandas(df, schema=schema, preserve_index=False)
+
+
 def write_parquet(df: pd.DataFrame, path: str | Path, schema: pa.Schema | None = None) -> None:
-    table = pa.Table.from_pandas(df, schema=schema, preserve_index=False)
+    table = as_table(df, schema)
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp)
+        pq.write_table(table, tmp, **parquet_options(table.schema))
 
 
 # What every run.json holds (gradsweep.run writes it last, so a run with one is complete).

@@ -20,7 +20,8 @@ import socket
 import time
 import traceback
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from importlib.metadata import version
@@ -38,7 +39,16 @@ from gradsweep.config import setting
 from gradsweep.data import Splits, load_prepared
 from gradsweep.device import claim_gpu, cuda_ids, prepare_environment
 from gradsweep.diagnostics import diagnostics_frame, layer_diagnostics
-from gradsweep.io import METRICS_SCHEMA, TRACES_SCHEMA, read_run_info, write_json, write_parquet
+from gradsweep.io import (
+    METRICS_SCHEMA,
+    TRACES_SCHEMA,
+    as_table,
+    atomic_path,
+    parquet_options,
+    read_run_info,
+    write_json,
+    write_parquet,
+)
 from gradsweep.model import DenseNet
 from gradsweep.train import SGD, Trainer, configure_threads, epoch_batches
 
@@ -83,13 +93,17 @@ def norms_frame(
     """Long format: one row per (recorded step, parameter tensor). ``names`` are the
     (layer, param) of the columns of ``grad``, ``update`` (‖Δθ‖), ``param`` (‖θ‖ after the
     update) and ``split`` (‖Δθ's weight-decay part‖, ‖the rest‖); ``relative_update`` =
-    update / param."""
+    update / param.
+
+    The norms are float32 (TensorFlow's, or NumPy's of float32 arrays), and so is the quotient:
+    IEEE division of two float32 numbers is their float64 quotient rounded to float32, bit for
+    bit. The split is float64 (the probe's epoch sums are computed in float64)."""
     rows = len(grad)
-    nan = np.full(grad.shape, np.nan)
-    update = nan if update is None else np.asarray(update, dtype=np.float64)
+    nan = np.full(grad.shape, np.nan, dtype=np.float32)
+    update = nan if update is None else np.asarray(update, dtype=np.float32)
     decay, grad_step = (nan, nan) if split is None else (np.asarray(a, np.float64) for a in split)
     with np.errstate(divide="ignore", invalid="ignore"):
-        relative = nan if param is None else update / np.asarray(param, dtype=np.float64)
+        relative = nan if param is None else update / np.asarray(param, dtype=np.float32)
     return pd.DataFrame(
         {
             "run_id": run_id,
@@ -97,7 +111,7 @@ def norms_frame(
             "step": np.repeat(steps, len(names)),
             "layer": np.tile([layer for layer, _ in names], rows),
             "param": np.tile([name for _, name in names], rows),
-            "grad_norm": np.asarray(grad, dtype=np.float64).ravel(),
+            "grad_norm": np.asarray(grad, dtype=np.float32).ravel(),
             "update_norm": update.ravel(),
             "relative_update": relative.ravel(),
             "decay_norm": decay.ravel(),
@@ -155,13 +169,14 @@ class _Checkpoint:
             if not old.name.startswith(f"weights-{epoch:05d}"):
                 old.unlink()
 
-    def restore(
-        self, epoch: int, trainer: Trainer
-    ) -> tuple[list[pd.DataFrame], list[pd.DataFrame]]:
+    def restore(self, epoch: int, trainer: Trainer) -> list[pd.DataFrame]:
+        """The weights into ``trainer``; the metrics of epochs 0 … ``epoch``."""
         self._variables(trainer).read(str(self.folder / f"weights-{epoch:05d}")).assert_consumed()
-        traces = [self._part("traces", e) for e in range(epoch + 1)]
-        metrics = [self._part("metrics", e) for e in range(epoch + 1)]
-        return traces, metrics
+        return [self._part("metrics", e) for e in range(epoch + 1)]
+
+    def traces(self, epoch: int) -> Iterator[pd.DataFrame]:
+        """The traces of epochs 0 … ``epoch``, one epoch at a time."""
+        return (self._part("traces", e) for e in range(epoch + 1))
 
     def _part(self, kind: str, epoch: int) -> pd.DataFrame:
         return pq.read_table(self.folder / f"{kind}-{epoch:05d}.parquet").to_pandas()
@@ -318,7 +333,7 @@ class _Run:
         probe = norms_frame(self.run_id, names, grad[None], epoch, step, "probe", moved, size,
                             split)  # fmt: skip
         diagnostics = diagnostics_frame(self.diagnose(x, y).numpy())
-        diagnostics["example_grad_rms"] = per_image.astype(np.float64)  # hidden layers
+        diagnostics["example_grad_rms"] = per_image.astype(np.float32)  # hidden layers
         return probe.merge(diagnostics, on="layer", how="left")  # output layer: NaN
 
     def _step_traces(self, epoch: int, step_norms: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -365,10 +380,10 @@ def _epoch_split(
 
 @dataclass
 class _Record:
-    """What a run has recorded so far: one traces and one metrics frame per epoch, θ after
-    the last of them (the next probe's epoch update starts there), and the run's clock."""
+    """What a run has recorded so far and keeps in memory: one metrics frame per epoch (its
+    traces are in ``traces.parquet`` already, or in the checkpoint), θ after the last epoch
+    (the next probe's epoch update starts there), and the run's clock."""
 
-    traces: list[pd.DataFrame] = field(default_factory=list)
     metrics: list[pd.DataFrame] = field(default_factory=list)
     params: list[np.ndarray] = field(default_factory=list)
     start: float = field(default_factory=time.perf_counter)  # wall time 0
@@ -380,10 +395,49 @@ class _Record:
     def wall(self) -> float:
         return time.perf_counter() - self.start
 
-    def add(self, traces: pd.DataFrame, metrics: pd.DataFrame, params: list[np.ndarray]) -> None:
-        self.traces.append(traces)
+    def add(self, metrics: pd.DataFrame, params: list[np.ndarray]) -> None:
         self.metrics.append(metrics)
         self.params = params
+
+
+# Rows of traces.parquet gathered in memory before they are written as one row group: an
+# epoch's rows go out once this many have gathered (~30 MB as Arrow), so the train job's
+# memory does not grow with the run's length, and a run of many short epochs is not a file of
+# many tiny row groups.
+ROW_GROUP_ROWS = 1 << 18
+
+
+class _TraceFile:
+    """A run's ``traces.parquet``, written in row groups as its epochs finish, into a temporary
+    file that gets its final name only when the run ends (:func:`gradsweep.io.atomic_path`)."""
+
+    def __init__(self, writer: pq.ParquetWriter, row_group_rows: int) -> None:
+        self.writer, self.row_group_rows = writer, row_group_rows
+        self.parts: list[pd.DataFrame] = []
+        self.rows = 0
+
+    @classmethod
+    @contextmanager
+    def open(cls, path: Path, row_group_rows: int = ROW_GROUP_ROWS) -> Iterator[_TraceFile]:
+        options = parquet_options(TRACES_SCHEMA)
+        with atomic_path(path) as tmp, pq.ParquetWriter(tmp, TRACES_SCHEMA, **options) as writer:
+            traces = cls(writer, row_group_rows)
+            yield traces
+            traces.flush()
+
+    def add(self, traces: pd.DataFrame) -> None:
+        """An epoch's rows (reindexed: parts checkpointed by an earlier version lack its newer
+        columns, which read as null)."""
+        self.parts.append(traces.reindex(columns=TRACES_SCHEMA.names))
+        self.rows += len(traces)
+        if self.rows >= self.row_group_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.parts:
+            frame = pd.concat(self.parts, ignore_index=True)
+            self.writer.write_table(as_table(frame, TRACES_SCHEMA), row_group_size=len(frame))
+        self.parts, self.rows = [], 0
 
 
 def train_run(
@@ -407,26 +461,45 @@ def train_run(
     run = _Run.start(cfg, Path(data), splits, jit_compile)
     ckpt = _Checkpoint(Path(checkpoint_dir), cache_key(cfg)) if checkpoint_dir else None
     record = _resume(ckpt, run.trainer, run.run_id, log)
-    diverged = None
-    for epoch in range(record.next_epoch, cfg["epochs"] + 1):
-        step_norms = run.train(epoch)
-        traces, metrics, params = run.record(epoch, step_norms, record.params, record.wall())
-        diverged = _divergence(traces, metrics, params, epoch)
-        traces = _up_to_divergence(traces, diverged)
-        record.add(traces, metrics, params)
-        log(_epoch_line(run.run_id, cfg["epochs"], metrics))
-        if diverged:
-            where = f"epoch {epoch}, step {diverged['step']}: {diverged['reason']}"
-            log(f"{run.run_id} DIVERGED at {where}")
-            break
-        if ckpt:
-            ckpt.save(epoch, run.trainer, traces, metrics)
-    _write_frames(Path(out_dir), record)
+    with _TraceFile.open(Path(out_dir) / "traces.parquet") as traces_file:
+        if ckpt and record.next_epoch:  # resumed: the checkpoint's epochs first
+            for part in ckpt.traces(record.next_epoch - 1):
+                traces_file.add(part)
+        diverged = _train_epochs(run, record, ckpt, traces_file, log)
+    metrics = pd.concat(record.metrics, ignore_index=True)
+    write_parquet(metrics, Path(out_dir) / "metrics.parquet", METRICS_SCHEMA)
     info = _run_info(cfg, diverged, round(record.wall(), 3), device, threads)
     write_json(info, Path(out_dir) / "run.json")  # last: a folder with run.json is complete
     if ckpt:
         shutil.rmtree(ckpt.folder, ignore_errors=True)
     return info
+
+
+def _train_epochs(
+    run: _Run,
+    record: _Record,
+    ckpt: _Checkpoint | None,
+    traces_file: _TraceFile,
+    log: Callable[[str], None],
+) -> dict | None:
+    """Train, record and checkpoint the epochs after ``record``'s until the last, or until
+    one diverges (returned: where)."""
+    epochs = run.cfg["epochs"]
+    for epoch in range(record.next_epoch, epochs + 1):
+        step_norms = run.train(epoch)
+        traces, metrics, params = run.record(epoch, step_norms, record.params, record.wall())
+        diverged = _divergence(traces, metrics, params, epoch)
+        traces = _up_to_divergence(traces, diverged)
+        traces_file.add(traces)
+        record.add(metrics, params)
+        log(_epoch_line(run.run_id, epochs, metrics))
+        if diverged:
+            where = f"epoch {epoch}, step {diverged['step']}: {diverged['reason']}"
+            log(f"{run.run_id} DIVERGED at {where}")
+            return diverged
+        if ckpt:
+            ckpt.save(epoch, run.trainer, traces, metrics)
+    return None
 
 
 def _remove_temporary_files(*folders: Path | None) -> None:
@@ -443,11 +516,11 @@ def _resume(
     another config, or one without the optimizer's decay slots (written before they existed),
     is removed."""
     if ckpt and (last := ckpt.last_epoch()) is not None and ckpt.holds(last, trainer):
-        traces, metrics = ckpt.restore(last, trainer)
+        metrics = ckpt.restore(last, trainer)
         params = [p.numpy() for p in trainer.net.params]
         start = time.perf_counter() - float(metrics[-1]["wall_s"].iloc[0])
         log(f"{run_id}: resumed from the checkpoint after epoch {last}")
-        return _Record(traces, metrics, params, start)
+        return _Record(metrics, params, start)
     if ckpt:
         shutil.rmtree(ckpt.folder, ignore_errors=True)
     return _Record()
@@ -460,14 +533,6 @@ def _epoch_line(run_id: str, epochs: int, metrics: pd.DataFrame) -> str:
         f"acc {row.train_acc:.4f} | val acc {row.val_acc:.4f} | test acc {row.test_acc:.4f} "
         f"| {row.wall_s:.1f} s"
     )
-
-
-def _write_frames(out_dir: Path, record: _Record) -> None:
-    # reindexed: parts checkpointed by an earlier version lack its newer columns (NaN there)
-    traces = pd.concat(record.traces, ignore_index=True).reindex(columns=TRACES_SCHEMA.names)
-    write_parquet(traces, out_dir / "traces.parquet", TRACES_SCHEMA)
-    metrics = pd.concat(record.metrics, ignore_index=True)
-    write_parquet(metrics, out_dir / "metrics.parquet", METRICS_SCHEMA)
 
 
 def _run_info(

@@ -1,0 +1,241 @@
+"""Peak memory, wall time and disk bytes per trace row of the post-training jobs at sweep scale
+(issue 25, item 5).
+
+    python benchmarks/bench_scale.py                          # 25 and 200 runs, this checkout
+    python benchmarks/bench_scale.py --runs 25 --code /work/main/src   # another checkout's code
+    python benchmarks/bench_scale.py --runs 25 100 --cap-gb 8 --keep /tmp/scale
+
+One experiment of N runs (configs of 5 seeds each; widths vary) of 30 epochs × 5,000 traced
+steps × 4 hidden layers: 10 parameter tensors, so 50,000 step rows an epoch and 1.5 M trace
+rows a run, as a Fashion-MNIST run with batch 10 and ``trace_every: 1`` records them. Each
+run's files are written through the real writers (``tests/synthetic.py``'s ``write_run``:
+``gradsweep.io.write_parquet`` with the run schemas) of the code under ``--code``. The probe
+rows and metrics are each run's own; the step rows (the bulk) are one run's, relabelled, so
+that writing 200 runs takes minutes, not an hour; the values are rounded to float32 where a
+trained run's are float32 numbers (TensorFlow's norms), so the old float64 files compress as
+real ones do.
+
+Then every job of the experiment runs in its own process, as Snakemake runs it:
+``aggregate_experiment`` (gradsweep.aggregate.aggregate), ``aggregate_traces``
+(gradsweep.aggregate.concatenate), each page of ``plot_experiment``, ``plot_figures`` and
+``results_table`` (the workflow scripts, with the ``snakemake`` object they read). Peak RSS
+(GNU time's maximum resident set size) and wall time per job; a job whose RSS passes
+``--cap-gb`` is killed and reported as over it (the machine is shared). What drives each
+job's memory:
+
+- the train job and ``aggregate_experiment``: the rows of one run (the trainer's table; the
+  one run's table aggregation casts and writes), so a shorter run is not equivalent;
+- ``plot_experiment``: the rows of the runs on its page that it reads (all the steps of the
+  bias rows for the step figure), so N and the steps per run both count;
+- ``plot_figures``, ``results_table``: probe rows, runs.parquet and metrics only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+WIDTHS = (16, 32, 64, 100, 128, 200, 256, 300, 400, 512)
+ACTIVATIONS = ("relu", "sigmoid", "tanh", "elu")
+FLOAT32_COLUMNS = ("grad_norm", "update_norm")  # a trained run's are float32 numbers
+
+# Each job runs in a fresh interpreter: argv[1] is the job, argv[2] a JSON of its paths.
+JOB = r"""
+import json, os, runpy, sys, types
+os.environ["MPLBACKEND"] = "Agg"
+job, args = sys.argv[1], json.loads(sys.argv[2])
+if job == "aggregate_experiment":
+    from gradsweep.aggregate import aggregate
+    aggregate(args["infos"], args["traces"], args["metrics"], *args["out"])
+elif job == "aggregate_traces":
+    from gradsweep.aggregate import concatenate
+    concatenate([args["traces"]], args["out"])
+else:
+    names = lambda d: types.SimpleNamespace(**d)
+    smk = types.SimpleNamespace(
+        input=names(args["input"]), output=names(args["output"]), log=[args["log"]],
+        wildcards=names(args.get("wildcards", {})), params=names(args.get("params", {})),
+    )
+    runpy.run_path(args["script"], init_globals={"snakemake": smk}, run_name="__main__")
+"""
+
+
+def make_runs(n: int, out: Path) -> list:
+    """``n`` runs' files under ``out``: 5 seeds per config, the configs' widths and activations
+    varying; returns synthetic.RunFiles."""
+    import numpy as np
+    import pandas as pd
+    from synthetic import Run, make_run, write_run
+
+    def run(i: int) -> Run:
+        config, seed = divmod(i, 5)
+        width = WIDTHS[config % len(WIDTHS)]
+        activation = ACTIVATIONS[config // len(WIDTHS) % len(ACTIVATIONS)]
+        widths = (width,) * 4
+        return Run("scale", widths, activation, "he_normal", seed, "fashion_mnist", 30, 5000)
+
+    template = make_run(run(0)).traces
+    steps = template[template["source"] == "step"].copy()
+    for column in FLOAT32_COLUMNS:
+        steps[column] = steps[column].astype(np.float32).astype(np.float64)
+    files = []
+    for i in range(n):
+        data = make_run(dataclasses.replace(run(i), steps=False))
+        for column in FLOAT32_COLUMNS:
+            data.traces[column] = data.traces[column].astype(np.float32).astype(np.float64)
+        step_rows = steps.assign(run_id=data.info["run_id"])
+        data.traces = pd.concat([data.traces, step_rows], ignore_index=True)
+        files.append(write_run(data, out / "runs"))
+    return files
+
+
+def run_job(job: str, args: dict, env: dict, cap_kb: int) -> dict:
+    """Run one job in its own process under GNU time (its peak RSS is the job's alone, not
+    this process's, which a forked child would start from): peak RSS (MB), wall s, and
+    whether it passed the cap (then it is killed)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        ["/usr/bin/time", "-f", "MAXRSS_KB %M", sys.executable, "-c", JOB, job, json.dumps(args)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    over = threading.Event()
+
+    def watch() -> None:
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+        while proc.poll() is None:
+            try:
+                (pid,) = children.read_text().split() or (None,)
+                status = Path(f"/proc/{pid}/status").read_text().splitlines() if pid else []
+            except (OSError, ValueError):
+                status = []
+            rss = next((int(x.split()[1]) for x in status if x.startswith("VmRSS")), 0)
+            if rss > cap_kb:
+                over.set()
+                os.kill(int(pid), 9)
+                return
+            time.sleep(0.05)
+
+    threading.Thread(target=watch, daemon=True).start()
+    output, _ = proc.communicate()
+    if proc.returncode and not over.is_set():
+        raise RuntimeError(f"{job} failed:\n{output}")
+    peak = next(int(x.split()[1]) for x in output.splitlines() if x.startswith("MAXRSS_KB"))
+    return {
+        "job": job,
+        "peak_mb": round(peak / 1024),
+        "wall_s": round(time.perf_counter() - start, 1),
+        "over_cap": over.is_set(),
+    }
+
+
+def jobs(files: list, out: Path) -> list[tuple[str, dict]]:
+    """The experiment's post-training jobs and their paths, in the workflow's order."""
+    import pandas as pd
+
+    agg = {k: out / "experiments/scale" / f"{k}.parquet" for k in ("runs", "traces", "metrics")}
+    aggregate = {
+        "infos": [str(f.info) for f in files],
+        "traces": [str(f.traces) for f in files],
+        "metrics": [str(f.metrics) for f in files],
+        "out": [str(agg[k]) for k in ("runs", "traces", "metrics")],
+    }
+    yield "aggregate_experiment", aggregate
+    yield "aggregate_traces", {"traces": str(agg["traces"]), "out": str(out / "traces.parquet")}
+    from gradsweep.plotting.data import page_suffixes
+
+    runs = pd.read_parquet(agg["runs"])
+    figures = out / "figures"
+    for page in page_suffixes(runs):
+        yield (
+            f"plot_experiment{page}",
+            {
+                "script": str(ROOT / "workflow/scripts/plot_experiment.py"),
+                "input": {k: str(v) for k, v in agg.items()},
+                "output": {
+                    k: str(figures / f"{k}{page}.png")
+                    for k in ("gradients", "steps", "updates", "learning_curves")
+                },  # fmt: skip
+                "log": str(out / f"plot_experiment{page}.log"),
+                "wildcards": {"experiment": "scale", "page": page},
+            },
+        )
+    yield (
+        "plot_figures",
+        {
+            "script": str(ROOT / "workflow/scripts/plot_figures.py"),
+            "input": {"runs": str(agg["runs"]), "traces": str(out / "traces.parquet")},
+            "output": {
+                k: str(figures / f"{k}.png")
+                for k in ("activation_init", "accuracy_depth", "ratio_heatmap")
+            },  # fmt: skip
+            "log": str(out / "plot_figures.log"),
+        },
+    )
+    yield (
+        "results_table",
+        {
+            "script": str(ROOT / "workflow/scripts/results_table.py"),
+            "input": {"runs": str(agg["runs"]), "metrics": str(agg["metrics"])},
+            "output": {"table": str(out / "results.md"), "seeds": str(out / "results_seeds.md")},
+            "log": str(out / "results_table.log"),
+            "params": {"references": {}},
+        },
+    )
+
+
+def bench(n: int, code: Path, out: Path, cap_gb: float) -> None:
+    env = {**os.environ, "PYTHONPATH": f"{code}{os.pathsep}{ROOT / 'tests'}"}
+    start = time.perf_counter()
+    files = make_runs(n, out)
+    rows = sum(_rows(f.traces) for f in files)
+    trace_bytes = sum(f.traces.stat().st_size for f in files)
+    print(f"\n{n} runs, {rows:,} trace rows, written in {time.perf_counter() - start:.0f} s; "
+          f"run files {trace_bytes / rows:.2f} bytes per trace row")  # fmt: skip
+    print("| job | peak RSS (MB) | wall (s) |\n|---|---:|---:|")
+    for job, args in jobs(files, out):
+        result = run_job(_kind(job), args, env, int(cap_gb * 2**20))
+        peak = f"> {cap_gb * 1024:.0f} (killed)" if result["over_cap"] else result["peak_mb"]
+        print(f"| {job} | {peak} | {result['wall_s']} |", flush=True)
+        if job == "aggregate_experiment":
+            agg = out / "experiments/scale/traces.parquet"
+            print(f"| (experiment traces: {agg.stat().st_size / rows:.2f} bytes per row) | | |")
+
+
+def _kind(job: str) -> str:
+    return "plot_experiment" if job.startswith("plot_experiment") else job
+
+
+def _rows(path: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(path).metadata.num_rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, nargs="+", default=[25, 200])
+    parser.add_argument("--code", type=Path, default=ROOT / "src", help="gradsweep's src/")
+    parser.add_argument("--cap-gb", type=float, default=8.0, help="kill a job above this RSS")
+    parser.add_argument("--keep", type=Path, help="write here (default: a temporary folder)")
+    args = parser.parse_args()
+    sys.path[:0] = [str(args.code.resolve()), str(ROOT / "tests")]
+    print(f"code: {args.code.resolve()}; load {os.getloadavg()}")
+    for n in args.runs:
+        with tempfile.TemporaryDirectory(dir=args.keep) as tmp:
+            bench(n, args.code.resolve(), Path(tmp), args.cap_gb)
+
+
+if __name__ == "__main__":
+    main()
