@@ -13,10 +13,11 @@ The gradient model. The probe bias-gradient norm of hidden layer l of a depth-d 
 is ``BASE · k_e ** -(d - l) · decay ** e · (1 + 0.05 · seed) · noise`` (the output layer
 l = d + 1 as l = d), so the last ÷ first hidden layer ratio is ``k_e ** (d - 1)``; ``k_e`` is
 ``shrink`` before epoch ``escape`` and ``shrink_end`` from it on. Kernels have 3 × the bias
-norm. A step of epoch e has the probe norm of epoch e - 1 times lognormal(0, step_noise)
-noise. Relative updates shrink like the gradients (evened out with ``even_updates``, Adam).
-A run that diverges at epoch E ends there: its probe norms are inf (layer 1) and NaN, its
-accuracies NaN.
+norm; the RMS per-image error norm (``example_grad_rms``) of a hidden layer is 8 × its bias
+norm, so ``grad_slope_init`` is −ln k (without noise). A step of epoch e has the probe norm
+of epoch e - 1 times lognormal(0, step_noise) noise. Relative updates shrink like the
+gradients (evened out with ``even_updates``, Adam). A run that diverges at epoch E ends
+there: its probe norms are inf (layer 1) and NaN, its accuracies NaN.
 
 This module is the one place that imports the config hash helpers (``config_id``,
 ``run_settings``, ``widths_string``); tests import them from here.
@@ -37,7 +38,7 @@ import pandas as pd
 
 from gradsweep.aggregate import RUNS_SCHEMA, aggregate
 from gradsweep.batches import cache_entry
-from gradsweep.config import REMEDY_DEFAULTS, TRAINER_VERSION, TRAINING_DEFAULTS, run_name
+from gradsweep.config import OPTIONAL_DEFAULTS, TRAINER_VERSION, TRAINING_DEFAULTS, run_name
 from gradsweep.io import DIAGNOSTICS, METRICS_SCHEMA, TRACES_SCHEMA, write_json, write_parquet
 from gradsweep.settings import config_id, run_settings, widths_string
 
@@ -53,6 +54,7 @@ BASE = 0.3  # the output-side hidden layer's probe bias-gradient norm at epoch 0
 SHRINK = {"sigmoid": 4.0, "softsign": 2.0, "tanh": 1.5, "relu": 1.0, "elu": 1.1}
 INIT_GAIN = {"scaled_normal": 1.25, "normal": 0.5}
 PARAMS = (("bias", 1.0), ("kernel", 3.0))  # trace rows per layer, and their norm's scale
+EXAMPLE_SCALE = 8.0  # a hidden layer's example_grad_rms ÷ its probe bias-gradient norm
 
 
 def shrink(activation: str, init: str) -> float:
@@ -110,7 +112,7 @@ class Run:
                "experiment": self.experiment, "dataset": self.dataset,
                "widths": list(self.widths), "activation": self.activation, "init": self.init,
                "seed": self.seed, "trainer_version": TRAINER_VERSION, **self.settings}  # fmt: skip
-        defaults = {k: v for k, v in REMEDY_DEFAULTS.items() if cfg.get(k) == v}
+        defaults = {k: v for k, v in OPTIONAL_DEFAULTS.items() if k in cfg and cfg[k] == v}
         return {k: v for k, v in cfg.items() if k not in defaults}  # as config.expand leaves them
 
     def k_per_epoch(self, last: int) -> np.ndarray:
@@ -175,6 +177,7 @@ def _probe_rows(run: Run, g: np.ndarray, rel: np.ndarray) -> pd.DataFrame:
     e, layer = (a.ravel() for a in np.meshgrid(np.arange(last + 1), np.arange(1, n_layers + 1),
                                                indexing="ij"))  # fmt: skip
     diag = {c: v.ravel() for c, v in _diagnostics(run, last).items()}
+    per_image = np.where(layer <= run.depth, EXAMPLE_SCALE * g.ravel(), np.nan)  # hidden only
     rel = np.where(e == 0, np.nan, rel[e, layer - 1])
     parts = [
         pd.DataFrame(
@@ -188,6 +191,7 @@ def _probe_rows(run: Run, g: np.ndarray, rel: np.ndarray) -> pd.DataFrame:
                 "relative_update": 10 * rel,
                 "source": "probe",
                 **diag,
+                "example_grad_rms": per_image,
             }
         )
         for param, scale in PARAMS

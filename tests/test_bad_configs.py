@@ -319,6 +319,55 @@ CASES = [
         ),
     ),  # fmt: skip
     Case(
+        "weight_variance_with_he_normal",
+        {f"{EXP}.grid.weight_variance": [1.5]},
+        (
+            "experiment 'smoke'",
+            "weight_variance = 1.5 with init = 'he_normal'",
+            "allowed: weight_variance only with init scaled_normal or orthogonal",
+        ),
+        cli=False,
+    ),  # fmt: skip
+    Case(
+        "weight_variance_with_weight_scale",
+        {
+            f"{EXP}.grid.init": ["scaled_normal"],
+            f"{EXP}.training": {"weight_scale": 2.0},
+            f"{EXP}.grid.weight_variance": [1.5],
+        },
+        ("weight_variance = 1.5 with weight_scale = 2.0", "allowed: one of them"),
+        cli=False,
+    ),  # fmt: skip
+    Case(
+        "weight_variance_zero",
+        {f"{EXP}.grid.weight_variance": [0]},
+        ("grid.weight_variance[0]", "= 0", "allowed: a number > 0"),
+        cli=False,
+    ),
+    Case(
+        "bias_variance_negative",
+        {"training.bias_variance": -0.05},
+        ("training.bias_variance", "= -0.05", "allowed: a number >= 0"),
+        experiment=None,
+        cli=False,
+    ),
+    Case(
+        "bias_variance_not_a_number",
+        {f"{EXP}.grid.bias_variance": ["small"]},
+        ("grid.bias_variance[0]", "'small'", "allowed: a number"),
+        cli=False,
+    ),
+    Case(
+        "bias_variance_with_zero_biases",
+        {f"{EXP}.training": {"bias_init": "zeros", "bias_variance": 0.05}},
+        (
+            "experiment 'smoke'",
+            "bias_variance = 0.05 with bias_init = 'zeros'",
+            "allowed: bias_variance with bias_init: normal",
+        ),
+        cli=False,
+    ),  # fmt: skip
+    Case(
         "missing_local_source",
         {f"{EXP}.dataset": "mnist", "datasets": {"mnist": {"source": "/nonexistent/m.npz"}}},
         (

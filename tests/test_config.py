@@ -245,3 +245,23 @@ def test_readme_example_config_is_valid_and_uses_the_loss_that_trains():
     assert len(runs) == 36 and "36 runs" in readme
     assert {r["loss"] for r in runs} == {"sigmoid_cross_entropy_mean"}
     assert {r["learning_rate"] for r in runs} == {0.5}
+
+
+def test_weight_and_bias_variance_axes_enter_a_run_only_when_given():
+    """Unset (or spelled null) they stay out of the run, so its hash, cache key and name are
+    those of before; given, they are numbers in the run and in its name where they vary."""
+    before = expand_runs(remedy_grid())
+    assert expand_runs(remedy_grid(weight_variance=[None], bias_variance=[None])) == before
+    assert not {"weight_variance", "bias_variance"} & set(before[0])
+    runs = expand_runs(remedy_grid(weight_variance=[None, "1.76", 3], bias_variance=[0.05]))
+    by_name = {r["run"]: r for r in runs}
+    assert sorted(by_name) == [
+        "d3-w8-sigmoid-scaled_normal-s0",
+        "d3-w8-sigmoid-scaled_normal-s0-weight_variance1.76",
+        "d3-w8-sigmoid-scaled_normal-s0-weight_variance3.0",
+    ]
+    assert [setting(by_name[n], "weight_variance") for n in sorted(by_name)] == [None, 1.76, 3.0]
+    assert {r["bias_variance"] for r in runs} == {0.05}  # a number, not in the name (not varied)
+    orthogonal = remedy_grid(weight_variance=[2.0])
+    orthogonal["experiments"]["exp"]["grid"]["init"] = ["orthogonal"]
+    assert expand_runs(orthogonal)[0]["weight_variance"] == 2.0

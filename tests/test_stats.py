@@ -218,6 +218,11 @@ def test_update_ratio_against_numpy() -> None:
     assert np.isnan(update_ratio(one, 1, 1))  # one hidden layer: no ratio
 
 
+# settings added after TRAINER_VERSION 2, left out of a config at their defaults
+NEWER_SETTINGS = ("optimizer", "nesterov", "normalization", "residual", "weight_variance",
+                  "bias_variance")  # fmt: skip
+
+
 def test_aggregate_writes_update_ratios_and_remedy_settings(tmp_path) -> None:
     """Through aggregate() and Parquet files: the update ratios of epoch 1 and the last epoch
     (NumPy oracle on each run's own traces), the remedy settings as columns, and a config_id
@@ -236,18 +241,15 @@ def test_aggregate_writes_update_ratios_and_remedy_settings(tmp_path) -> None:
     plain = config_id(run_settings("x", data[0].info["config"]))
     assert "optimizer" not in data[0].info["config"]  # run.json leaves defaults out
     assert back["config_id"].iloc[0] == plain != back["config_id"].iloc[1]
-    # a config that leaves every remedy at its default hashes as if remedies did not exist:
+    # a config that leaves every remedy (and weight_variance, bias_variance) at its default
+    # hashes as if they did not exist:
     # sha256 of its other settings' key-sorted JSON (hashlib here, independently)
     base = {"epochs": 30, "batch_size": 10, "learning_rate": 0.5, "l2": 5.0, "l2_n": None,
             "loss": "sigmoid_cross_entropy", "bias_init": "normal", "weight_scale": 1.0,
             "train_subset": None, "probe_size": 1000, "trace_every": 1, "dataset": "digits",
             "widths": [16] * 4, "activation": "sigmoid", "init": "scaled_normal", "seed": 0,
             "experiment": "x", "run": "r", "trainer_version": 2}  # fmt: skip
-    before = {
-        k: v
-        for k, v in run_settings("x", base).items()
-        if k not in ("optimizer", "nesterov", "normalization", "residual")
-    }
+    before = {k: v for k, v in run_settings("x", base).items() if k not in NEWER_SETTINGS}
     digest = hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:8]
     old = config_id(run_settings("x", base))
     assert old == f"x/d4-w16-16-16-16-sigmoid-scaled_normal-{digest}"

@@ -50,6 +50,42 @@ def test_backpropagation_equals_automatic_differentiation(activation, loss, batc
 
 
 @pytest.mark.parametrize(
+    ("activation", "loss", "normalization"),
+    [
+        ("sigmoid", "sigmoid_cross_entropy", "none"),
+        ("tanh", "softmax_cross_entropy", "none"),
+        ("relu", "sigmoid_cross_entropy_mean", "none"),
+        ("tanh", "softmax_cross_entropy", "layer_norm"),
+    ],
+)
+def test_probe_per_image_error_rms_equals_single_image_bias_gradients(
+    activation, loss, normalization
+):
+    """Trainer.probe's per-hidden-layer RMS over the images of ‖∂C_x/∂z^l‖ equals the RMS of
+    the bias (layer norm: β) gradients of each image's own cost, from a tape over that image
+    alone; its parameter norms are those of the mean cost's gradient."""
+    x, y = data(n=13, features=7)
+    net = DenseNet([7, 6, 5, 4, 10], activation, "scaled_normal", seed=1,
+                   normalization=normalization)  # fmt: skip
+    trainer = Trainer(net, loss, SGD(0.1, 13))
+    norms, per_image = (t.numpy() for t in trainer.probe(x, y))
+    squares = np.zeros(3)
+    for i in range(13):
+        with tf.GradientTape() as tape:
+            cost = trainer.loss(y[i : i + 1], net(x[i : i + 1]))
+        grads = tape.gradient(cost, net.biases[:-1])
+        squares += [np.sum(g.numpy().astype(np.float64) ** 2) for g in grads]
+    np.testing.assert_allclose(per_image, np.sqrt(squares / 13), rtol=1e-5)
+    with tf.GradientTape() as tape:
+        cost = trainer.loss(y, net(x))
+    mean = [np.linalg.norm(g.numpy()) for g in tape.gradient(cost, net.params)]
+    np.testing.assert_allclose(norms, mean, rtol=1e-5)
+    # the mean of 13 errors is shorter than their RMS (they point different ways)
+    bias = norms[[i for i, (_, name) in enumerate(net.param_names) if name == "bias"][:3]]
+    assert (bias < per_image).all()
+
+
+@pytest.mark.parametrize(
     ("normalization", "residual"), [("none", False), ("batch_norm", True), ("layer_norm", False)]
 )
 def test_inner_products_and_closed_form_norms_equal_numpy(normalization, residual):

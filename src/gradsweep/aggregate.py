@@ -22,7 +22,7 @@ from gradsweep.io import (
 )
 from gradsweep.settings import IDENTITY_FIELDS, SETTING_FIELDS, config_id, run_settings
 from gradsweep.theory import COLUMNS as PREDICTION_COLUMNS
-from gradsweep.theory import prediction
+from gradsweep.theory import prediction, variances
 from gradsweep.verdicts import ONE_LAYER, dynamic_verdict, escape_epoch, verdict
 
 # runs.parquet's columns and types (docs/outputs.md). Written with this schema so that
@@ -40,6 +40,7 @@ RUNS_SCHEMA = pa.schema(
         ("grad_ratio_init", pa.float64()),
         ("grad_ratio_final", pa.float64()),
         ("grad_ratio_median", pa.float64()),
+        ("grad_slope_init", pa.float64()),
         ("update_ratio_init", pa.float64()),
         ("update_ratio_final", pa.float64()),
         ("z_drift", pa.float64()),
@@ -68,6 +69,7 @@ OPTIONAL_COLUMNS = {
     "z_p85",
     "decay_norm",
     "grad_step_norm",
+    "example_grad_rms",  # issue 23: the per-image error norm (its runs.parquet slope: null)
 }
 
 
@@ -103,6 +105,28 @@ def hidden_bias_norms(probe: pd.DataFrame) -> pd.DataFrame:
     bias = probe[(probe["source"] == "probe") & (probe["param"] == "bias")]
     table = bias.pivot_table(index="epoch", columns="layer", values="grad_norm", dropna=False)
     return table.iloc[:, :-1]  # the last layer is the output layer
+
+
+def grad_slope(probe: pd.DataFrame, depth: int) -> float:
+    """The least-squares slope of ln ``example_grad_rms`` at initialisation over the hidden
+    layers against k = the number of layers back from the last hidden layer (k = depth − l):
+    how much ln RMS‖δ_l(x)‖ changes per layer going toward the input (negative: vanishing).
+    NaN for one hidden layer, and where a layer's value is missing (traces from before the
+    column), not finite or not positive."""
+    if depth < 2 or "example_grad_rms" not in probe:
+        return np.nan
+    rows = probe[
+        (probe["source"] == "probe")
+        & (probe["param"] == "bias")
+        & (probe["epoch"] == 0)
+        & (probe["layer"] <= depth)
+    ].drop_duplicates("layer")
+    rms = pd.to_numeric(rows["example_grad_rms"], errors="coerce").to_numpy(np.float64)
+    if len(rms) != depth or not (np.isfinite(rms) & (rms > 0)).all():
+        return np.nan
+    k = depth - rows["layer"].to_numpy(np.float64)
+    y = np.log(rms)
+    return float(((k - k.mean()) * (y - y.mean())).sum() / ((k - k.mean()) ** 2).sum())
 
 
 def _hidden_mean(probe: pd.DataFrame, column: str, epoch: int) -> float:
@@ -201,8 +225,9 @@ def run_summary(
         "run_id": info["run_id"],
         "experiment": info["experiment"],
         "run": info["run"],
-        "config_id": config_id(settings),
+        "config_id": config_id(settings),  # before the variances: unset, they stay out of it
         **settings,
+        **variances(settings),  # the σ_w², σ_b² the run had: its setting or its init's
         "seed": cfg["seed"],
         "status": info["status"],
         "best_val_acc": float(best["val_acc"]) if best is not None else np.nan,
@@ -213,6 +238,7 @@ def run_summary(
         "grad_ratio_init": init_ratio,
         "grad_ratio_final": final_ratio,
         "grad_ratio_median": median_ratio,
+        "grad_slope_init": grad_slope(probe, depth),
         "update_ratio_init": update_ratio(steps, depth, 1),
         "update_ratio_final": update_ratio(steps, depth, last_epoch),
         "z_drift": z_drift(probe, depth),

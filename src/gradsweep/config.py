@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from gradsweep.data import SourceError, source_files, spec
+from gradsweep.registry import WEIGHT_VARIANCE_INITS
 
 # Bump when a code change alters what ``train`` produces for the same config: it is one of
 # the train rule's params, so Snakemake reruns every train job then and never otherwise.
@@ -43,13 +44,19 @@ REMEDY_DEFAULTS: dict[str, Any] = {
     "normalization": "none",  # none | batch_norm | layer_norm (before the activation)
     "residual": False,  # identity shortcut around each hidden layer after the first
 }
+# The init in mean-field terms (issue 23), added the same way: W ~ N(0, σ_w²/fan_in) for
+# ``weight_variance`` σ_w² (inits WEIGHT_VARIANCE_INITS), b ~ N(0, σ_b²) for ``bias_variance``;
+# None: the init's own variance (gradsweep.theory reads it).
+INIT_DEFAULTS: dict[str, Any] = {"weight_variance": None, "bias_variance": None}
+# Every setting a run's config holds only when it is not its default.
+OPTIONAL_DEFAULTS: dict[str, Any] = {**REMEDY_DEFAULTS, **INIT_DEFAULTS}
 MODEL_KEYS = ("depth", "width", "widths", "activation", "init", "seed")
-GRID_KEYS = MODEL_KEYS + tuple(TRAINING_DEFAULTS) + tuple(REMEDY_DEFAULTS)
+GRID_KEYS = MODEL_KEYS + tuple(TRAINING_DEFAULTS) + tuple(OPTIONAL_DEFAULTS)
 
 
 def setting(cfg: Mapping[str, Any], key: str) -> Any:
-    """A run's value of ``key``, its default where the config leaves a remedy setting out."""
-    return cfg[key] if key in cfg else REMEDY_DEFAULTS[key]
+    """A run's value of ``key``, its default where the config leaves an optional setting out."""
+    return cfg[key] if key in cfg else OPTIONAL_DEFAULTS[key]
 
 
 class ConfigError(ValueError):
@@ -58,13 +65,14 @@ class ConfigError(ValueError):
 
 # Lower bounds of the float settings; YAML strings such as "1e-3" bypass the schema's.
 FLOAT_BOUNDS = {"learning_rate": (">", 0.0), "l2": (">=", 0.0), "weight_scale": (">", 0.0)}
+INIT_BOUNDS = {"weight_variance": (">", 0.0), "bias_variance": (">=", 0.0)}
 INT_KEYS = ("epochs", "batch_size", "probe_size", "trace_every", "train_subset", "l2_n")
 
 
 def _as_number(experiment: str, key: str, value: Any) -> float:
     """YAML 1.1 reads ``1e-3`` as a string; accept it as a number, reject other strings,
     NaN, infinities and values out of bounds."""
-    op, bound = FLOAT_BOUNDS[key]
+    op, bound = {**FLOAT_BOUNDS, **INIT_BOUNDS}[key]
     allowed = f"allowed: a finite number {op} {bound:g}"
     try:
         number = float(value)
@@ -131,16 +139,16 @@ def run_name(run: Mapping[str, Any], varied: Iterable[str] = ()) -> str:
     """Readable, unique-within-experiment name, e.g. ``d4-w100-sigmoid-scaled_normal-s0``.
 
     Each varied training key is appended as ``-<key><value>`` (``-learning_rate0.1``); a
-    varied remedy key only where the run's value is not its default: ``-optimizeradam``,
-    ``-normalizationbatch_norm``, ``-residual``, ``-nesterov`` (so a run with the defaults
-    keeps the name it had before the remedy axes existed)."""
+    varied optional key only where the run's value is not its default: ``-optimizeradam``,
+    ``-normalizationbatch_norm``, ``-residual``, ``-nesterov``, ``-weight_variance1.5`` (so a
+    run with the defaults keeps the name it had before those axes existed)."""
     widths = run["widths"]
     w = str(widths[0]) if len(set(widths)) == 1 else "x".join(map(str, widths))
     name = f"d{len(widths)}-w{w}-{run['activation']}-{run['init']}-s{run['seed']}"
     for key in sorted(varied):
-        if key in REMEDY_DEFAULTS:
+        if key in OPTIONAL_DEFAULTS:
             value = setting(run, key)
-            if value != REMEDY_DEFAULTS[key]:
+            if value != OPTIONAL_DEFAULTS[key]:
                 name += f"-{key}" if value is True else f"-{key}{value}"
         else:
             name += f"-{key}{run[key]}"
@@ -164,6 +172,32 @@ def _check_remedies(experiment: str, run: Mapping[str, Any]) -> None:
         )
 
 
+def _check_init_variances(experiment: str, run: Mapping[str, Any]) -> None:
+    """weight_variance sets an init's σ_w² (WEIGHT_VARIANCE_INITS only, not on top of a
+    weight_scale); bias_variance replaces the normal bias init's variance."""
+    weight_variance = setting(run, "weight_variance")
+    if weight_variance is not None and run["init"] not in WEIGHT_VARIANCE_INITS:
+        raise ConfigError(
+            f"experiment '{experiment}': weight_variance = {weight_variance!r} with init = "
+            f"{run['init']!r}; allowed: weight_variance only with init "
+            f"{' or '.join(WEIGHT_VARIANCE_INITS)} (W ~ N(0, σ_w²/fan_in), or orthogonal with "
+            "gain √σ_w²), or weight_variance: null"
+        )
+    if weight_variance is not None and run["weight_scale"] != 1.0:
+        raise ConfigError(
+            f"experiment '{experiment}': weight_variance = {weight_variance!r} with "
+            f"weight_scale = {run['weight_scale']!r}; allowed: one of them (weight_scale s "
+            "multiplies σ_w² by s²), weight_scale: 1 with weight_variance"
+        )
+    bias_variance = setting(run, "bias_variance")
+    if bias_variance is not None and run["bias_init"] != "normal":
+        raise ConfigError(
+            f"experiment '{experiment}': bias_variance = {bias_variance!r} with bias_init = "
+            f"{run['bias_init']!r}; allowed: bias_variance with bias_init: normal (it sets that "
+            "normal's variance; 0 gives zero biases), or bias_variance: null"
+        )
+
+
 def _check_sizes(experiment: str, run: Mapping[str, Any]) -> None:
     n_train = spec(run["dataset"]).n_train
     keys = ("train_subset", "batch_size", "probe_size")
@@ -179,22 +213,22 @@ def _check_sizes(experiment: str, run: Mapping[str, Any]) -> None:
 
 def expand_experiment(name: str, exp: Mapping[str, Any], base: Mapping[str, Any]) -> list[dict]:
     """All runs of one experiment, each a flat dict of plain values in sorted key order."""
-    training = {**TRAINING_DEFAULTS, **REMEDY_DEFAULTS, **base, **exp.get("training", {})}
+    training = {**TRAINING_DEFAULTS, **OPTIONAL_DEFAULTS, **base, **exp.get("training", {})}
     _check_axes(name, exp["grid"])
     points = list(_grid_points(exp["grid"]))
     if not points:
         raise ConfigError(f"experiment '{name}': grid is empty; allowed: at least one run")
-    settings = (*TRAINING_DEFAULTS, *REMEDY_DEFAULTS)
+    settings = (*TRAINING_DEFAULTS, *OPTIONAL_DEFAULTS)
     varied = {k for k in settings if len({repr(p.get(k, training[k])) for p in points}) > 1}
     runs: dict[str, dict] = {}
     for point in points:
         run = {k: v for k, v in {**training, **point}.items() if k in TRAINING_DEFAULTS}
-        # a remedy setting enters the run only when it is not the default (config.REMEDY_DEFAULTS)
-        for key, default in REMEDY_DEFAULTS.items():
+        # an optional setting enters the run only when it is not its default (OPTIONAL_DEFAULTS)
+        for key, default in OPTIONAL_DEFAULTS.items():
             value = point.get(key, training[key])
             if value != default:
                 run[key] = value
-        for key in FLOAT_BOUNDS:
+        for key in [*FLOAT_BOUNDS, *(k for k in INIT_BOUNDS if k in run)]:
             run[key] = _as_number(name, key, run[key])
         for key in INT_KEYS:  # YAML's 3.0 passes the schema as an integer
             run[key] = None if run[key] is None else int(run[key])
@@ -209,6 +243,7 @@ def expand_experiment(name: str, exp: Mapping[str, Any], base: Mapping[str, Any]
         )
         _check_sizes(name, run)
         _check_remedies(name, run)
+        _check_init_variances(name, run)
         run["run"] = run_name(run, varied)
         if run["run"] in runs:
             raise ConfigError(

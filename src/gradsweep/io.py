@@ -49,6 +49,8 @@ TRACES_SCHEMA = pa.schema(
     ]
     # probe rows of hidden layers only (NaN elsewhere): see gradsweep.diagnostics.COLUMNS
     + [(name, pa.float64()) for name in DIAGNOSTICS]
+    # and the RMS over the probe images of ‖∂C_x/∂z^l‖ (issue 23; Trainer.probe_norms)
+    + [("example_grad_rms", pa.float64())]
 )
 METRICS_SCHEMA = pa.schema(
     [("run_id", pa.string()), ("epoch", pa.int32()), ("step", pa.int64())]

@@ -6,6 +6,7 @@ Implements the activations, inits, bias inits and losses that ``gradsweep.regist
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from functools import partial
 from itertools import pairwise
@@ -41,7 +42,39 @@ INITIALIZERS: dict[str, Callable[[int], keras.initializers.Initializer]] = {
     "he_uniform": lambda seed: keras.initializers.HeUniform(seed=seed),
     "lecun_normal": lambda seed: keras.initializers.LecunNormal(seed=seed),
     "lecun_uniform": lambda seed: keras.initializers.LecunUniform(seed=seed),
+    # Keras' Orthogonal (gain 1): a (fan_in, fan_out) kernel with orthonormal columns, or rows
+    # when fan_in < fan_out; Pennington et al.'s init for dynamical isometry.
+    "orthogonal": lambda seed: keras.initializers.Orthogonal(gain=1.0, seed=seed),
 }
+
+
+def weight_initializer(
+    init: str, seed: int, weight_variance: float | None = None
+) -> keras.initializers.Initializer:
+    """The kernel initializer of ``init``; with ``weight_variance`` σ_w² (registry's
+    WEIGHT_VARIANCE_INITS): N(0, σ_w²/fan_in) for scaled_normal, gain √σ_w² for orthogonal."""
+    if weight_variance is None:
+        return INITIALIZERS[init](seed)
+    if init == "scaled_normal":
+        return _VS(weight_variance, "fan_in", "untruncated_normal", seed=seed)
+    if init == "orthogonal":
+        return keras.initializers.Orthogonal(gain=math.sqrt(weight_variance), seed=seed)
+    raise ValueError(f"weight_variance sets scaled_normal's or orthogonal's σ_w², not {init}'s")
+
+
+def bias_initializer(
+    bias_init: str, seed: int, bias_variance: float | None = None
+) -> keras.initializers.Initializer:
+    """The bias initializer of ``bias_init``; with ``bias_variance`` σ_b²: N(0, σ_b²) (zeros
+    for 0), in place of the normal bias init's N(0, 1)."""
+    if bias_variance is None:
+        return BIAS_INITIALIZERS[bias_init](seed)
+    if bias_init != "normal":
+        raise ValueError(f"bias_variance sets the normal bias init's σ_b², not {bias_init}'s")
+    if bias_variance == 0:
+        return keras.initializers.Zeros()
+    return keras.initializers.RandomNormal(0.0, math.sqrt(bias_variance), seed=seed)
+
 
 BIAS_INITIALIZERS: dict[str, Callable[[int], keras.initializers.Initializer]] = {
     "normal": lambda seed: keras.initializers.RandomNormal(0.0, 1.0, seed=seed),
@@ -92,6 +125,8 @@ class DenseNet(tf.Module):
         seed: int = 0,
         normalization: str = "none",
         residual: bool = False,
+        weight_variance: float | None = None,
+        bias_variance: float | None = None,
     ) -> None:
         super().__init__()
         self.activation = ACTIVATIONS[activation]
@@ -106,7 +141,8 @@ class DenseNet(tf.Module):
         n_layers = len(sizes) - 1
         for layer, (fan_in, fan_out) in enumerate(pairwise(sizes), start=1):
             # Keras draws a (fan_in, fan_out) kernel; stored transposed, as Nielsen's w^l_jk
-            w = INITIALIZERS[init](seed * 1009 + layer)((fan_in, fan_out), dtype="float32")
+            kernel_init = weight_initializer(init, seed * 1009 + layer, weight_variance)
+            w = kernel_init((fan_in, fan_out), dtype="float32")
             w = tf.transpose(w)
             self.kernels.append(tf.Variable(w * weight_scale, name=f"W{layer}"))
             if normalization != "none" and layer < n_layers:
@@ -117,7 +153,8 @@ class DenseNet(tf.Module):
                     var = tf.Variable(tf.ones(fan_out), trainable=False, name=f"var{layer}")
                     self.moving.append((mean, var))
             else:
-                b = BIAS_INITIALIZERS[bias_init](seed * 1013 + layer)((fan_out,))
+                bias = bias_initializer(bias_init, seed * 1013 + layer, bias_variance)
+                b = bias((fan_out,))
                 self.biases.append(tf.Variable(b, name=f"b{layer}"))
 
     @property

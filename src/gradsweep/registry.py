@@ -22,7 +22,11 @@ INITS = (
     "he_uniform",
     "lecun_normal",
     "lecun_uniform",
+    "orthogonal",
 )
+# The inits a config's `weight_variance` (σ_w²) may set: N(0, σ_w²/fan_in), and Keras'
+# Orthogonal with gain √σ_w² (gradsweep.config checks it, gradsweep.model draws them).
+WEIGHT_VARIANCE_INITS = ("scaled_normal", "orthogonal")
 LOSSES = ("sigmoid_cross_entropy", "sigmoid_cross_entropy_mean", "softmax_cross_entropy")
 BIAS_INITS = ("normal", "zeros")
 # The remedies of issue 15 (defaults: gradsweep.config.REMEDY_DEFAULTS). sgd is plain

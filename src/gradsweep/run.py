@@ -204,11 +204,13 @@ def _compiled(
 ) -> tuple[DenseNet, Trainer, Callable]:
     """(net, trainer, diagnose) for ``cfg``, its variables set to ``cfg``'s initial weights.
 
-    Everything a traced function bakes in is in the key; init, bias_init, weight_scale and
-    seed only set the variables' values, so runs that differ in them share the compiled code.
+    Everything a traced function bakes in is in the key; init, bias_init, weight_scale, the
+    weight and bias variances and seed only set the variables' values, so runs that differ in
+    them share the compiled code.
     """
     sizes = [n_inputs, *cfg["widths"], 10]
     net_shape = {k: setting(cfg, k) for k in ("normalization", "residual")}
+    variances = {k: setting(cfg, k) for k in ("weight_variance", "bias_variance")}
     fresh = DenseNet(
         sizes,
         cfg["activation"],
@@ -217,6 +219,7 @@ def _compiled(
         cfg["weight_scale"],
         cfg["seed"],
         **net_shape,
+        **variances,
     )
     sgd = SGD(
         learning_rate=cfg["learning_rate"],
@@ -302,17 +305,20 @@ class _Run:
         self, epoch: int, params: list[np.ndarray], previous: list[np.ndarray], steps: int
     ) -> pd.DataFrame:
         """‖∂C0/∂θ‖ on the probe images, the epoch's ‖Δθ‖ and ‖θ‖ and its split (``steps``:
-        the steps taken in it), and the layer diagnostics."""
+        the steps taken in it), the layer diagnostics and the RMS per-image error norm of each
+        hidden layer (Trainer.probe_norms)."""
         moved, size = _epoch_update(params, previous)
         split = None
         if previous:
             split = _epoch_split(params, previous, self.trainer.epoch_decay_parts(previous, steps))
         x, y = (t[: self.cfg["probe_size"]] for t in self.splits["train"])
-        grad = self.trainer.probe(x, y).numpy()[None]
+        grad, per_image = (t.numpy() for t in self.trainer.probe(x, y))
         step = np.array([epoch * self.steps_per_epoch])
         names = self.net.param_names
-        probe = norms_frame(self.run_id, names, grad, epoch, step, "probe", moved, size, split)
+        probe = norms_frame(self.run_id, names, grad[None], epoch, step, "probe", moved, size,
+                            split)  # fmt: skip
         diagnostics = diagnostics_frame(self.diagnose(x, y).numpy())
+        diagnostics["example_grad_rms"] = per_image.astype(np.float64)  # hidden layers
         return probe.merge(diagnostics, on="layer", how="left")  # output layer: NaN
 
     def _step_traces(self, epoch: int, step_norms: dict[str, np.ndarray]) -> pd.DataFrame:

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from gradsweep.config import REMEDY_DEFAULTS, setting
+from gradsweep.config import OPTIONAL_DEFAULTS, REMEDY_DEFAULTS, setting
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,10 @@ class Setting:
     ``axis``: the name figures facet by (``widths`` facets as the per-layer ``width``);
     ``label``: the word before a value in figure titles ("" for self-explaining values such as
     ``sigmoid``); ``header``: the table column heading when it varies within an experiment
-    (None: it is always a column of its own, see gradsweep.table).
+    (None: it is always a column of its own, see gradsweep.table); ``derived``: runs.parquet
+    holds the value the run had, which follows from the settings before it where the config
+    leaves this one unset (``weight_variance``: the init's σ_w², gradsweep.theory), so a table
+    shows it only where it varies beyond them (figures facet so for every axis).
     """
 
     name: str
@@ -40,6 +43,7 @@ class Setting:
     label: str
     header: str | None
     axis: str = ""
+    derived: bool = False
 
     @property
     def facet(self) -> str:
@@ -64,6 +68,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("loss", pa.string(), "loss", "loss"),
     Setting("bias_init", pa.string(), "bias init", "bias init"),
     Setting("weight_scale", pa.float64(), "weight scale", "weight scale"),
+    Setting("weight_variance", pa.float64(), "σ_w²", "σ_w²", derived=True),
+    Setting("bias_variance", pa.float64(), "σ_b²", "σ_b²", derived=True),
     Setting("train_subset", pa.int64(), "train subset", "train subset"),
     Setting("probe_size", pa.int64(), "probe size", "probe size"),
     Setting("trace_every", pa.int64(), "trace every", "trace every"),
@@ -109,20 +115,23 @@ def widths_list(widths: object) -> list[int]:
 
 
 def run_settings(experiment: str, cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """The experiment and every setting of a run but its seed, as columns; a remedy setting
-    the run's config leaves out has its default (config.setting)."""
+    """The experiment and every setting of a run but its seed, as columns; an optional setting
+    the run's config leaves out has its default (config.setting): ``weight_variance`` and
+    ``bias_variance`` None, which runs.parquet fills in with the init's own (gradsweep.theory)."""
     derived = {"depth": len(cfg["widths"]), "widths": widths_string(cfg["widths"])}
     return {"experiment": experiment} | {
-        k: setting(cfg, k) if k in REMEDY_DEFAULTS else derived.get(k, cfg.get(k))
+        k: setting(cfg, k) if k in OPTIONAL_DEFAULTS else derived.get(k, cfg.get(k))
         for k in SETTING_NAMES
     }
 
 
 def config_id(settings: Mapping[str, Any]) -> str:
     """``<experiment>/d<depth>-w<widths>-<activation>-<init>-<8 hex digits>``: readable, and
-    unique per config (the digest covers every setting but the seed). A remedy setting at its
-    default is left out of the digest, so a config keeps the id it had before those existed."""
-    hashed = {k: v for k, v in settings.items() if not (k in REMEDY_DEFAULTS and _is_default(k, v))}
+    unique per config (the digest covers every setting but the seed). An optional setting at
+    its default is left out of the digest, so a config keeps the id it had before it existed."""
+    hashed = {
+        k: v for k, v in settings.items() if not (k in OPTIONAL_DEFAULTS and _is_default(k, v))
+    }
     return (
         f"{settings['experiment']}/d{settings['depth']}-w{settings['widths']}-"
         f"{settings['activation']}-{settings['init']}-{digest(hashed)[:8]}"
@@ -130,12 +139,12 @@ def config_id(settings: Mapping[str, Any]) -> str:
 
 
 def _is_default(key: str, value: Any) -> bool:
-    """A remedy value equal to its default (NaN/None, as read back from Parquet, too)."""
+    """An optional value equal to its default (NaN/None, as read back from Parquet, too)."""
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return True
     if isinstance(value, np.bool_ | np.str_):
         value = value.item()
-    return bool(value == REMEDY_DEFAULTS[key])
+    return bool(value == OPTIONAL_DEFAULTS[key])
 
 
 def settings_frame(run_configs: Iterable[Mapping[str, Any]]) -> pd.DataFrame:

@@ -173,8 +173,12 @@ def summarize_group(group: pd.DataFrame) -> dict:
         k = int(never_learned(group["best_val_acc"]).sum())
         out["n_never_learned"] = k
         out["never_learned_lo"], out["never_learned_hi"] = wilson_interval(k, len(group))
-    if "grad_ratio_predicted" in group:  # from the settings: the same for every seed
-        out["grad_ratio_predicted"] = group["grad_ratio_predicted"].iloc[0]
+    for col in ("grad_ratio_predicted", "grad_slope_predicted"):  # the same for every seed
+        if col in group:
+            out[col] = group[col].iloc[0]
+    if "grad_slope_init" in basis:  # a difference of logs: its plain mean over the seeds
+        slopes = finite(basis["grad_slope_init"])
+        out["grad_slope_init_mean"] = float(np.mean(slopes)) if len(slopes) else np.nan
     if "status" in group:
         out["n_diverged"] = int((group["status"] == "diverged").sum())
     if "escape_epoch" in basis:

@@ -38,7 +38,7 @@ from tensorboard.plugins.scalar.summary_v2 import scalar_pb
 from tensorboard.summary.writer.record_writer import RecordWriter
 
 from gradsweep.aggregate import hidden_bias_norms
-from gradsweep.config import REMEDY_DEFAULTS
+from gradsweep.config import OPTIONAL_DEFAULTS
 from gradsweep.io import read_run_info
 from gradsweep.verdicts import has_ratio
 
@@ -70,7 +70,7 @@ def run_hparams(config: Mapping[str, Any]) -> dict[str, bool | int | float | str
     runs.parquet (``100-100``), plus ``depth``; unset (null) settings are left out, the
     remedy settings a config leaves at their defaults are filled in."""
     hparams: dict[str, bool | int | float | str] = {}
-    for key, value in {**REMEDY_DEFAULTS, **config}.items():
+    for key, value in {**OPTIONAL_DEFAULTS, **config}.items():
         if key in NOT_HPARAMS or value is None:
             continue
         if key == "widths":

@@ -105,7 +105,7 @@ class Trainer:
             for p, d in zip(net.params, self.decays, strict=True)
         ]
         self.train_epoch = tf.function(TracedEpoch(self).run, jit_compile=sgd.jit_compile)
-        self.probe = tf.function(self.gradient_norms)
+        self.probe = tf.function(self.probe_norms)
         self.evaluate = Evaluation(net, self.loss)
 
     @property
@@ -158,12 +158,7 @@ class Trainer:
             layers = self.net.forward(x)
             cost = self.loss(y, layers.zs[-1])
         errors = self.errors(tape, cost, layers)
-        grads = []
-        for layer, a in enumerate(layers.inputs):
-            grads.append(weight_gradient(errors.at_u[layer], a))  # BP4
-            grads.append(tf.reduce_sum(errors.at_z[layer], axis=0))  # BP3
-            if layer < len(errors.scales):
-                grads.append(errors.scales[layer])  # γ
+        grads = layer_gradients(layers, errors)
         inners = self.inner_products(layers, errors, grads) if inner else []
         return Backprop(grads, layers.moments, inners)
 
@@ -186,7 +181,25 @@ class Trainer:
 
     def gradient_norms(self, x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
         """‖∂C0/∂θ‖ per parameter tensor θ, for the mean cost over (x, y)."""
-        return tf.stack([tf.norm(g) for g in self.gradients(x, y)])
+        return self.probe_norms(x, y)[0]
+
+    def probe_norms(self, x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """:meth:`gradient_norms`, and per hidden layer l the RMS over the n images of the
+        per-image error's norm ‖δ_l(x)‖, δ_l(x) = ∂C_x/∂z^l (C_x: the image's own cost).
+
+        C0 is the mean of the C_x, so image i's row of δ^l is δ_l(x_i)/n (BP1–BP2 on a batch
+        hold every image's error); the RMS √(Σ_i ‖δ_l(x_i)‖²/n) is then √n ‖δ^l‖_F, one
+        reduction of what backpropagation holds. δ_l(x) is also the image's bias gradient
+        (BP3). With batch norm the images' rows share the batch statistics: each row is the
+        image's part of the mean gradient, not the gradient of its cost alone."""
+        with tf.GradientTape() as tape:
+            layers = self.net.forward(x)
+            cost = self.loss(y, layers.zs[-1])
+        errors = self.errors(tape, cost, layers)
+        norms = tf.stack([tf.norm(g) for g in layer_gradients(layers, errors)])
+        n = tf.cast(tf.shape(x)[0], tf.float32)
+        per_image = tf.stack([tf.norm(d) for d in errors.at_z[:-1]]) * tf.sqrt(n)
+        return norms, per_image
 
     # ------------------------------------------------------------ the step
 
@@ -355,6 +368,18 @@ class Evaluation:
             total_correct += float(correct)
         n = int(x.shape[0])
         return total_loss / n, total_correct / n
+
+
+def layer_gradients(layers: Pass, errors: Errors) -> list[tf.Tensor]:
+    """∂C0/∂θ in the order of ``net.params``, layer by layer from its error and its input
+    a^(l−1): BP4 for W, BP3 for b (or β), and γ's."""
+    grads = []
+    for layer, a in enumerate(layers.inputs):
+        grads.append(weight_gradient(errors.at_u[layer], a))  # BP4
+        grads.append(tf.reduce_sum(errors.at_z[layer], axis=0))  # BP3
+        if layer < len(errors.scales):
+            grads.append(errors.scales[layer])  # γ
+    return grads
 
 
 def weight_gradient(delta: tf.Tensor, a: tf.Tensor) -> tf.Tensor:

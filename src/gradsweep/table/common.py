@@ -11,7 +11,7 @@ import pandas as pd
 import pyarrow as pa
 
 from gradsweep.formatting import MISSING, format_int, format_number, format_text
-from gradsweep.settings import Setting, widths_list
+from gradsweep.settings import SETTING_NAMES, Setting, widths_list
 from gradsweep.verdicts import EXPLODING_RATIO, ONE_LAYER, VANISHING_RATIO, has_ratio
 
 VERDICTS = (
@@ -64,8 +64,22 @@ def varies(rows: pd.DataFrame, names: Iterable[str]) -> bool:
 
 
 def varying_columns(rows: pd.DataFrame, settings: tuple[Setting, ...]) -> list[Column]:
-    """The columns of those ``settings`` whose values differ between ``rows``."""
-    return [setting_column(s) for s in settings if varies(rows, [s.name])]
+    """The columns of those ``settings`` whose values differ between ``rows``; a derived one
+    (Setting.derived) only where it differs between rows equal in every other setting."""
+    return [
+        setting_column(s)
+        for s in settings
+        if varies(rows, [s.name]) and (not s.derived or _varies_alone(rows, s.name))
+    ]
+
+
+def _varies_alone(rows: pd.DataFrame, name: str) -> bool:
+    """Does ``name`` take two values in some group of rows equal in every other setting?"""
+    others = [c for c in SETTING_NAMES if c != name and c in rows.columns]
+    if not others:
+        return True
+    groups = rows.groupby(others, dropna=False)[name]
+    return bool((groups.nunique(dropna=False) > 1).any())
 
 
 # A net's shape and nonlinearity: the first columns of every table, one run or one config.

@@ -10,6 +10,7 @@ import pandas as pd
 
 from gradsweep.formatting import (
     MISSING,
+    fixed,
     format_int,
     format_number,
     format_percent,
@@ -32,6 +33,7 @@ from gradsweep.table.common import (
     varies,
     varying_columns,
 )
+from gradsweep.verdicts import has_ratio
 
 
 def _spread(metric: str, fmt: Callable[[Any], str]) -> Callable[[pd.Series], str]:
@@ -106,13 +108,27 @@ PREDICTED = Column(
 )  # fmt: skip
 
 
+def _slope_cell(row: pd.Series) -> str:
+    """Measured mean slope over the seeds (predicted): ``-1.53 (-1.58)``; n/a for one layer."""
+    if not has_ratio(row.get("depth", 2)):
+        return "n/a"
+    measured, predicted = row.get("grad_slope_init_mean"), row.get("grad_slope_predicted")
+    text = MISSING if measured is None or pd.isna(measured) else fixed(measured)
+    return f"{text} ({'n/a' if predicted is None or pd.isna(predicted) else fixed(predicted)})"
+
+
+SLOPE = Column("per-layer slope of ln per-image grad at init (predicted)", _slope_cell)
+
+
 def _prediction_columns(summary: pd.DataFrame) -> list[Column]:
-    """The mean-field ratio (gradsweep.theory) where some config of the experiment has one;
-    "n/a" in the rows where the theory does not apply."""
+    """The mean-field ratio and slope (gradsweep.theory) where some config of the experiment
+    has one; "n/a" in the rows where the theory does not apply."""
     if "grad_ratio_predicted" not in summary:
         return []
     predicted = pd.to_numeric(summary["grad_ratio_predicted"], errors="coerce")
-    return [PREDICTED] if predicted.notna().any() else []
+    if not predicted.notna().any():
+        return []
+    return [PREDICTED, SLOPE] if "grad_slope_predicted" in summary else [PREDICTED]
 
 
 # Update ratios (issue 15) as columns before "escape epoch" where an experiment varies a remedy
