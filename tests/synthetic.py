@@ -368,28 +368,24 @@ def edge_of_chaos_sweep(
     experiment: str = "edge_of_chaos",
 ) -> Sweep:
     """An edge_of_chaos sweep: per (depth, σ_w²) of ``cells`` one config whose seeds reach that
-    best training accuracy (0.1: chance, never trained; a sequence: one per seed). The runs carry runs.parquet's
-    ``weight_variance`` = σ_w², ``bias_variance`` = ``sigma_b2`` and, from ``slopes`` (per
-    cell (predicted, measured) or None: no slope columns), ``grad_slope_predicted`` and
-    ``grad_slope_init`` (seed s: measured + 0.01 s), written onto the aggregated table as
-    the theory's aggregation would."""
+    best training accuracy (0.1: chance, never trained; a sequence: one per seed), with the
+    settings ``weight_variance`` = σ_w² and ``bias_variance`` = ``sigma_b2``. ``slopes``
+    (per cell (predicted, measured); None: the aggregation's own) replaces runs.parquet's
+    ``grad_slope_predicted`` and ``grad_slope_init`` (seed s: measured + 0.01 s)."""
     cfgs = [(depth, w, seed, acc[i] if isinstance(acc, Sequence) else acc)
             for (depth, w), acc in cells.items() for i, seed in enumerate(seeds)]  # fmt: skip
     runs = [
         Run(experiment, (width,) * depth, activation, "scaled_normal", seed, epochs=3,
-            settings={"weight_scale": float(np.sqrt(w))}, shrink=1.0, acc=acc)
+            settings={"weight_variance": w, "bias_variance": sigma_b2}, shrink=1.0, acc=acc)
         for depth, w, seed, acc in cfgs
     ]  # fmt: skip
     out = sweep(runs)
     keys = [(depth, w) for depth, w, _, _ in cfgs]
     table = out.runs.set_index("run_id").loc[[r.run_id for r in runs]].reset_index()
-    table["weight_variance"] = [w for _, w in keys]
-    table["bias_variance"] = sigma_b2
     if slopes is not None:
-        cell = [min(slopes, key=lambda c, k=k: abs(c[0] - k[0]) + abs(c[1] - k[1])) for k in keys]
-        table["grad_slope_predicted"] = [slopes[c][0] for c in cell]
+        table["grad_slope_predicted"] = [slopes[k][0] for k in keys]
         table["grad_slope_init"] = [
-            slopes[c][1] + 0.01 * r.seed for c, r in zip(cell, runs, strict=True)
+            slopes[k][1] + 0.01 * r.seed for k, r in zip(keys, runs, strict=True)
         ]
     out.runs = table
     return out

@@ -75,7 +75,9 @@ def test_trainable_counts_and_wrong_side_configs(edge_sweep):
     # best training accuracy: the metrics' max over epochs ≥ 1, mean over seeds
     best = edge_sweep.metrics[edge_sweep.metrics["epoch"] >= 1].groupby("run_id")["train_acc"].max()
     runs = edge_sweep.runs.set_index("run_id")
-    expected = best.groupby([runs.loc[best.index, "depth"], runs.loc[best.index, "weight_variance"]])
+    expected = best.groupby(
+        [runs.loc[best.index, "depth"], runs.loc[best.index, "weight_variance"]]
+    )
     pd.testing.assert_series_equal(
         acc.sort_index(), expected.mean().sort_index(), check_names=False
     )

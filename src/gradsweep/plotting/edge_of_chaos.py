@@ -61,7 +61,8 @@ def _heat(ax: Axes, table: pd.DataFrame) -> object:
     ax.set_facecolor("0.85")
     untrained = table[~table["trained"]]
     ax.scatter(untrained["weight_variance"], untrained["depth"], marker="x", s=14, color="white",
-               lw=0.8, label=f"did not train (< {100 * TRAINED_AT:.0f} %)")  # fmt: skip
+               lw=0.8)  # fmt: skip
+    ax.set_yticks(d)
     return mesh
 
 
@@ -117,7 +118,8 @@ def plot_trainability(
         cbar.set_label(
             f"best training-set accuracy (%), mean over seeds\nchance {100 * CHANCE:.0f} %"
         )
-        handles += ax.get_legend_handles_labels()[0]
+        below = f"did not train (< {100 * TRAINED_AT:.0f} %), white cross"
+        handles.append(Line2D([], [], marker="x", ls="", color="black", ms=5, label=below))
         fig.legend(handles=handles, loc="outside lower center", ncol=3, frameon=False)
         row = table.iloc[0]
         n = int(table["n"].max())
