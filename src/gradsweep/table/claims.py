@@ -21,6 +21,8 @@ from gradsweep.verdicts import (
     EXPLODING_RATIO,
     ISOMETRY_TARGET,
     NEVER_LEARNED_BELOW,
+    TRAINABLE_HOLDS,
+    TRAINABLE_PARTLY,
     TRAINED_AT,
     VANISHING_RATIO,
 )
@@ -186,11 +188,15 @@ def trainable_markdown(table: pd.DataFrame) -> list[str]:
     wrong = table[~table["agrees"]]
     agree = len(table) - len(wrong)
     share = agree / len(table)
-    holds = "holds" if share >= 0.9 else ("partly holds" if share >= 0.7 else "does not hold")
+    holds = (
+        "holds"
+        if share >= TRAINABLE_HOLDS
+        else ("partly holds" if share >= TRAINABLE_PARTLY else "does not hold")
+    )
     lines.append(
         f"**Trainable where L ≲ 6 ξ_c: {holds}** here: {agree} of {len(table)} configs "
         f"({100 * share:.0f} %) are on the side the theory predicts, {len(wrong)} on the wrong "
-        "side (holds: ≥ 90 %, partly: ≥ 70 %)."
+        f"side (holds: ≥ {100 * TRAINABLE_HOLDS:.0f} %, partly: ≥ {100 * TRAINABLE_PARTLY:.0f} %)."
     )
     if len(wrong):
         lines += ["", "Configs on the wrong side:", "",
