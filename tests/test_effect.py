@@ -12,7 +12,7 @@ def probe_ratio(activation: str, init: str, seed: int, depth: int = 4) -> float:
     x, y = load_digits(return_X_y=True)
     x, y = tf.constant(x[:1000] / 16, tf.float32), tf.one_hot(y[:1000], 10)
     net = DenseNet([64, *[30] * depth, 10], activation, init, seed=seed)
-    norms = Trainer(net, "sigmoid_cross_entropy", SGD(0.1, 10)).probe(x, y).numpy()
+    norms = Trainer(net, "sigmoid_cross_entropy", SGD(0.1, 10)).probe(x, y)[0].numpy()
     bias = norms[1::2][:-1]  # hidden layers' bias-gradient norms, first to last
     return float(bias[-1] / bias[0])
 

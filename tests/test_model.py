@@ -70,7 +70,7 @@ def test_gradient_norms_and_sgd_step_match_numpy_backprop():
 
     sgd = SGD(learning_rate=0.3, batch_size=8, l2=2.0, l2_n=100, jit_compile=True)
     trainer = Trainer(net, "sigmoid_cross_entropy", sgd)
-    probe = trainer.probe(tf.constant(x), tf.constant(y)).numpy()
+    probe = trainer.probe(tf.constant(x), tf.constant(y))[0].numpy()
     np.testing.assert_allclose(probe, [np.linalg.norm(g) for g in expected], rtol=1e-4)
 
     steps = trainer.train_epoch(tf.constant(x), tf.constant(y), tf.constant([np.arange(8)]))
