@@ -158,6 +158,8 @@ def test_isometry_steps_and_verdict():
     pairs = isometry_pairs(table).set_index("activation")
     assert pairs.loc["tanh", "speedup"] > 1
     assert pairs.loc["relu", "speedup"] == 1
+    # every orthogonal tanh seed before every Gaussian one; ReLU's seeds tie
+    assert pairs.loc["tanh", "separated"] and not pairs.loc["relu", "separated"]
     text = "\n".join(claim_section("isometry_speed", sw.runs, sw.metrics))
     assert "**tanh: orthogonal faster**" in text
     assert "**relu: orthogonal not faster**" in text
