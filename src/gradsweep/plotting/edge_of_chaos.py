@@ -123,6 +123,7 @@ def plot_trainability(
         fig.legend(handles=handles, loc="outside lower center", ncol=3, frameon=False)
         row = table.iloc[0]
         n = int(table["n"].max())
+        seeds = f"mean over {n} seeds" if n > 1 else "one seed per config"
         dataset = (
             ", ".join(map(str, runs["dataset"].dropna().unique())) if "dataset" in runs else ""
         )
@@ -131,8 +132,7 @@ def plot_trainability(
             f"Trainability at the edge of chaos — {experiment or 'all runs'}"
             + (f" ({dataset})" if dataset else "")
             + f"\n{row['activation']}, σ_b² = {row['bias_variance']:g}; best training accuracy "
-            f"after any epoch, mean over {n} seed{'s' if n > 1 else ''}; theory: mean field "
-            "(Schoenholz et al. 2017)",
+            f"after any epoch, {seeds}; theory: mean field (Schoenholz et al. 2017)",
         )
         save(fig, out)
     return table
@@ -200,8 +200,8 @@ def plot_slopes(runs: pd.DataFrame, out: str | Path, experiment: str | None = No
         suptitle(
             fig,
             f"Gradient slope at initialisation vs mean field — {experiment or 'all runs'}"
-            f"\n< 0: vanishing toward the input, > 0: exploding; point: mean over {n} "
-            f"seed{'s' if n > 1 else ''}, bar: min–max",
+            "\n< 0: vanishing toward the input, > 0: exploding; "
+            + (f"point: mean over {n} seeds, bar: min–max" if n > 1 else "one seed per config"),
         )
         save(fig, out)
     return table
