@@ -44,8 +44,9 @@ from gradsweep.settings import config_id, run_settings, widths_string
 
 __all__ = [
     "BASE", "DIAGNOSTICS", "RUNS_SCHEMA", "Run", "RunData", "RunFiles", "Sweep",
-    "aggregate_runs", "cached_run", "check_png", "config_id", "grid_runs", "make_run",
-    "run_settings", "shrink", "sweep", "synthetic_aggregate", "widths_string", "write_run",
+    "aggregate_runs", "cached_run", "check_png", "config_id", "edge_of_chaos_sweep", "grid_runs",
+    "make_run", "run_settings", "shrink", "sweep", "synthetic_aggregate", "widths_string",
+    "write_run",
 ]  # fmt: skip
 
 BASE = 0.3  # the output-side hidden layer's probe bias-gradient norm at epoch 0, seed 0
@@ -351,6 +352,43 @@ def synthetic_aggregate(out: str | Path, **grid: Any) -> dict[str, Path]:
     """runs/traces/metrics.parquet of :func:`grid_runs` (its keywords) in ``out``."""
     rng_seed = grid.get("rng_seed", 0)
     return sweep(grid_runs(**grid), out, rng_seed=rng_seed).paths
+
+
+# --------------------------------------------------------------------------- edge of chaos
+
+
+def edge_of_chaos_sweep(
+    cells: Mapping[tuple[int, float], float | Sequence[float]],
+    *,
+    sigma_b2: float = 0.05,
+    seeds: Sequence[int] = (0, 1),
+    activation: str = "tanh",
+    width: int = 16,
+    slopes: Mapping[tuple[int, float], tuple[float, float]] | None = None,
+    experiment: str = "edge_of_chaos",
+) -> Sweep:
+    """An edge_of_chaos sweep: per (depth, σ_w²) of ``cells`` one config whose seeds reach that
+    best training accuracy (0.1: chance, never trained; a sequence: one per seed), with the
+    settings ``weight_variance`` = σ_w² and ``bias_variance`` = ``sigma_b2``. ``slopes``
+    (per cell (predicted, measured); None: the aggregation's own) replaces runs.parquet's
+    ``grad_slope_predicted`` and ``grad_slope_init`` (seed s: measured + 0.01 s)."""
+    cfgs = [(depth, w, seed, acc[i] if isinstance(acc, Sequence) else acc)
+            for (depth, w), acc in cells.items() for i, seed in enumerate(seeds)]  # fmt: skip
+    runs = [
+        Run(experiment, (width,) * depth, activation, "scaled_normal", seed, epochs=3,
+            settings={"weight_variance": w, "bias_variance": sigma_b2}, shrink=1.0, acc=acc)
+        for depth, w, seed, acc in cfgs
+    ]  # fmt: skip
+    out = sweep(runs)
+    keys = [(depth, w) for depth, w, _, _ in cfgs]
+    table = out.runs.set_index("run_id").loc[[r.run_id for r in runs]].reset_index()
+    if slopes is not None:
+        table["grad_slope_predicted"] = [slopes[k][0] for k in keys]
+        table["grad_slope_init"] = [
+            slopes[k][1] + 0.01 * r.seed for k, r in zip(keys, runs, strict=True)
+        ]
+    out.runs = table
+    return out
 
 
 # --------------------------------------------------------------------------- figure checks

@@ -192,11 +192,16 @@ def test_nesterov_needs_momentum():
         expand_runs(remedy_grid(optimizer=["sgd", "momentum"], nesterov=[True]))
 
 
-def test_fashion_config_mirrors_the_default_sweep():
-    """config/fashion.yaml is config/config.yaml with every experiment on Fashion-MNIST: same
-    experiments, settings, grids and references (its header says this test checks it)."""
-    default = yaml.safe_load((REPO / "config/config.yaml").read_text())
-    fashion = yaml.safe_load((REPO / "config/fashion.yaml").read_text())
+@pytest.mark.parametrize(
+    ("default_file", "fashion_file"),
+    [("config.yaml", "fashion.yaml"), ("edge_of_chaos.yaml", "edge_of_chaos_fashion.yaml")],
+)
+def test_fashion_config_mirrors_the_default_sweep(default_file, fashion_file):
+    """config/fashion.yaml is config/config.yaml with every experiment on Fashion-MNIST (and
+    edge_of_chaos_fashion.yaml edge_of_chaos.yaml): same experiments, settings, grids and
+    references (their headers say this test checks it)."""
+    default = yaml.safe_load((REPO / "config" / default_file).read_text())
+    fashion = yaml.safe_load((REPO / "config" / fashion_file).read_text())
     assert {e["dataset"] for e in fashion["experiments"].values()} == {"fashion_mnist"}
     moved = {
         name: {**exp, "dataset": "fashion_mnist"} for name, exp in default["experiments"].items()

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+import scipy.integrate
+import scipy.optimize
 import yaml
 from matplotlib.image import imread
 from workflow_helpers import copy_workflow, most_at_once, snakemake
@@ -208,3 +211,59 @@ def test_unchanged_sweep_has_nothing_to_do(smoke_run):
     output = result.stdout + result.stderr
     assert "Nothing to be done" in output
     assert "Plan for smoke: 0 to train, 0 from the cache, 8 done (8 runs)" in output
+
+
+# --------------------------------------------------------------------------- edge_of_chaos
+
+
+def _gauss(f) -> float:
+    """E[f(z)], z ~ N(0, 1), by scipy's adaptive quadrature (not gradsweep.meanfield's rule)."""
+    pdf = lambda z: math.exp(-z * z / 2) / math.sqrt(2 * math.pi)  # noqa: E731
+    return scipy.integrate.quad(lambda z: f(z) * pdf(z), -12, 12, limit=200)[0]
+
+
+def tanh_slope(sigma_w2: float, sigma_b2: float) -> float:
+    """ln χ₁ / 2 of tanh: q* by a root finder on the variance map, χ₁ = σ_w² E[sech⁴(√q* z)]."""
+    q = scipy.optimize.brentq(
+        lambda q: sigma_w2 * _gauss(lambda z: math.tanh(math.sqrt(q) * z) ** 2) + sigma_b2 - q,
+        1e-6, 100,
+    )  # fmt: skip
+    return math.log(sigma_w2 * _gauss(lambda z: math.cosh(math.sqrt(q) * z) ** -4)) / 2
+
+
+# How far a config's measured slope (the mean of its 2 seeds) may be from ln χ₁ / 2. Measured
+# with the same nets (tanh, 12 × 128, σ_b² = 0.05, digits probe of 500 images) over 10 seeds
+# each at σ_w² = 1, 1.761, 3: the seeds' deviations had a mean of −0.007, +0.005 and +0.014
+# (finite width and the first layers, whose variance is still on its way to q*) and a standard
+# deviation of 0.009, 0.009 and 0.008 (0.024 at width 64 and up to 0.037 at width 32: it
+# shrinks with the width, as the O(1/√N) per-layer fluctuations of docs/meanfield.md do).
+# Largest mean deviation + 4 standard errors of a 2-seed mean: 0.014 + 4 · 0.009/√2 = 0.039.
+SLOPE_TOLERANCE = 0.04
+
+
+@pytest.fixture(scope="module")
+def edge_digits(tmp_path_factory):
+    """config/edge_of_chaos_digits.yaml through results.md and the two edge_of_chaos figures."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("edge"))
+    figures = "results/figures/edge_of_chaos"
+    targets = ["results/results.md", f"{figures}/trainability.png", f"{figures}/slopes.png"]
+    # targets first: --configfile takes every word after it
+    snakemake(workdir, *targets, "--cores", "2", "--configfile", "config/edge_of_chaos_digits.yaml")
+    return workdir
+
+
+@pytest.mark.slow
+def test_edge_of_chaos_digits_slopes_match_mean_field(edge_digits):
+    runs = pd.read_parquet(edge_digits / "results/runs.parquet")
+    assert len(runs) == 6 and set(runs["weight_variance"]) == {1.0, 1.761, 3.0}
+    for w, group in runs.groupby("weight_variance"):
+        predicted = tanh_slope(w, 0.05)
+        np.testing.assert_allclose(group["grad_slope_predicted"], predicted, atol=1e-6)
+        measured = group["grad_slope_init"].mean()
+        assert abs(measured - predicted) <= SLOPE_TOLERANCE, (w, measured, predicted)
+    # the sign alone already tells the phases apart: vanishing, flat, exploding
+    assert tanh_slope(1.0, 0.05) < -0.1 and tanh_slope(3.0, 0.05) > 0.08
+    for name in ("trainability", "slopes"):
+        imread(edge_digits / f"results/figures/edge_of_chaos/{name}.png")
+    text = (edge_digits / "results/results.md").read_text()
+    assert "**Trainable where L ≲ 6 ξ_c:" in text

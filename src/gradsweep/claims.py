@@ -4,17 +4,32 @@
   the net without it sooner and ends higher, and the last hidden layer's input distribution
   moves less over training;
 - ``remedies``: per config the gradient and update ratios and the accuracy, against the plain
-  SGD sigmoid net (no normalization, no shortcut). The remedies figure draws the same table.
+  SGD sigmoid net (no normalization, no shortcut). The remedies figure draws the same table;
+- ``trainable_depth`` (Schoenholz et al. 2017): nets train where their depth L ≲ 6 ξ_c, the
+  correlation depth scale of gradsweep.meanfield (``trainable_cells``, ``trainable_counts``);
+- ``isometry_speed`` (Pennington et al. 2017): at χ₁ = 1 a deep tanh net with orthogonal
+  weights learns faster than with Gaussian ones, and ReLU gains little, as it cannot reach
+  dynamical isometry (``isometry_cells``, ``isometry_pairs``).
 """
 
 from __future__ import annotations
+
+from functools import cache
 
 import numpy as np
 import pandas as pd
 
 from gradsweep.facets import config_labels, configs_of
+from gradsweep.meanfield import mean_field
 from gradsweep.stats import finite, geometric_interval
-from gradsweep.verdicts import EXPLODING_RATIO, NEVER_LEARNED_BELOW, VANISHING_RATIO, never_learned
+from gradsweep.verdicts import (
+    EXPLODING_RATIO,
+    ISOMETRY_TARGET,
+    NEVER_LEARNED_BELOW,
+    TRAINED_AT,
+    VANISHING_RATIO,
+    never_learned,
+)
 
 # runs.parquet's ratio columns the remedies compare: last ÷ first hidden layer
 REMEDY_RATIOS = ("grad_ratio_init", "grad_ratio_final", "update_ratio_init", "update_ratio_final")
@@ -118,3 +133,132 @@ def update_band(x: float) -> str:
         if EXPLODING_RATIO <= x <= VANISHING_RATIO
         else ("first slower" if x > 1 else "first faster")
     )
+
+
+# --------------------------------------------------------------------------- edge of chaos
+
+
+def best_train_acc(metrics: pd.DataFrame) -> pd.Series:
+    """Per run (index run_id) the best training-set accuracy over the trained epochs (epoch ≥ 1;
+    the run's ``train_subset``, evaluated after each epoch); NaN where none is finite."""
+    m = metrics[metrics["epoch"] >= 1]
+    acc = pd.to_numeric(m["train_acc"], errors="coerce")
+    return acc.groupby(m["run_id"]).max()
+
+
+def correlation_depth(activation: str, sigma_w2: float, sigma_b2: float) -> float:
+    """ξ_c of (activation, σ_w², σ_b²), cached (meanfield's correlation map is the slow part)."""
+    return _correlation_depth(str(activation), float(sigma_w2), float(sigma_b2))
+
+
+@cache
+def _correlation_depth(activation: str, sigma_w2: float, sigma_b2: float) -> float:
+    return float(mean_field(activation, sigma_w2, sigma_b2).xi_c)
+
+
+def trainable_cells(runs: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
+    """Schoenholz et al.'s trainability claim per config (depth × σ_w², one activation and σ_b²):
+    the mean over seeds of the best training accuracy (``train_acc``, seed ``train_acc_min`` /
+    ``_max``), whether the config trained (that mean ≥ TRAINED_AT), ξ_c and 6 ξ_c, whether
+    its depth is inside the predicted region (L ≤ 6 ξ_c; ξ_c = inf at χ₁ = 1) and whether
+    the two agree. Configs without a mean-field σ_w² (theory.not_applicable) are left out."""
+    best = best_train_acc(metrics)
+    runs = runs[runs["weight_variance"].notna() & runs["bias_variance"].notna()]
+    rows = []
+    for _, cfg in configs_of(runs).iterrows():
+        members = runs[runs["config_id"] == cfg["config_id"]]
+        acc = best.reindex(members["run_id"]).to_numpy(dtype=float)
+        acc = acc[np.isfinite(acc)]
+        xi = correlation_depth(cfg["activation"], cfg["weight_variance"], cfg["bias_variance"])
+        depth = int(cfg["depth"])
+        mean = float(acc.mean()) if len(acc) else np.nan
+        rows.append({
+            "config_id": cfg["config_id"], "activation": cfg["activation"], "depth": depth,
+            "weight_variance": float(cfg["weight_variance"]),
+            "bias_variance": float(cfg["bias_variance"]), "n": len(members),
+            "train_acc": mean, "train_acc_min": float(acc.min()) if len(acc) else np.nan,
+            "train_acc_max": float(acc.max()) if len(acc) else np.nan,
+            "trained": bool(mean >= TRAINED_AT), "xi_c": xi, "six_xi_c": 6 * xi,
+            "inside": bool(depth <= 6 * xi),
+        })  # fmt: skip
+    table = pd.DataFrame(rows)
+    if len(table):
+        table["agrees"] = table["trained"] == table["inside"]
+        table = table.sort_values(["weight_variance", "depth"], ignore_index=True)
+    return table
+
+
+def trainable_counts(table: pd.DataFrame) -> pd.DataFrame:
+    """Configs that trained and did not, inside and outside L ≤ 6 ξ_c (a 2 × 2 table, rows
+    inside/outside, columns trained/not trained)."""
+    counts = pd.crosstab(table["inside"], table["trained"]).reindex(
+        index=[True, False], columns=[True, False], fill_value=0
+    )
+    counts.index = ["inside (L ≤ 6 ξ_c)", "outside (L > 6 ξ_c)"]
+    counts.columns = ["trained", "did not train"]
+    return counts
+
+
+# --------------------------------------------------------------------------- dynamical isometry
+
+
+def steps_to_accuracy(metrics: pd.DataFrame, target: float = ISOMETRY_TARGET) -> pd.Series:
+    """Per run (index run_id) the first step after which its training accuracy reached
+    ``target`` (NaN: not within the run)."""
+    m = metrics[pd.to_numeric(metrics["train_acc"], errors="coerce") >= target]
+    first = m.groupby("run_id")["step"].min().astype(float)
+    return first.reindex(metrics["run_id"].unique())
+
+
+def isometry_cells(runs: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
+    """Pennington et al.'s comparison per config (activation × init): per seed the steps to
+    reach ISOMETRY_TARGET training accuracy; their median, min and max, how many seeds
+    reached it, the config's σ_w², σ_b² and predicted χ₁. One row per config, in panel
+    order."""
+    steps = steps_to_accuracy(metrics)
+    configs = configs_of(runs)
+    rows = []
+    for label, (_, cfg) in zip(config_labels(configs), configs.iterrows(), strict=True):
+        members = runs[runs["config_id"] == cfg["config_id"]]
+        s = steps.reindex(members["run_id"]).to_numpy(dtype=float)
+        hit = s[np.isfinite(s)]
+        last = metrics[metrics["run_id"].isin(set(members["run_id"]))]["step"].max()
+        rows.append({
+            "config_id": cfg["config_id"], "label": label, "activation": cfg["activation"],
+            "init": cfg["init"], "depth": int(cfg["depth"]), "n": len(members),
+            "reached": len(hit), "median_steps": float(np.median(hit)) if len(hit) else np.nan,
+            "min_steps": float(hit.min()) if len(hit) else np.nan,
+            "max_steps": float(hit.max()) if len(hit) else np.nan,
+            "last_step": float(last) if pd.notna(last) else np.nan,
+            # a seed that never reached the target counts as the last step + 1: never faster
+            "censored_median": float(np.median(np.where(np.isfinite(s), s, last + 1)))
+            if len(s) and pd.notna(last) else np.nan,
+            "weight_variance": cfg.get("weight_variance", np.nan),
+            "bias_variance": cfg.get("bias_variance", np.nan),
+            "chi1_predicted": cfg.get("chi1_predicted", np.nan),
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def isometry_pairs(table: pd.DataFrame) -> pd.DataFrame:
+    """Per activation, orthogonal against its Gaussian config(s): both configs' median steps
+    (a seed that never reached the target counts as the run's last step + 1, so a config
+    where it did is never faster), the speed-up (Gaussian ÷ orthogonal median) and whether
+    the seeds separate (every orthogonal seed faster than every Gaussian one)."""
+    rows = []
+    for act, group in table.groupby("activation", sort=False):
+        ortho = group[group["init"] == "orthogonal"]
+        for _, g in group[group["init"] != "orthogonal"].iterrows():
+            if len(ortho) != 1:
+                continue
+            o = ortho.iloc[0]
+            o_med, g_med = o["censored_median"], g["censored_median"]
+            rows.append({
+                "activation": act, "orthogonal": o["label"], "gaussian": g["label"],
+                "orthogonal_steps": o_med, "gaussian_steps": g_med,
+                "speedup": g_med / o_med if o_med > 0 else np.nan,
+                # a Gaussian seed that never got there is later than any that did
+                "separated": bool(o["reached"] == o["n"] and o["max_steps"] < (
+                    g["min_steps"] if g["reached"] else np.inf)),
+            })  # fmt: skip
+    return pd.DataFrame(rows)

@@ -39,8 +39,10 @@ METRICS = {
     # claims checked across an experiment's configs (gradsweep.claims), not per config
     "bn_speed": "batch norm: accuracy sooner, stable inputs",
     "remedies": "remedies vs plain SGD",
+    "trainable_depth": "trainable where L ≲ 6 ξ_c",
+    "isometry_speed": "orthogonal vs Gaussian at χ₁ = 1",
 }
-CLAIM_METRICS = ("bn_speed", "remedies")
+CLAIM_METRICS = ("bn_speed", "remedies", "trainable_depth", "isometry_speed")
 ACCURACY_METRICS = ("best_val_acc", "test_acc", "test_error")
 
 

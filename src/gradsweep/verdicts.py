@@ -31,6 +31,16 @@ EXPLODING_RATIO = 0.1
 HEALTHY_BAND = (EXPLODING_RATIO, VANISHING_RATIO)  # gradient ratio inside it: healthy
 CHANCE = 0.1  # every dataset here has 10 classes
 NEVER_LEARNED_BELOW = 2 * CHANCE  # best val acc below this: the run never learned
+# edge_of_chaos (Schoenholz et al. 2017): a config trained when the mean over its seeds of the
+# best training-set accuracy reaches this, the same twice chance as never learned (a net stuck
+# at the edge of its phase sits at chance, 10 %; one that trains at all passes 20 % early)
+TRAINED_AT = NEVER_LEARNED_BELOW
+# the share of configs on the side L ≤ 6 ξ_c predicts for "holds" and for "partly holds"
+TRAINABLE_HOLDS, TRAINABLE_PARTLY = 0.9, 0.7
+# isometry (Pennington et al. 2017): the training accuracy whose first step is compared. On
+# Fashion-MNIST, 50 × 100 tanh nets at χ₁ = 1 passed 50 % within their first 125 steps with
+# either init, so 50 % could not tell them apart; 70 % took 125 (orthogonal) vs 250 steps
+ISOMETRY_TARGET = 0.7
 ONE_LAYER = "n/a: one hidden layer"  # the verdict (and ratio) of a net with one hidden layer
 
 

@@ -1,7 +1,8 @@
 # The article's figures (gradsweep.plotting.article, .diagnostics, .remedies): the activation functions behind the chain rule,
 # and from the per-experiment aggregates the one_path panels, the nndl_demo speed of
-# learning, Nielsen's norms at initialisation, the remedies heatmap, Ioffe & Szegedy's Fig. 1
-# and every experiment's chain-rule diagnostics.
+# learning, Nielsen's norms at initialisation, the remedies heatmap, Ioffe & Szegedy's Fig. 1,
+# the edge of chaos (trainability heat map, gradient slopes vs mean field) and every
+# experiment's chain-rule diagnostics.
 # article_outputs() lists those of the experiments this config has.
 
 
@@ -137,6 +138,33 @@ rule plot_batch_norm_sigmoid:
         "../envs/gradsweep.yaml"
     params:
         experiment="batch_norm_sigmoid",
+    script:
+        "../scripts/plot_article.py"
+
+
+rule plot_edge_of_chaos:
+    input:
+        **experiment_tables("edge_of_chaos"),
+        code=script_code("plot_article.py"),
+    output:
+        trainability=report(
+            "results/figures/edge_of_chaos/trainability.png",
+            caption="../report/edge_of_chaos_trainability.rst",
+            category="Experiments",
+            subcategory="edge_of_chaos",
+        ),
+        slopes=report(
+            "results/figures/edge_of_chaos/slopes.png",
+            caption="../report/edge_of_chaos_slopes.rst",
+            category="Experiments",
+            subcategory="edge_of_chaos",
+        ),
+    log:
+        "logs/plot_article/edge_of_chaos.log",
+    conda:
+        "../envs/gradsweep.yaml"
+    params:
+        experiment="edge_of_chaos",
     script:
         "../scripts/plot_article.py"
 

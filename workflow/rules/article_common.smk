@@ -13,6 +13,7 @@ ARTICLE_FIGURES = {
     "nielsen_init": ["init_norms", "speed"],
     "remedies": ["remedies"],
     "batch_norm_sigmoid": ["bn_distribution"],
+    "edge_of_chaos": ["trainability", "slopes"],
 }
 
 

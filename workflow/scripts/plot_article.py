@@ -77,6 +77,16 @@ def batch_norm_sigmoid():
     log.info("accuracy and percentile drift per config:\n%s", table.to_string())
 
 
+def edge_of_chaos():
+    experiment = smk.params.experiment
+    runs = pd.read_parquet(smk.input.runs, filters=[("experiment", "==", experiment)])
+    metrics = pd.read_parquet(smk.input.metrics, filters=[("experiment", "==", experiment)])
+    table = plotting.plot_trainability(runs, metrics, smk.output.trainability, experiment)
+    log.info("trainability per config:\n%s", table.drop(columns="config_id").to_string())
+    slopes = plotting.plot_slopes(runs, smk.output.slopes, experiment)
+    log.info("gradient slopes per config:\n%s", slopes.to_string())
+
+
 def diagnostics():
     experiment, runs, probe = experiment_data("probe", plotting.DIAGNOSTIC_COLUMNS)
     summary = plotting.plot_diagnostics(probe, runs, smk.output.diagnostics, experiment)
@@ -90,6 +100,7 @@ FIGURES = {
     "plot_nielsen_init": nielsen_init,
     "plot_remedies": remedies,
     "plot_batch_norm_sigmoid": batch_norm_sigmoid,
+    "plot_edge_of_chaos": edge_of_chaos,
     "plot_diagnostics": diagnostics,
 }
 FIGURES[smk.rule]()

@@ -15,11 +15,12 @@ logging.basicConfig(
 )
 runs = pd.read_parquet(smk.input.runs)
 references = dict(smk.params.references)
-# the test accuracy per step, only for experiments whose claim needs it (reference bn_speed)
+# the test and training accuracy per step, only for experiments whose claim needs them
+# (bn_speed: test; trainable_depth, isometry_speed: training)
 claims = [name for name, ref in references.items() if (ref or {}).get("metric") in CLAIM_METRICS]
 metrics = pd.read_parquet(
     smk.input.metrics,
-    columns=["run_id", "experiment", "epoch", "step", "test_acc"],
+    columns=["run_id", "experiment", "epoch", "step", "test_acc", "train_acc"],
     filters=[("experiment", "in", claims)] if claims else [("experiment", "==", "")],
 )
 write_results(runs, smk.output.table, smk.output.seeds, references, metrics)

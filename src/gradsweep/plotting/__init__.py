@@ -16,7 +16,10 @@
   (run order, titles, the published reference) is in :mod:`~gradsweep.plotting.article`;
 - :mod:`~gradsweep.plotting.diagnostics`: the chain-rule diagnostics;
 - :mod:`~gradsweep.plotting.remedies`: the remedies heatmap and Ioffe & Szegedy's Fig. 1
-  (issue 15); the update-size figure lives with the gradient figures it mirrors.
+  (issue 15); the update-size figure lives with the gradient figures it mirrors;
+- :mod:`~gradsweep.plotting.edge_of_chaos`: the trainability heat map over depth × σ_w² with
+  the mean-field χ₁ = 1 line and 6 ξ_c curve, and the gradient slopes against ln χ₁ / 2
+  (issue 23).
 
 Figures aggregate seeds per config (a geometric-mean or mean line with a min–max band, or
 dots) and stay within ``style.MAX_PANELS`` panels and ``style.MAX_HEIGHT_PX`` pixels per
@@ -54,6 +57,8 @@ _HOMES = {
     "plot_accuracy_vs_depth": "sweep",
     "plot_activation_init_grid": "sweep",
     "plot_ratio_heatmap": "sweep",
+    "plot_slopes": "edge_of_chaos",
+    "plot_trainability": "edge_of_chaos",
 }
 _MODULES = {
     "activations",
@@ -61,6 +66,7 @@ _MODULES = {
     "curves",
     "data",
     "diagnostics",
+    "edge_of_chaos",
     "gradients",
     "init_norms",
     "layer_panels",
@@ -100,8 +106,10 @@ __all__ = [  # noqa: F822  (resolved by __getattr__)
     "plot_learning_curves",
     "plot_ratio_heatmap",
     "plot_remedies_heatmap",
+    "plot_slopes",
     "plot_speed_of_learning",
     "plot_step_traces",
+    "plot_trainability",
     "plot_update_sizes",
     "read_traces",
     "smooth_steps",
