@@ -316,7 +316,7 @@ _KINDS = {
 
 def _allowed_kind(schema: Mapping[str, Any]) -> str:
     """What a schema accepts, in words; numbers may be written as YAML strings like 1e-3."""
-    if "pattern" in schema and "string" in (schema.get("type") or []):
+    if "pattern" in schema and "number" in (schema.get("type") or []):  # numbers as strings too
         return "a number"
     kinds = schema.get("type", [])
     return " or ".join(_KINDS.get(k, k) for k in ([kinds] if isinstance(kinds, str) else kinds))
