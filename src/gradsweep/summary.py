@@ -303,21 +303,23 @@ def _stale_lines(results: Path, experiments: Iterable[str]) -> list[str]:
         return []
     lines = ["", "## Not in this config", ""]
     lines += [
-        f"- `{name}`: {', '.join(f'`{p}/`' for p in folders)} (from an earlier config: delete "
-        "them, or run that config again to bring them up to date)"
+        f"- `{name}`: {', '.join(f'`{p}/`' for p in folders)} (removed from this sweep's "
+        "config: delete them, or put the experiment back to bring them up to date)"
         for name, folders in stale.items()
     ]
     return lines
 
 
-def _runs_line(outcomes: Mapping[str, str], table: pd.DataFrame) -> str:
+def _runs_line(outcomes: Mapping[str, str], table: pd.DataFrame, results: Path) -> str:
     counts = Counter(outcomes.values())
     runs = f"{len(outcomes)} run{'' if len(outcomes) == 1 else 's'}"
     done = ", ".join(f"{counts[o]} {o}" for o in OUTCOMES if o != "not finished")
     if counts["not finished"]:
         done += f", {counts['not finished']} not finished"
     if table.empty:
-        unknown = "diverged and never learned: not known before results/runs.parquet is rebuilt"
+        unknown = (
+            f"diverged and never learned: not known before {results / 'runs.parquet'} is rebuilt"
+        )
         return f"{runs}: {done}; {unknown}"
     stuck = int(is_stuck(table).sum())
     diverged = int((table["status"] == "diverged").sum())
@@ -385,7 +387,7 @@ def summary_text(
         "",
         f"{ended}, after {_duration(now - since)}: {state}.",
         "",
-        f"{_runs_line(outcomes, table)}.",
+        f"{_runs_line(outcomes, table, results)}.",
     ]
     if failed:
         failed_runs = [run_id for run_id, outcome in outcomes.items() if outcome == "failed"]
