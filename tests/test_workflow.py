@@ -26,6 +26,7 @@ def smoke_log(tmp_path_factory):
     workdir = copy_workflow(tmp_path_factory.mktemp("smoke"))
     config = yaml.safe_load((workdir / "config/smoke.yaml").read_text())
     config["train"]["runs_per_job"] = 2
+    config["sweep"] = "smoke"  # its folder: results/smoke/, not results/smoke2/
     (workdir / "config/smoke2.yaml").write_text(yaml.safe_dump(config))
     result = snakemake(workdir, *SMOKE)
     return workdir, result.stdout + result.stderr
@@ -42,7 +43,7 @@ def test_cores_8_never_runs_more_train_jobs_than_cpus(smoke_log):
 
 
 def test_smoke_sweep_writes_every_output(smoke_run):
-    runs = pd.read_parquet(smoke_run / "results/runs.parquet")
+    runs = pd.read_parquet(smoke_run / "results/smoke/runs.parquet")
     assert len(runs) == 8 and set(runs["status"]) == {"ok"}
     assert set(runs["depth"]) == {1, 4} and set(runs["activation"]) == {"sigmoid", "relu"}
     for col in (
@@ -62,7 +63,7 @@ def test_smoke_sweep_writes_every_output(smoke_run):
         assert col in runs
     assert runs["best_val_acc"].between(0, 1).all()
 
-    traces = pq.read_table(smoke_run / "results/traces.parquet")
+    traces = pq.read_table(smoke_run / "results/smoke/traces.parquet")
     for field in TRACES_SCHEMA:
         assert traces.schema.field(field.name).type == field.type
     traces = traces.to_pandas()
@@ -74,12 +75,14 @@ def test_smoke_sweep_writes_every_output(smoke_run):
     assert len(one[one["source"] == "probe"]) == 4 * 10  # epochs 0..3
     assert one.loc[one["source"] == "step", "step"].max() == 3 * 107
 
-    metrics = pq.read_table(smoke_run / "results/metrics.parquet")
+    metrics = pq.read_table(smoke_run / "results/smoke/metrics.parquet")
     assert set(METRICS_SCHEMA.names) <= set(metrics.column_names)
     assert metrics.num_rows == 8 * 4
 
     info = json.loads(
-        (smoke_run / "results/runs/smoke/d1-w16-sigmoid-scaled_normal-s0/run.json").read_text()
+        (
+            smoke_run / "results/smoke/runs/smoke/d1-w16-sigmoid-scaled_normal-s0/run.json"
+        ).read_text()
     )
     assert info["status"] == "ok"
     # the device TensorFlow finds here: a GPU where one is visible (the README's GPU install)
@@ -93,8 +96,8 @@ def test_smoke_sweep_writes_every_output(smoke_run):
 
 
 def test_results_table_has_a_row_per_config_and_per_seed(smoke_run):
-    text = (smoke_run / "results/results.md").read_text()
-    runs = pd.read_parquet(smoke_run / "results/runs.parquet")
+    text = (smoke_run / "results/smoke/results.md").read_text()
+    runs = pd.read_parquet(smoke_run / "results/smoke/runs.parquet")
     rows = [line for line in text.splitlines() if line.startswith("|") and "---" not in line]
     assert len(rows) == runs["config_id"].nunique() + 1  # header + one per config
     # one seed per config: one number per metric, no median beside a mean, no interval
@@ -104,12 +107,12 @@ def test_results_table_has_a_row_per_config_and_per_seed(smoke_run):
         cells = [c.strip() for c in row.strip("|").split("|")]
         assert (cells[0] == "1") == (cells[-1] == "n/a: one hidden layer"), row
     assert "## smoke" in text and "[results_seeds.md](results_seeds.md)" in text
-    seeds = (smoke_run / "results/results_seeds.md").read_text()
+    seeds = (smoke_run / "results/smoke/results_seeds.md").read_text()
     rows = [line for line in seeds.splitlines() if line.startswith("|") and "---" not in line]
     assert len(rows) == len(runs) + 1  # header + one per run
     # the verdicts each run should get from its own probe traces (the oracle below)
     probe = pd.read_parquet(
-        smoke_run / "results/traces.parquet",
+        smoke_run / "results/smoke/traces.parquet",
         filters=[("source", "==", "probe"), ("param", "==", "bias")],
     )
     for _, run in runs.iterrows():
@@ -150,18 +153,18 @@ def _verdicts(probe: pd.DataFrame, depth: int) -> tuple[str, str, float, str | N
 
 
 def test_figures_are_real_pngs(smoke_run):
-    figures = sorted((smoke_run / "results/figures").rglob("*.png"))
+    figures = sorted((smoke_run / "results/smoke/figures").rglob("*.png"))
     assert len(figures) >= 5
     # every per-experiment page, the learning curves too (issue 24)
     for name in ("gradients", "steps", "updates", "learning_curves", "diagnostics"):
-        assert (smoke_run / f"results/figures/smoke/{name}.png") in figures, name
+        assert (smoke_run / f"results/smoke/figures/smoke/{name}.png") in figures, name
     for png in figures:
         height, width, _ = imread(png).shape
         assert height > 300 and width > 300, png
 
 
 def test_deep_sigmoid_gradient_vanishes_and_relu_he_does_not(smoke_run):
-    runs = pd.read_parquet(smoke_run / "results/runs.parquet").set_index("run")
+    runs = pd.read_parquet(smoke_run / "results/smoke/runs.parquet").set_index("run")
     sigmoid = runs.loc["d4-w16-sigmoid-scaled_normal-s0", "grad_ratio_init"]
     relu = runs.loc["d4-w16-relu-he_normal-s0", "grad_ratio_init"]
     assert sigmoid > 10 * relu
@@ -174,9 +177,9 @@ def test_plan_before_the_jobs_and_summary_at_the_end(smoke_log):
     plan = "Plan for smoke: 8 to train, 0 from the cache, 0 done (8 runs, 4 train jobs)"
     assert plan in output.splitlines()
     assert output.index(plan) < output.index("Building DAG of jobs")
-    summary = (workdir / "results/summary.md").read_text()
+    summary = (workdir / "results/smoke/summary.md").read_text()
     assert summary in output  # printed at the end too
-    runs = pd.read_parquet(workdir / "results/runs.parquet")
+    runs = pd.read_parquet(workdir / "results/smoke/runs.parquet")
     diverged = int((runs["status"] == "diverged").sum())
     stuck = int(((runs["best_val_acc"] < 0.2) & (runs["status"] != "diverged")).sum())
     counts = (
@@ -186,10 +189,10 @@ def test_plan_before_the_jobs_and_summary_at_the_end(smoke_log):
     assert len(runs) == 8 and counts in summary.splitlines()
     assert "every job completed." in summary and "## What failed" not in summary
     for where in (
-        "`results/results.md`",
-        "`results/figures/`",
-        "`snakemake --report results/report.html --configfile config/smoke2.yaml`",
-        "`tensorboard --logdir results/tensorboard`",
+        "`results/smoke/results.md`",
+        "`results/smoke/figures/`",
+        "`snakemake --report results/smoke/report.html --configfile config/smoke2.yaml`",
+        "`tensorboard --logdir results/smoke/tensorboard`",
     ):
         assert where in summary, where
     # one verdict line: first the config whose gradient ratio at init is farthest from 1
