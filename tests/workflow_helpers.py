@@ -65,8 +65,9 @@ def copy_checkout(dest: Path) -> Path:
 
 def copy_finished(src: Path, dest: Path) -> Path:
     """A copy of a finished working directory (results, logs, ``.snakemake/`` metadata) that
-    keeps every file's mtime, so Snakemake sees the same state as in ``src``."""
-    shutil.copytree(src, dest, symlinks=True, copy_function=shutil.copy2)
+    keeps every file's mtime, so Snakemake sees the same state as in ``src``, and the hard
+    links between a sweep's run files and the run cache (``cp -a``)."""
+    subprocess.run(["cp", "-a", str(src), str(dest)], check=True)
     return dest
 
 

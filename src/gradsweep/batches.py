@@ -147,12 +147,23 @@ def members_digest(configs: Iterable[Mapping[str, Any]]) -> str:
     return digest([dict(cfg) for cfg in configs])
 
 
+def _linked(source: Path, target: Path) -> bool:
+    """Hard-link ``target`` to ``source``; False where the file system refuses (another one)."""
+    try:
+        os.link(source, target)
+    except OSError:
+        return False
+    return True
+
+
 def publish(entry: Path, run_id: str, out_dir: Path) -> None:
     """Put a cached run's files into ``out_dir`` under the run's current name.
 
     Files of the same name are hard-linked (copied across file systems) and given a fresh
     mtime, so Snakemake sees them as new outputs; a run cached under another name (renamed,
-    not retrained) gets its ``run_id`` rewritten.
+    not retrained) gets its ``run_id`` rewritten. An entry another folder already links (a run
+    another sweep shares) is copied instead: a hard link shares its mtime, and the fresh one
+    would make that sweep's aggregates look out of date.
     """
     if not is_cached(entry):
         raise FileNotFoundError(
@@ -167,9 +178,7 @@ def publish(entry: Path, run_id: str, out_dir: Path) -> None:
         for name in CACHE_FILES:
             target = out_dir / name
             target.unlink(missing_ok=True)
-            try:
-                os.link(entry / name, target)
-            except OSError:
+            if (entry / name).stat().st_nlink > 1 or not _linked(entry / name, target):
                 shutil.copyfile(entry / name, target)
             os.utime(target)
         return
