@@ -441,5 +441,7 @@ def write_summary(
     printed those logs already (``logs_on_terminal``: its show-failed-logs), so a message shows
     once."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
+    if options.get("now") is None:  # one end time, so the file and the terminal agree
+        options["now"] = time.time()
     Path(path).write_text(summary_text(runs, since, **options))
     return summary_text(runs, since, quote_job_logs=not logs_on_terminal, **options)
