@@ -5,7 +5,7 @@ within issue 13's limits.
     python benchmarks/bench_figures.py --rounds 3 --keep /tmp/agg1000
     python benchmarks/bench_figures.py --old 3ba9b73 --rounds 3   # vs the old plots.py
 
-Generates a synthetic aggregate (results/{runs,traces,metrics}.parquet as docs/outputs.md
+Generates a synthetic aggregate (results/<sweep>/{runs,traces,metrics}.parquet as docs/outputs.md
 describes them; synthetic_aggregate of tests/synthetic.py: depth 5 x width 2 x 4 activations x
 5 inits x
 5 seeds, 6 epochs of 50 traced steps) once, then times, per round, what the workflow's

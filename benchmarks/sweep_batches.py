@@ -135,7 +135,7 @@ def startups(workdir: Path) -> list[dict]:
     import pandas as pd
 
     rows = []
-    for manifest in sorted((workdir / "results/batches").rglob("*.json")):
+    for manifest in sorted((workdir / "results/sweep/batches").rglob("*.json")):
         shapes: set = set()
         for member in json.loads(manifest.read_text())["runs"]:
             entry = workdir / member["cache"]  # relative to the working directory
@@ -196,7 +196,7 @@ def run_sweep(kind: str, checkout: Path, config: dict, cores: int) -> dict:
         "train_jobs": counts.get("train", 0),
         "load_before": load,
         "load_after": os.getloadavg()[0],
-        "startups": startups(work) if (work / "results/batches").is_dir() else [],
+        "startups": startups(work) if (work / "results/sweep/batches").is_dir() else [],
     }
     shutil.rmtree(root, ignore_errors=True)
     return row

@@ -260,7 +260,9 @@ def _longest_first(jobs: list[dict[str, str]]) -> None:
     epochs, has the highest priority, so it does not start last and run alone; the batches of
     one-layer sigmoid nets rank far below it."""
     manifests = {
-        f"results/batches/{job['experiment']}/{job['batch']}.json": float(job.get("priority", 0))
+        f"results/default/batches/{job['experiment']}/{job['batch']}.json": float(
+            job.get("priority", 0)
+        )
         for job in jobs
         if job["rule"] == "train"
     }

@@ -28,6 +28,7 @@ from gradsweep.config import (
     check_sources,
     expand_runs,
     explain,
+    sweep_name,
 )
 
 SMOKE = yaml.safe_load((REPO / "config/smoke.yaml").read_text())
@@ -54,6 +55,19 @@ def grid(**axes: Any) -> dict[str, Any]:
 
 
 CASES = [
+    Case(
+        "sweep_name_with_a_slash",
+        {"sweep": "mine/v2"},
+        ("sweep = 'mine/v2' is not allowed", "allowed: text matching ^[A-Za-z0-9_-]+$"),
+        experiment=None,
+        cli=False,
+    ),
+    Case(
+        "sweep_named_like_the_run_cache",
+        {"sweep": "cache"},
+        ("sweep = 'cache' is not allowed", "run cache", "allowed: any other name"),
+        experiment=None,
+    ),
     Case(
         "unknown_activation",
         {f"{EXP}.grid.activation": ["sigmoid", "sigmod"]},
@@ -403,6 +417,7 @@ def in_process(config: dict[str, Any]) -> str:
     try:
         expand_runs(config)
         check_sources(config)
+        sweep_name(config, ["bad.yaml"])  # run_case's --configfile
     except ConfigError as err:
         return f"Invalid config: {err}"
     return ""

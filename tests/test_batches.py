@@ -4,6 +4,7 @@ and results bit for bit equal to runs trained alone, each in a fresh process."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 
 from gradsweep import data
 from gradsweep.batches import (
+    CACHE_FILES,
     SECONDS_PER_JOB,
     cache_entry,
     cache_key,
@@ -140,6 +142,27 @@ def test_publish_links_a_cached_run_and_renames_a_renamed_one(tmp_path):
     (entry / "run.json").unlink()  # incomplete: the error names the fix
     with pytest.raises(FileNotFoundError, match="Fix: delete the manifest"):
         publish(entry, "a/old-name", tmp_path / "again")
+
+
+def test_a_run_two_sweeps_share_is_linked_once_then_copied(tmp_path):
+    """The first sweep's folder hard-links the cache entry; a second sweep's gets copies, so its
+    fresh mtimes leave the first's files (and its aggregates' freshness) alone."""
+    entry = tmp_path / "cache/a/0123"
+    fake_entry(entry, "a/old-name")
+    first, second = (tmp_path / f"results/{s}/runs/a/old-name" for s in ("one", "two"))
+    publish(entry, "a/old-name", first)
+    old = {name: (first / name).stat().st_mtime_ns - 10**9 for name in CACHE_FILES}
+    for name, mtime in old.items():
+        os.utime(first / name, ns=(mtime, mtime))
+    publish(entry, "a/old-name", second)
+    for name in CACHE_FILES:
+        assert (first / name).samefile(entry / name)  # linked
+        assert not (second / name).samefile(entry / name)  # copied
+        assert (second / name).read_bytes() == (entry / name).read_bytes()
+        assert (first / name).stat().st_mtime_ns == old[name]
+        assert (second / name).stat().st_mtime_ns > old[name]
+    publish(entry, "a/old-name", first)  # put in place again: still the one link
+    assert all((first / name).samefile(entry / name) for name in CACHE_FILES)
 
 
 def test_an_entry_from_before_the_update_split_reads_with_it_empty(tmp_path):

@@ -1,8 +1,17 @@
+from pathlib import Path
+
 import pytest
 import yaml
 from workflow_helpers import REPO
 
-from gradsweep.config import TRAINER_VERSION, ConfigError, expand_runs, run_name, setting
+from gradsweep.config import (
+    TRAINER_VERSION,
+    ConfigError,
+    expand_runs,
+    run_name,
+    setting,
+    sweep_name,
+)
 
 
 def config(**experiment):
@@ -270,3 +279,32 @@ def test_weight_and_bias_variance_axes_enter_a_run_only_when_given():
     orthogonal = remedy_grid(weight_variance=[2.0])
     orthogonal["experiments"]["exp"]["grid"]["init"] = ["orthogonal"]
     assert expand_runs(orthogonal)[0]["weight_variance"] == 2.0
+
+
+def test_sweep_name_is_the_key_else_the_last_config_files_stem_else_default(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    smoke = config()
+    assert sweep_name(smoke) == "default"  # no --configfile: config/config.yaml
+    assert sweep_name(smoke, ["config/config.yaml"]) == "default"  # passed explicitly
+    assert sweep_name(smoke, [tmp_path / "config" / "config.yaml"]) == "default"  # absolute
+    assert sweep_name(smoke, [Path("config/smoke.yaml")]) == "smoke"
+    assert sweep_name(smoke, ["config/smoke.yaml", "/elsewhere/fashion.yaml"]) == "fashion"
+    assert sweep_name(smoke, ["other/config.yaml"]) == "config"  # not the default config
+    # characters a folder name should not hold become _
+    assert sweep_name(smoke, ["my sweep.v2.yaml"]) == "my_sweep_v2"
+    named = {**smoke, "sweep": "mine"}
+    assert sweep_name(named, ["config/smoke.yaml"]) == sweep_name(named) == "mine"
+
+
+@pytest.mark.parametrize(
+    ("cfg", "files", "message"),
+    [
+        ({"sweep": "cache"}, [], "sweep = 'cache' is not allowed (results/cache/ is the run cache"),
+        ({}, ["sweeps/cache.yaml"], "sweep = 'cache' is not allowed"),
+        ({"sweep": "a/b"}, [], "sweep = 'a/b' is not allowed; allowed: letters, digits, _ and -"),
+    ],
+)
+def test_sweep_name_refuses_the_run_cache_and_paths(cfg, files, message):
+    with pytest.raises(ConfigError) as error:
+        sweep_name({**config(), **cfg}, files)
+    assert message in str(error.value)

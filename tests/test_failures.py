@@ -24,7 +24,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from workflow_helpers import copy_workflow, snakemake
+from workflow_helpers import copy_workflow, snakemake, sweep_folder
 
 from gradsweep import data
 from gradsweep.aggregate import AggregationError, aggregate
@@ -51,11 +51,13 @@ BASE = {
     "training": {"epochs": 3, "batch_size": 10, "learning_rate": 0.1, "probe_size": 200},
 }
 SWEEP = {**BASE, "experiments": {"resume": LONG, "again": LONG, "diverge": DIVERGE}}
+OUT = sweep_folder("sweep.yaml")  # results/sweep: the config file's name
+LOGS = f"logs/{Path(OUT).name}"
 SWEEP_TARGETS = (
-    "results/results.md",
-    "results/traces.parquet",
-    "results/figures/accuracy_depth.png",
-    "results/figures/diverge/gradients.png",
+    f"{OUT}/results.md",
+    f"{OUT}/traces.parquet",
+    f"{OUT}/figures/accuracy_depth.png",
+    f"{OUT}/figures/diverge/gradients.png",
 )
 POOLS = ("tf_Compute", "tf_XLAEigen")  # TensorFlow's intra-op and XLA CPU thread pools
 
@@ -92,7 +94,7 @@ def thread_sample(pid: int) -> tuple[Counter, int] | None:
 
 
 def run_files(workdir: Path, run_id: str) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    folder = workdir / "results/runs" / run_id
+    folder = workdir / f"{OUT}/runs" / run_id
     return (
         pd.read_parquet(folder / "traces.parquet"),
         pd.read_parquet(folder / "metrics.parquet"),
@@ -154,18 +156,18 @@ def test_diverged_run_is_a_result_and_the_sweep_completes(sweep):
     for run_id in (f"resume/{RUN}", f"again/{RUN}"):
         assert run_files(workdir, run_id)[2]["status"] == "ok"
 
-    runs = pd.read_parquet(workdir / "results/runs.parquet").set_index("run_id")
+    runs = pd.read_parquet(workdir / f"{OUT}/runs.parquet").set_index("run_id")
     assert len(runs) == 3 and runs.loc[DIVERGED, "status"] == "diverged"
     # the accuracy of a net with non-finite weights is no result: shown as missing
     assert runs.loc[DIVERGED, ["best_val_acc", "test_acc", "final_test_acc"]].isna().all()
     assert runs.loc[f"resume/{RUN}", "best_val_acc"] > 0.5
-    all_traces = pd.read_parquet(workdir / "results/traces.parquet", columns=["run_id"])
+    all_traces = pd.read_parquet(workdir / f"{OUT}/traces.parquet", columns=["run_id"])
     assert set(all_traces["run_id"]) == set(runs.index)
 
-    table = (workdir / "results/results.md").read_text()
+    table = (workdir / f"{OUT}/results.md").read_text()
     rows = [line for line in table.splitlines() if line.startswith("| 4 ")]
     assert len(rows) == 1 and "diverged" in rows[0] and "—" in rows[0]
-    per_seed = (workdir / "results/results_seeds.md").read_text()
+    per_seed = (workdir / f"{OUT}/results_seeds.md").read_text()
     rows = [line for line in per_seed.splitlines() if line.startswith("| 4 ")]
     assert len(rows) == 1 and "| diverged |" in rows[0]
     for png in SWEEP_TARGETS[1:]:
@@ -173,7 +175,7 @@ def test_diverged_run_is_a_result_and_the_sweep_completes(sweep):
     # the summary at the end counts the diverged run (and the learned ones apart from it)
     stuck = int(((runs["best_val_acc"] < 0.2) & (runs["status"] != "diverged")).sum())
     counts = f"3 runs: 3 trained, 0 from the run cache, 0 unchanged, 0 failed; 1 diverged, {stuck}"
-    summary = (workdir / "results/summary.md").read_text()
+    summary = (workdir / f"{OUT}/summary.md").read_text()
     assert f"{counts} never learned." in summary.splitlines()
     (line,) = [v for v in summary.splitlines() if v.startswith("- diverge: ")]
     assert "1/1 diverged" in line and line.endswith("1 run at the end: 1 diverged")
@@ -198,8 +200,8 @@ def test_concurrent_jobs_keep_to_their_threads_and_their_files(sweep):
     print(f"Threads: per job {sorted(sweep['threads'].values())}, {len(together)} 2-job samples")
     workdir = sweep["workdir"]
     assert not list((workdir / "results").rglob("*.tmp"))
-    assert not (workdir / "results/checkpoints").exists() or not any(
-        (workdir / "results/checkpoints").rglob("*.parquet")
+    assert not (workdir / f"{OUT}/checkpoints").exists() or not any(
+        (workdir / f"{OUT}/checkpoints").rglob("*.parquet")
     )
     for run_id in (f"resume/{RUN}", f"again/{RUN}", DIVERGED):
         traces, metrics, info = run_files(workdir, run_id)
@@ -217,9 +219,9 @@ def test_killed_job_resumes_from_its_checkpoint_with_identical_results(sweep, tm
     resumes RUN from its checkpoint, with the results of an uninterrupted run alone."""
     two = {**LONG, "grid": {**LONG["grid"], "depth": [1, 2]}}  # FIRST sorts before RUN
     workdir = write_config(copy_workflow(tmp_path), {**BASE, "experiments": {"resume": two}})
-    target = f"results/runs/resume/{RUN}/run.json"
+    target = f"{OUT}/runs/resume/{RUN}/run.json"
     args = (target, "--cores", "1", "--configfile", "sweep.yaml")
-    state = workdir / f"results/checkpoints/resume/{RUN}/state.json"
+    state = workdir / f"{OUT}/checkpoints/resume/{RUN}/state.json"
     log = (tmp_path / "killed.log").open("w")
     proc = subprocess.Popen(
         ["snakemake", *args], cwd=workdir, stdout=log, stderr=log, start_new_session=True
@@ -244,10 +246,10 @@ def test_killed_job_resumes_from_its_checkpoint_with_identical_results(sweep, tm
     assert not our_processes(workdir)
 
     # nothing under its final name that could read as complete; the checkpoint is there
-    out = workdir / f"results/runs/resume/{RUN}"
+    out = workdir / f"{OUT}/runs/resume/{RUN}"
     for name in ("traces.parquet", "metrics.parquet", "run.json"):
         assert not (out / name).exists(), name
-    assert not (workdir / "results/batches/resume/b000.json").exists()
+    assert not (workdir / f"{OUT}/batches/resume/b000.json").exists()
     # FIRST, finished before the kill, is in the run cache
     first = {**expand_runs(yaml.safe_load((workdir / "sweep.yaml").read_text()))[0]}
     assert first["run"] == FIRST
@@ -258,17 +260,17 @@ def test_killed_job_resumes_from_its_checkpoint_with_identical_results(sweep, tm
 
     snakemake(workdir, "--unlock", "--configfile", "sweep.yaml")
     snakemake(workdir, *args, "--rerun-incomplete")
-    text = (workdir / f"logs/train/resume/{RUN}.log").read_text()
+    text = (workdir / f"{LOGS}/train/resume/{RUN}.log").read_text()
     resumed = [line for line in text.splitlines() if "resumed from the checkpoint" in line]
     assert len(resumed) == 1 and int(resumed[0].split()[-1]) >= killed_at, text
-    batch_log = (workdir / "logs/train/resume/b000.log").read_text()
+    batch_log = (workdir / f"{LOGS}/train/resume/b000.log").read_text()
     assert f"run 1/2 resume/{FIRST}: in the run cache, not trained" in batch_log, batch_log
     assert f"run 2/2 resume/{RUN}: training" in batch_log
-    manifest = json.loads((workdir / "results/batches/resume/b000.json").read_text())
+    manifest = json.loads((workdir / f"{OUT}/batches/resume/b000.json").read_text())
     assert [m["trained"] for m in manifest["runs"]] == [False, True]
     assert_same_training(workdir, f"resume/{RUN}", sweep["workdir"], f"resume/{RUN}")
     assert run_files(workdir, f"resume/{RUN}")[2]["status"] == "ok"
-    assert not (workdir / f"results/checkpoints/resume/{RUN}").exists()
+    assert not (workdir / f"{OUT}/checkpoints/resume/{RUN}").exists()
     assert not list((workdir / "results").rglob("*.tmp"))
     print(f"killed after the checkpoint of epoch {killed_at}; {resumed[0]}")
 
@@ -300,18 +302,18 @@ def test_corrupt_prepared_data_fails_its_job_naming_the_file_and_the_fix(tmp_pat
     good = tmp_path / "good.npz"
     data.prepare("digits", [], good)
     prepared.write_bytes(good.read_bytes()[:100_000])  # cut short, as by a full disk
-    args = (f"results/runs/resume/{RUN}/run.json", "--cores", "1", "--configfile", "sweep.yaml")
+    args = (f"{OUT}/runs/resume/{RUN}/run.json", "--cores", "1", "--configfile", "sweep.yaml")
     result = snakemake(workdir, *args, check=False)
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "resources/data/digits.npz" in output and "Fix: delete the file and re-run" in output
-    assert not (workdir / "results/runs/resume" / RUN / "run.json").exists()
-    # the summary at the end (on the terminal and in results/summary.md): the failed job, its
+    assert not (workdir / f"{OUT}/runs/resume" / RUN / "run.json").exists()
+    # the summary at the end (on the terminal and in results/sweep/summary.md): the failed job, its
     # log and the error its log ends with, the run that failed, and the command to resume
-    summary = (workdir / "results/summary.md").read_text()
+    summary = (workdir / f"{OUT}/summary.md").read_text()
     assert "FAILED, a job did not complete." in summary
     assert "1 run: 0 trained, 0 from the run cache, 0 unchanged, 1 failed;" in summary
-    job_log = "logs/train/resume/b000.log"
+    job_log = f"{LOGS}/train/resume/b000.log"
     assert f"- rule `train` (experiment=resume, batch=b000): log `{job_log}`" in summary
     last = [line for line in (workdir / job_log).read_text().splitlines() if line.strip()][-1]
     assert last.startswith("RuntimeError: 1 of 1 runs of this batch failed")
@@ -320,7 +322,7 @@ def test_corrupt_prepared_data_fails_its_job_naming_the_file_and_the_fix(tmp_pat
     # with the whole log just before (show-failed-logs): the error shows once
     terminal = "\n".join(line for line in summary.splitlines() if line != f"  > {last}")
     assert terminal in output and output.count(last) == 1
-    assert f"- run `resume/{RUN}` failed: log `logs/train/resume/{RUN}.log`" in summary
+    assert f"- run `resume/{RUN}` failed: log `{LOGS}/train/resume/{RUN}.log`" in summary
     assert "DataError: resources/data/digits.npz: unreadable or corrupt .npz" in summary
     resume = summary.split("To resume")[1].splitlines()[2].strip()
     assert resume == "snakemake " + " ".join(args)

@@ -16,15 +16,20 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import re
 import shutil
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+import scipy.integrate
+import scipy.optimize
 import yaml
+from matplotlib.image import imread
 from workflow_helpers import (
     REPO,
     copy_checkout,
@@ -32,12 +37,18 @@ from workflow_helpers import (
     dry_run,
     group_jobs,
     snakemake,
+    sweep_folder,
     without_slurm_settings,
 )
+
+from gradsweep.batches import cache_entry, is_cached
+from gradsweep.config import REMEDY_DEFAULTS, TRAINING_DEFAULTS, expand_runs
 
 pytestmark = pytest.mark.slow
 
 CONFIG = "config/rerun.yaml"
+OUT = sweep_folder(CONFIG)  # results/rerun: the config file's name
+LOGS = f"logs/{Path(OUT).name}"
 SWEEP = ("--cores", "2", "--configfile", CONFIG)
 DATA_RULES = {"download_raw", "prepare_data"}
 # A second experiment, so a change to one experiment can be seen to leave the other alone.
@@ -127,9 +138,11 @@ def placed(jobs: list[dict]) -> set[tuple[str, str]]:
     return {(job["experiment"], job["run"]) for job in jobs if job["rule"] == "run_files"}
 
 
-def manifest(workdir: Path, experiment: str, batch: str = "b000") -> dict[str, bool]:
+def manifest(
+    workdir: Path, experiment: str, batch: str = "b000", out: str = OUT
+) -> dict[str, bool]:
     """{run name: trained in this batch job (False: restored from the run cache)}."""
-    text = (workdir / "results/batches" / experiment / f"{batch}.json").read_text()
+    text = (workdir / f"{out}/batches" / experiment / f"{batch}.json").read_text()
     return {m["run_id"].split("/")[1]: m["trained"] for m in json.loads(text)["runs"]}
 
 
@@ -143,7 +156,7 @@ ALL_DONE = {
 
 def test_finished_sweep_ran_both_experiments(finished):
     for experiment, runs in (("smoke", SMOKE_RUNS), ("tiny", TINY_RUNS)):
-        done = {p.parent.name for p in (finished / "results/runs" / experiment).glob("*/run.json")}
+        done = {p.parent.name for p in (finished / f"{OUT}/runs" / experiment).glob("*/run.json")}
         assert done == runs
         # short runs: one batch per experiment, every run trained in it
         assert manifest(finished, experiment) == dict.fromkeys(runs, True)
@@ -314,7 +327,7 @@ def test_trainer_code_edit_reruns_nothing_until_the_version_is_bumped(sweep):
 # (f)
 def test_removed_run_output_is_restored_from_the_run_cache_alone(sweep):
     """A deleted run folder comes back from the run cache: no batch job, no training."""
-    shutil.rmtree(sweep / "results/runs/smoke/d4-w16-relu-he_normal-s0")
+    shutil.rmtree(sweep / f"{OUT}/runs/smoke/d4-w16-relu-he_normal-s0")
     counts, jobs, output = plan(sweep)
     assert batches(jobs) == set()
     assert placed(jobs) == {("smoke", "d4-w16-relu-he_normal-s0")}
@@ -327,7 +340,7 @@ def test_removed_run_output_is_restored_from_the_run_cache_alone(sweep):
 
 
 def test_removed_run_output_is_rebuilt_alone_on_request(sweep):
-    run = "results/runs/smoke/d4-w16-relu-he_normal-s0"
+    run = f"{OUT}/runs/smoke/d4-w16-relu-he_normal-s0"
     (sweep / run / "traces.parquet").unlink()
     counts, jobs, _ = plan(sweep, f"{run}/traces.parquet", f"{run}/run.json")
     assert counts == Counter(run_files=1)
@@ -338,11 +351,9 @@ def test_forced_batch_without_a_cache_entry_retrains_only_that_run(sweep):
     """The way to retrain a run (docs/batches.md): delete its cache entry, force its batch.
     The batch job is planned (and trains that run only: its batch-mates are in the cache)."""
     run = "d4-w16-relu-he_normal-s0"
-    info = json.loads((sweep / "results/runs/smoke" / run / "run.json").read_text())
-    from gradsweep.batches import cache_entry
-
+    info = json.loads((sweep / f"{OUT}/runs/smoke" / run / "run.json").read_text())
     shutil.rmtree(cache_entry(sweep / "results/cache", info["config"]))
-    counts, jobs, _ = plan(sweep, "--forcerun", "results/batches/smoke/b000.json")
+    counts, jobs, _ = plan(sweep, "--forcerun", f"{OUT}/batches/smoke/b000.json")
     assert batches(jobs) == {("smoke", "b000")}
     assert placed(jobs) == {("smoke", r) for r in SMOKE_RUNS}
     assert not DATA_RULES & set(counts)
@@ -395,10 +406,10 @@ def test_changed_batch_mate_trains_alone_and_added_runs_train_alone(sweep, finis
         ]
 
     write_config(sweep, edit)
-    shutil.rmtree(sweep / "results/runs/smoke/d1-w16-relu-he_normal-s0")
+    shutil.rmtree(sweep / f"{OUT}/runs/smoke/d1-w16-relu-he_normal-s0")
     cache = sorted((sweep / "results/cache").rglob("*"))
     before = {p: p.read_bytes() for p in cache if p.is_file()}
-    logs = {p: p.stat().st_mtime_ns for p in (sweep / "logs/train").rglob("d*.log")}
+    logs = {p: p.stat().st_mtime_ns for p in (sweep / f"{LOGS}/train").rglob("d*.log")}
     result = snakemake(sweep, *SWEEP)
     output = result.stdout + result.stderr
     assert plan_lines(output) == {
@@ -416,18 +427,18 @@ def test_changed_batch_mate_trains_alone_and_added_runs_train_alone(sweep, finis
     # were: not trained again
     assert {p: p.read_bytes() for p in before} == before
     assert {p: p.stat().st_mtime_ns for p in logs} == logs
-    for p in (sweep / "logs/train").rglob("d*.log"):  # the new runs' own logs
+    for p in (sweep / f"{LOGS}/train").rglob("d*.log"):  # the new runs' own logs
         if p not in logs:
             assert p.stem in smoke_runs(2) or p.stem == f"{changed}-learning_rate0.05", p
     # restored results equal the finished sweep's (the renamed run: all but its name)
     same = [f"smoke/{r}" for r in ("d1-w16-relu-he_normal-s0", "d4-w16-relu-he_normal-s0")]
     for old, new in [(r, r) for r in same] + [(f"tiny/{kept}", f"tiny/{kept}-learning_rate0.1")]:
         for name in ("traces.parquet", "metrics.parquet"):
-            a = pd.read_parquet(finished / "results/runs" / old / name)
-            b = pd.read_parquet(sweep / "results/runs" / new / name)
+            a = pd.read_parquet(finished / f"{OUT}/runs" / old / name)
+            b = pd.read_parquet(sweep / f"{OUT}/runs" / new / name)
             assert set(b["run_id"]) == {new}
             pd.testing.assert_frame_equal(a.drop(columns="run_id"), b.drop(columns="run_id"))
-    runs = pd.read_parquet(sweep / "results/runs.parquet")
+    runs = pd.read_parquet(sweep / f"{OUT}/runs.parquet")
     assert len(runs) == 14 and runs["run_id"].is_unique
     # the summary at the end counts what the manifests say was trained and restored
     trained = [t for e in ("smoke", "tiny") for t in manifest(sweep, e).values()]
@@ -438,10 +449,122 @@ def test_changed_batch_mate_trains_alone_and_added_runs_train_alone(sweep, finis
         f"0 unchanged, 0 failed; {diverged} diverged, {stuck} never learned."
     )
     assert sum(trained) == 5
-    summary = (sweep / "results/summary.md").read_text()
+    summary = (sweep / f"{OUT}/summary.md").read_text()
     assert line in summary.splitlines() and line in output.splitlines()
     assert [v[2:].split(":")[0] for v in summary.splitlines() if v.startswith("- ")][-2:] == [
         "smoke",
         "tiny",
     ]  # one verdict line per experiment, last
     assert dry_run(sweep, *SWEEP)[0] == Counter()  # and then nothing is left to do
+
+
+# (h) one folder per sweep: a second config in the same working directory, the digits-sized
+# edge_of_chaos (the test adds the first sweep's `tiny` experiment to it), whose measured
+# gradient slopes at initialisation the test also checks against mean-field theory.
+SECOND_CONFIG = REPO / "config/edge_of_chaos_digits.yaml"
+
+
+def _gauss(f) -> float:
+    """E[f(z)], z ~ N(0, 1), by scipy's adaptive quadrature (not gradsweep.meanfield's rule)."""
+    pdf = lambda z: math.exp(-z * z / 2) / math.sqrt(2 * math.pi)  # noqa: E731
+    return scipy.integrate.quad(lambda z: f(z) * pdf(z), -12, 12, limit=200)[0]
+
+
+def tanh_slope(sigma_w2: float, sigma_b2: float) -> float:
+    """ln χ₁ / 2 of tanh: q* by a root finder on the variance map, χ₁ = σ_w² E[sech⁴(√q* z)]."""
+    q = scipy.optimize.brentq(
+        lambda q: sigma_w2 * _gauss(lambda z: math.tanh(math.sqrt(q) * z) ** 2) + sigma_b2 - q,
+        1e-6, 100,
+    )  # fmt: skip
+    return math.log(sigma_w2 * _gauss(lambda z: math.cosh(math.sqrt(q) * z) ** -4)) / 2
+
+
+# How far a config's measured slope (the mean of its 2 seeds) may be from ln χ₁ / 2. Measured
+# with the same nets (tanh, 12 × 128, σ_b² = 0.05, digits probe of 500 images) over 10 seeds
+# each at σ_w² = 1, 1.761, 3: the seeds' deviations had a mean of −0.007, +0.005 and +0.014
+# (finite width and the first layers, whose variance is still on its way to q*) and a standard
+# deviation of 0.009, 0.009 and 0.008 (0.024 at width 64 and up to 0.037 at width 32: it
+# shrinks with the width, as the O(1/√N) per-layer fluctuations of docs/meanfield.md do).
+# Largest mean deviation + 4 standard errors of a 2-seed mean: 0.014 + 4 · 0.009/√2 = 0.039.
+SLOPE_TOLERANCE = 0.04
+
+
+def files_of(folder: Path) -> dict[Path, tuple[bytes, int]]:
+    return {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()}
+
+
+def test_a_second_sweep_leaves_the_first_intact_and_restores_shared_runs(sweep):
+    """A second config run after the first in the same directory writes only into its own
+    folder, results/<its name>/: every file of the first sweep's folder stays as it was, byte
+    for byte. The runs both sweeps hold (the first's `tiny`, added to the second) come from the
+    shared run cache, not trained again; then the first sweep has nothing to do."""
+    first = yaml.safe_load((sweep / CONFIG).read_text())
+    second = yaml.safe_load(SECOND_CONFIG.read_text())
+    # tiny's training written out whole, so the second config's shared settings cannot touch it
+    training = {**TRAINING_DEFAULTS, **REMEDY_DEFAULTS, **first["training"], **TINY["training"]}
+    second["experiments"]["tiny"] = {**copy.deepcopy(TINY), "training": training}
+    configfile = f"config/{SECOND_CONFIG.name}"
+    (sweep / configfile).write_text(yaml.safe_dump(second, sort_keys=False))
+    out = sweep_folder(configfile, second)
+    logs = f"logs/{Path(out).name}"
+    assert out != OUT
+    shared = {
+        (cfg["experiment"], cfg["run"])
+        for cfg in expand_runs(second)
+        if is_cached(cache_entry(sweep / "results/cache", cfg))
+    }
+    assert shared == {("tiny", run) for run in TINY_RUNS}
+    before = files_of(sweep / OUT)
+    cached = files_of(sweep / "results/cache")
+
+    result = snakemake(sweep, "--cores", "2", "--configfile", configfile)
+    output = result.stdout + result.stderr
+    assert plan_lines(output)["tiny"].startswith("0 to train, 2 from the cache, 0 done")
+
+    # the first sweep's folder, byte for byte and untouched; the cache entries too
+    assert files_of(sweep / OUT) == before
+    assert {p: v for p, v in files_of(sweep / "results/cache").items() if p in cached} == cached
+    assert sorted(p.name for p in (sweep / "results").iterdir()) == sorted(
+        ["cache", Path(OUT).name, Path(out).name]
+    )
+    # the shared runs: restored, not trained (no training log), the first sweep's results
+    assert manifest(sweep, "tiny", out=out) == dict.fromkeys(TINY_RUNS, False)
+    for run in TINY_RUNS:
+        assert not (sweep / logs / "train/tiny" / f"{run}.log").exists()
+        for name in ("traces.parquet", "metrics.parquet"):
+            a, b = (pd.read_parquet(sweep / o / "runs/tiny" / run / name) for o in (OUT, out))
+            pd.testing.assert_frame_equal(a, b)
+    # the second sweep's own outputs, in its folder
+    experiments = sorted(second["experiments"])
+    runs = pd.read_parquet(sweep / out / "runs.parquet")
+    assert sorted(runs["experiment"].unique()) == experiments
+    assert len(runs) == len(expand_runs(second))
+    table = (sweep / out / "results.md").read_text()
+    assert all(f"## {e}" in table for e in experiments)
+    assert "## smoke" in (sweep / OUT / "results.md").read_text() and "## smoke" not in table
+    for e in experiments:
+        assert (sweep / out / "figures" / e / "gradients.png").is_file()
+        assert (sweep / out / "tensorboard" / e).is_dir()
+    summary = (sweep / out / "summary.md").read_text()
+    assert f"{len(runs)} runs: {len(runs) - 2} trained, 2 from the run cache," in summary
+    assert f"`{out}/results.md`" in summary and "## Not in this config" not in summary
+    # switching back: the first sweep is up to date, nothing to redo
+    assert dry_run(sweep, *SWEEP)[0] == Counter()
+    check_edge_of_chaos(sweep / out, runs[runs["experiment"] == "edge_of_chaos"])
+
+
+def check_edge_of_chaos(out: Path, runs: pd.DataFrame) -> None:
+    """The digits edge_of_chaos: each config's measured per-layer slope of ln per-image
+    gradient at initialisation within SLOPE_TOLERANCE of ln χ₁ / 2 (recomputed with SciPy),
+    its two figures drawn and its claim section in results.md."""
+    assert len(runs) == 6 and set(runs["weight_variance"]) == {1.0, 1.761, 3.0}
+    for w, group in runs.groupby("weight_variance"):
+        predicted = tanh_slope(w, 0.05)
+        np.testing.assert_allclose(group["grad_slope_predicted"], predicted, atol=1e-6)
+        measured = group["grad_slope_init"].mean()
+        assert abs(measured - predicted) <= SLOPE_TOLERANCE, (w, measured, predicted)
+    # the sign alone already tells the phases apart: vanishing, flat, exploding
+    assert tanh_slope(1.0, 0.05) < -0.1 and tanh_slope(3.0, 0.05) > 0.08
+    for name in ("trainability", "slopes"):
+        imread(out / f"figures/edge_of_chaos/{name}.png")
+    assert "**Trainable where L ≲ 6 ξ_c:" in (out / "results.md").read_text()

@@ -24,16 +24,25 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from workflow_helpers import copy_checkout, copy_finished, snakemake, without_slurm_settings
+from workflow_helpers import (
+    copy_checkout,
+    copy_finished,
+    snakemake,
+    sweep_folder,
+    without_slurm_settings,
+)
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 SMOKE = ("--configfile", "config/smoke4.yaml")
+# results/smoke4, the config file's name: SLURM jobs parse the workflow again and must find the
+# same folder (Snakemake passes them the same --configfile)
+OUT = sweep_folder(SMOKE[1])
 # locally only what the comparison reads: every run and the aggregates, no figures
 LOCAL = (
-    "results/runs.parquet",
-    "results/traces.parquet",
-    "results/metrics.parquet",
+    f"{OUT}/runs.parquet",
+    f"{OUT}/traces.parquet",
+    f"{OUT}/metrics.parquet",
     "--cores",
     "2",
     *SMOKE,
@@ -133,7 +142,7 @@ def sweeps(cluster, tmp_path_factory) -> dict:
 
 
 def run_info(workdir: Path, run: str) -> dict:
-    return json.loads((workdir / "results/runs/smoke" / run / "run.json").read_text())
+    return json.loads((workdir / f"{OUT}/runs/smoke" / run / "run.json").read_text())
 
 
 def scontrol_job(job_id: str) -> dict[str, str] | None:
@@ -160,6 +169,9 @@ def test_every_batch_ran_as_one_slurm_job(sweeps):
         assert log.is_file() and log.name == f"{job_id}.log"
         text = log.read_text()
         assert f"batch={batch}" in text
+        # the job parsed the workflow again and found this sweep's folders (sweep_name)
+        assert f"{OUT}/batches/smoke/{batch}.json" in text
+        assert (workdir / f"logs/{Path(OUT).name}/train/smoke/{batch}.log").is_file()
         for i, run in enumerate(runs, start=1):  # progress: which run of the batch trains
             assert f"train smoke/{batch}: run {i}/4 smoke/{run}: training" in text, text
         job = scontrol_job(job_id)  # known for MinJobAge seconds (900 on the CI cluster)
@@ -178,7 +190,7 @@ def test_slurm_results_equal_a_local_run(sweeps):
     slurm, local = sweeps["slurm"], sweeps["local"]
     for run in RUNS:
         for name in ("traces.parquet", "metrics.parquet"):
-            a, b = (pd.read_parquet(d / "results/runs/smoke" / run / name) for d in (slurm, local))
+            a, b = (pd.read_parquet(d / f"{OUT}/runs/smoke" / run / name) for d in (slurm, local))
             pd.testing.assert_frame_equal(
                 a.drop(columns=["wall_s"], errors="ignore"),
                 b.drop(columns=["wall_s"], errors="ignore"),
@@ -191,7 +203,7 @@ def test_slurm_results_equal_a_local_run(sweeps):
             k: v for k, v in b.items() if k not in VARYING
         }
     for name in ("runs.parquet", "metrics.parquet", "traces.parquet"):
-        a, b = (pd.read_parquet(d / "results" / name) for d in (slurm, local))
+        a, b = (pd.read_parquet(d / OUT / name) for d in (slurm, local))
         varying = [c for c in a.columns if c in VARYING]
         pd.testing.assert_frame_equal(
             a.drop(columns=varying), b.drop(columns=varying), check_exact=True, obj=name
@@ -208,8 +220,8 @@ def test_grouped_train_jobs_share_slurm_jobs(sweeps, tmp_path):
     redo = RUNS[:4]
     for run in redo:
         shutil.rmtree(cache_entry(workdir / "results/cache", run_info(workdir, run)["config"]))
-        shutil.rmtree(workdir / "results/runs/smoke" / run)
-    targets = [f"results/runs/smoke/{run}/run.json" for run in RUNS]
+        shutil.rmtree(workdir / f"{OUT}/runs/smoke" / run)
+    targets = [f"{OUT}/runs/smoke/{run}/run.json" for run in RUNS]
     # targets first: --group-components takes every following word as a group
     group = ("--groups", "train=g", "--group-components", "g=2", "--cores", "1")
     result = snakemake(workdir, *targets, *SLURM, *group, env=clean_env())
@@ -226,7 +238,7 @@ def test_grouped_train_jobs_share_slurm_jobs(sweeps, tmp_path):
     for run in RUNS:  # the same numbers as the ungrouped SLURM sweep
         for name in ("traces.parquet", "metrics.parquet"):
             a, b = (
-                pd.read_parquet(d / "results/runs/smoke" / run / name)
+                pd.read_parquet(d / f"{OUT}/runs/smoke" / run / name)
                 for d in (workdir, sweeps["slurm"])
             )
             pd.testing.assert_frame_equal(

@@ -78,14 +78,14 @@ def run_sweep(root: Path, config: dict) -> None:
             if not entry.exists():
                 cached_run(cfg, root / "results/cache")
             run_id = f"{experiment}/{name}"
-            publish(entry, run_id, root / "results/runs" / run_id)
+            publish(entry, run_id, root / "results/s/runs" / run_id)
             members.append({"run_id": run_id, "cache": str(entry), "trained": True})
-        write_json({"runs": members}, root / f"results/batches/{experiment}/{batch}.json")
+        write_json({"runs": members}, root / f"results/s/batches/{experiment}/{batch}.json")
 
 
 def plan(root: Path, config: dict) -> ExperimentPlan:
     runs, batches = planned(config)
-    return plan_sweep(runs, batches, root / "results", root / "results/cache")["a"]
+    return plan_sweep(runs, batches, root / "results/s", root / "results/cache")["a"]
 
 
 def counts(p: ExperimentPlan) -> tuple[int, int, int, int]:
@@ -115,15 +115,15 @@ def test_plan_after_a_grid_value_is_added(tmp_path):
 def test_plan_after_a_run_folder_a_manifest_or_a_cache_entry_goes(tmp_path):
     run_sweep(tmp_path, CONFIG)
     runs, _ = planned(CONFIG)
-    (tmp_path / "results/runs/a/d3-w16-relu-he_normal-s0/run.json").unlink()
+    (tmp_path / "results/s/runs/a/d3-w16-relu-he_normal-s0/run.json").unlink()
     assert counts(plan(tmp_path, CONFIG)) == (0, 1, 7, 0)  # run_files restores it alone
-    (tmp_path / "results/batches/a/b002.json").unlink()  # its runs are there: nothing to do
+    (tmp_path / "results/s/batches/a/b002.json").unlink()  # its runs are there: nothing to do
     run_sweep(tmp_path, CONFIG)
-    (tmp_path / "results/batches/a/b002.json").unlink()
+    (tmp_path / "results/s/batches/a/b002.json").unlink()
     assert counts(plan(tmp_path, CONFIG)) == (0, 0, 8, 0)
     # a run that is neither placed nor cached trains again, with its batch
     run_id = ("a", "d3-w16-sigmoid-he_normal-s1")
-    (tmp_path / "results/runs" / "/".join(run_id) / "run.json").unlink()
+    (tmp_path / "results/s/runs" / "/".join(run_id) / "run.json").unlink()
     for path in cache_entry(tmp_path / "results/cache", runs[run_id]).iterdir():
         path.unlink()
     assert counts(plan(tmp_path, CONFIG)) == (1, 1, 6, 1)
@@ -135,7 +135,7 @@ def test_plan_after_a_setting_changes(tmp_path):
     config["training"]["learning_rate"] = 0.05  # every run: a new cache key, same names
     assert counts(plan(tmp_path, config)) == (8, 0, 0, 3)
     # a run.json of another config is not done, even where the manifest did not change
-    info = tmp_path / "results/runs/a/d1-w16-relu-he_normal-s0/run.json"
+    info = tmp_path / "results/s/runs/a/d1-w16-relu-he_normal-s0/run.json"
     info.unlink()
     write_json({"config": {**planned(config)[0][("a", "d1-w16-relu-he_normal-s0")]}}, info)
     assert counts(plan(tmp_path, CONFIG)) == (0, 1, 7, 0)
@@ -213,13 +213,13 @@ def summary_sweep(root: Path) -> dict:
         if name == "d4-w16-relu-he_normal-s2":
             behaviour["diverge_at"] = 2
         entry = cached_run(cfg, root / "results/cache", **behaviour)
-        out = root / "results/runs" / experiment / name
+        out = root / "results/s/runs" / experiment / name
         publish(entry, f"{experiment}/{name}", out)
         fresh = not name.startswith("d1-w16-relu")
         for path in out.iterdir():
             os.utime(path, (NEW, NEW) if fresh else (OLD, OLD))
         if name.startswith("d4"):
-            log = root / "logs/train" / experiment / f"{name}.log"
+            log = root / "logs/s/train" / experiment / f"{name}.log"
             log.parent.mkdir(parents=True, exist_ok=True)
             log.write_text("epoch 1 ...\n")
             os.utime(log, (NEW, NEW))
@@ -227,8 +227,10 @@ def summary_sweep(root: Path) -> dict:
 
 
 def aggregate(root: Path, runs: dict) -> pd.DataFrame:
-    files = [RunFiles(*(root / "results/runs" / e / r / f for f in FILES)) for e, r in sorted(runs)]
-    return aggregate_runs(files, root / "results").runs
+    files = [
+        RunFiles(*(root / "results/s/runs" / e / r / f for f in FILES)) for e, r in sorted(runs)
+    ]
+    return aggregate_runs(files, root / "results/s").runs
 
 
 FILES = ("run.json", "traces.parquet", "metrics.parquet")
@@ -236,15 +238,15 @@ FILES = ("run.json", "traces.parquet", "metrics.parquet")
 
 def options(root: Path, **more) -> dict:
     return dict(
-        results=root / "results", cache=root / "results/cache", logs=root / "logs/train",
+        results=root / "results/s", cache=root / "results/cache", logs=root / "logs/s/train",
         now=NEW + 65, **more,
     )  # fmt: skip
 
 
 def test_run_outcomes(tmp_path):
     runs = summary_sweep(tmp_path)
-    outcomes = run_outcomes(runs, SINCE, tmp_path / "results", tmp_path / "results/cache",
-                            tmp_path / "logs/train")  # fmt: skip
+    outcomes = run_outcomes(runs, SINCE, tmp_path / "results/s", tmp_path / "results/cache",
+                            tmp_path / "logs/s/train")  # fmt: skip
     by_prefix = {}
     for run_id, outcome in outcomes.items():
         by_prefix.setdefault(run_id.split("/")[1][:2] + run_id.split("-")[2], set()).add(outcome)
@@ -257,16 +259,16 @@ def test_run_outcomes(tmp_path):
     d4 = ("a", "d4-w16-relu-he_normal-s0")
     (cache_entry(tmp_path / "results/cache", runs[d4]) / "run.json").unlink()
     d1 = ("a", "d1-w16-relu-he_normal-s0")
-    (tmp_path / "results/runs/a" / d1[1] / "run.json").unlink()
-    outcomes = run_outcomes(runs, SINCE, tmp_path / "results", tmp_path / "results/cache",
-                            tmp_path / "logs/train")  # fmt: skip
+    (tmp_path / "results/s/runs/a" / d1[1] / "run.json").unlink()
+    outcomes = run_outcomes(runs, SINCE, tmp_path / "results/s", tmp_path / "results/cache",
+                            tmp_path / "logs/s/train")  # fmt: skip
     assert outcomes["/".join(d4)] == "failed" and outcomes["/".join(d1)] == "not finished"
 
 
 def test_success_summary_counts_and_verdicts(tmp_path):
     runs = summary_sweep(tmp_path)
     table = aggregate(tmp_path, runs)
-    path = tmp_path / "results/summary.md"
+    path = tmp_path / "results/s/summary.md"
     argv = ["/venv/bin/snakemake", "--cores", "2", "--configfile", "config/my sweep.yaml"]
     text = write_summary(path, runs, SINCE, argv=argv, **options(tmp_path))
     assert path.read_text() == text
@@ -282,7 +284,7 @@ def test_success_summary_counts_and_verdicts(tmp_path):
     assert "after 9 min 25 s: every job completed." in text  # NEW + 65 - SINCE
     assert "## What failed" not in text
     # where the results are: the report with the same config file, quoted for the shell
-    assert "`snakemake --report " + f"{tmp_path}/results/report.html --configfile " in text
+    assert "`snakemake --report " + f"{tmp_path}/results/s/report.html --configfile " in text
     assert "'config/my sweep.yaml'`" in text
     # one verdict line for the experiment: first the config whose gradient ratio at init is
     # farthest from 1 (median over seeds), then the one that most often failed
@@ -304,11 +306,11 @@ def test_success_summary_counts_and_verdicts(tmp_path):
 def test_summary_without_an_up_to_date_runs_parquet(tmp_path):
     runs = summary_sweep(tmp_path)
     aggregate(tmp_path, runs)
-    newer = tmp_path / "results/runs/a/d4-w16-relu-he_normal-s0/run.json"
+    newer = tmp_path / "results/s/runs/a/d4-w16-relu-he_normal-s0/run.json"
     os.utime(newer, (NEW + 10, NEW + 10))  # a run placed after the table was written
-    os.utime(tmp_path / "results/runs.parquet", (NEW, NEW))
+    os.utime(tmp_path / "results/s/runs.parquet", (NEW, NEW))
     text = summary_text(runs, SINCE, **options(tmp_path))
-    assert "not known before results/runs.parquet is rebuilt" in text
+    assert f"not known before {tmp_path}/results/s/runs.parquet is rebuilt" in text
     assert "## Verdicts" not in text
 
 
@@ -328,7 +330,7 @@ Shell command: None
 [Mon Dec  7 03:32:25 2026]
 rule plot_figures:
     jobid: 7
-    log: logs/plot_figures.log
+    log: logs/s/plot_figures.log
 RuleException:
 CalledProcessError in file "/tmp/x/workflow/rules/train.smk", line 29:
 [Mon Dec  7 03:32:37 2026]
@@ -347,7 +349,7 @@ Exiting because a job execution failed. Look above for error messages
 
 def test_failure_summary_names_the_job_its_log_and_the_resume_command(tmp_path):
     runs = summary_sweep(tmp_path)
-    job_log = tmp_path / "logs/train/a/b001.log"
+    job_log = tmp_path / "logs/s/train/a/b001.log"
     job_log.write_text("Traceback ...\n  raise DataError\nDataError: digits.npz is corrupt\n\n")
     log = tmp_path / "snakemake.log"
     log.write_text(SNAKEMAKE_LOG.format(log=job_log))
@@ -357,7 +359,7 @@ def test_failure_summary_names_the_job_its_log_and_the_resume_command(tmp_path):
     failed = ("a", "d4-w16-sigmoid-he_normal-s0")  # trained in this run, not in the cache
     for path in cache_entry(tmp_path / "results/cache", runs[failed]).iterdir():
         path.unlink()
-    argv = ["/usr/bin/snakemake", "results/results.md", "--cores", "1", "--configfile", "s.yaml"]
+    argv = ["/usr/bin/snakemake", "results/s/results.md", "--cores", "1", "--configfile", "s.yaml"]
     text = summary_text(
         runs, SINCE, failed=True, snakemake_log=str(log), argv=argv, incomplete=True,
         **options(tmp_path),
@@ -366,12 +368,12 @@ def test_failure_summary_names_the_job_its_log_and_the_resume_command(tmp_path):
     assert "12 runs: 5 trained, 3 from the run cache, 3 unchanged, 1 failed;" in text
     assert f"- rule `train` (experiment=a, batch=b001): log `{job_log}`" in text
     assert "  > DataError: digits.npz is corrupt" in text
-    run_log = tmp_path / "logs/train/a/d4-w16-sigmoid-he_normal-s0.log"
+    run_log = tmp_path / "logs/s/train/a/d4-w16-sigmoid-he_normal-s0.log"
     assert f"- run `a/d4-w16-sigmoid-he_normal-s0` failed: log `{run_log}`" in text
     assert f"- Snakemake's own log: `{log}`" in text
     resume = text.split("To resume")[1].splitlines()[2].strip()
     assert resume == (
-        "snakemake results/results.md --cores 1 --configfile s.yaml --rerun-incomplete"
+        "snakemake results/s/results.md --cores 1 --configfile s.yaml --rerun-incomplete"
     )
 
 
@@ -385,25 +387,29 @@ def test_resume_and_report_commands():
     assert configfile_words(argv) == ["--configfile", "a.yaml", "b c.yaml"]
     assert configfile_words(["snakemake", "--configfile=x.yaml", "t"]) == ["--configfile=x.yaml"]
     assert configfile_words(["snakemake", "--cores", "1"]) == []
+    # --config may name the sweep (its `sweep` key): the report needs it too
+    named = ["snakemake", "--config", "sweep=mine", "--cores", "1", "--configfile", "s.yaml"]
+    assert configfile_words(named) == ["--config", "sweep=mine", "--configfile", "s.yaml"]
 
 
 def test_summary_text_is_markdown_a_newcomer_reads(tmp_path):
     runs = summary_sweep(tmp_path)
     aggregate(tmp_path, runs)
-    (tmp_path / "results/figures").mkdir()
+    (tmp_path / "results/s/figures").mkdir()
     text = summary_text(runs, SINCE, argv=["snakemake"], **options(tmp_path))
     headings = re.findall(r"^#+ .*$", text, flags=re.M)
     assert headings == ["# Sweep summary", "## Where the results are", "## Verdicts"]
-    assert f"- figures: `{tmp_path}/results/figures/`" in text
+    assert f"- figures: `{tmp_path}/results/s/figures/`" in text
     assert max(len(line) for line in text.splitlines()) < 400
     print(text)
 
 
 def test_experiments_not_in_the_config_are_named(tmp_path):
-    """Folders an earlier config left in results/ are named, with what to do; the current
-    experiments' folders and the sweep-wide HParams folder are not."""
+    """Folders an earlier version of the sweep's config left in its folder results/<sweep>/ are
+    named, with what to do; the current experiments' folders, the sweep-wide HParams folder
+    and other sweeps' folders are not."""
     runs = summary_sweep(tmp_path)
-    results = tmp_path / "results"
+    results = tmp_path / "results/s"
     for folder in (
         "figures/old",
         "tensorboard/old",
@@ -412,11 +418,12 @@ def test_experiments_not_in_the_config_are_named(tmp_path):
     ):
         (results / folder).mkdir(parents=True, exist_ok=True)
     (results / "figures/a").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "results/other/figures/older").mkdir(parents=True)  # another sweep's
     assert stale_experiments(results, ["a"]) == {
         "old": [str(results / f) for f in ("experiments/old", "figures/old", "tensorboard/old")]
     }
     text = summary_text(runs, SINCE, **options(tmp_path))
     section = text.split("## Not in this config\n\n")[1].split("\n\n")[0].splitlines()
     assert len(section) == 1 and section[0].startswith("- `old`: ")
-    assert "delete them, or run that config again" in section[0]
+    assert "removed from this sweep's config: delete them, or put the experiment back" in section[0]
     assert stale_experiments(results, ["a", "old"]) == {}

@@ -6,7 +6,7 @@ event multiplexer and data provider, and ask the HParams plugin the same HTTP ro
 dashboard calls (``/experiment``, ``/session_groups``). Expected values come from the
 aggregates (runs.parquet, metrics.parquet, traces.parquet) and run.json, not from the writer.
 
-The slow test runs the smoke sweep with Snakemake, reads ``results/tensorboard`` back from a
+The slow test runs the smoke sweep with Snakemake, reads ``results/smoke/tensorboard`` back from a
 real ``tensorboard --logdir`` process over HTTP, then retrains one run and shrinks the grid.
 """
 
@@ -414,14 +414,14 @@ def _starts(groups: dict[str, dict]) -> dict[str, float]:
 
 @pytest.mark.slow
 def test_smoke_sweep_in_tensorboard(tmp_path: Path) -> None:
-    """What `tensorboard --logdir results/tensorboard` shows for the smoke sweep, and after a
+    """What `tensorboard --logdir results/smoke/tensorboard` shows for the smoke sweep, and after a
     run is retrained and after the grid shrinks. Each check starts a fresh TensorBoard: a
     running one may keep a replaced run's old events when the folder is deleted and written
     again between two of its reloads (seen once on CI's loaded machine)."""
     workdir = copy_workflow(tmp_path / "work")
     smoke = ("--cores", "2", "--configfile", "config/smoke.yaml")
     snakemake(workdir, *smoke)
-    results = workdir / "results"
+    results = workdir / "results/smoke"  # the sweep's folder: config/smoke.yaml's name
     runs = pd.read_parquet(results / "runs.parquet").set_index("run_id")
     metrics = pd.read_parquet(results / "metrics.parquet")
     assert len(runs) == 8
@@ -456,9 +456,9 @@ def test_smoke_sweep_in_tensorboard(tmp_path: Path) -> None:
     run = "smoke/d4-w16-relu-he_normal-s0"
     before = _starts(groups)
     info = results / "runs" / run / "run.json"
-    shutil.rmtree(cache_entry(results / "cache", json.loads(info.read_text())["config"]))
-    targets = ("results/tensorboard/smoke", "results/tensorboard/hparams-config")
-    manifest = "results/batches/smoke/b000.json"  # the smoke sweep is one batch
+    shutil.rmtree(cache_entry(workdir / "results/cache", json.loads(info.read_text())["config"]))
+    targets = ("results/smoke/tensorboard/smoke", "results/smoke/tensorboard/hparams-config")
+    manifest = "results/smoke/batches/smoke/b000.json"  # the smoke sweep is one batch
     rerun = snakemake(workdir, *targets, *smoke, "--forcerun", manifest)
     jobs = job_stats(rerun.stdout + rerun.stderr)
     assert jobs["train"] == 1 and jobs["tensorboard_experiment"] == 1, jobs

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-import scipy.integrate
-import scipy.optimize
 import yaml
 from matplotlib.image import imread
 from workflow_helpers import copy_workflow, most_at_once, snakemake
@@ -29,6 +26,7 @@ def smoke_log(tmp_path_factory):
     workdir = copy_workflow(tmp_path_factory.mktemp("smoke"))
     config = yaml.safe_load((workdir / "config/smoke.yaml").read_text())
     config["train"]["runs_per_job"] = 2
+    config["sweep"] = "smoke"  # its folder: results/smoke/, not results/smoke2/
     (workdir / "config/smoke2.yaml").write_text(yaml.safe_dump(config))
     result = snakemake(workdir, *SMOKE)
     return workdir, result.stdout + result.stderr
@@ -45,7 +43,7 @@ def test_cores_8_never_runs_more_train_jobs_than_cpus(smoke_log):
 
 
 def test_smoke_sweep_writes_every_output(smoke_run):
-    runs = pd.read_parquet(smoke_run / "results/runs.parquet")
+    runs = pd.read_parquet(smoke_run / "results/smoke/runs.parquet")
     assert len(runs) == 8 and set(runs["status"]) == {"ok"}
     assert set(runs["depth"]) == {1, 4} and set(runs["activation"]) == {"sigmoid", "relu"}
     for col in (
@@ -65,7 +63,7 @@ def test_smoke_sweep_writes_every_output(smoke_run):
         assert col in runs
     assert runs["best_val_acc"].between(0, 1).all()
 
-    traces = pq.read_table(smoke_run / "results/traces.parquet")
+    traces = pq.read_table(smoke_run / "results/smoke/traces.parquet")
     for field in TRACES_SCHEMA:
         assert traces.schema.field(field.name).type == field.type
     traces = traces.to_pandas()
@@ -77,12 +75,14 @@ def test_smoke_sweep_writes_every_output(smoke_run):
     assert len(one[one["source"] == "probe"]) == 4 * 10  # epochs 0..3
     assert one.loc[one["source"] == "step", "step"].max() == 3 * 107
 
-    metrics = pq.read_table(smoke_run / "results/metrics.parquet")
+    metrics = pq.read_table(smoke_run / "results/smoke/metrics.parquet")
     assert set(METRICS_SCHEMA.names) <= set(metrics.column_names)
     assert metrics.num_rows == 8 * 4
 
     info = json.loads(
-        (smoke_run / "results/runs/smoke/d1-w16-sigmoid-scaled_normal-s0/run.json").read_text()
+        (
+            smoke_run / "results/smoke/runs/smoke/d1-w16-sigmoid-scaled_normal-s0/run.json"
+        ).read_text()
     )
     assert info["status"] == "ok"
     # the device TensorFlow finds here: a GPU where one is visible (the README's GPU install)
@@ -96,8 +96,8 @@ def test_smoke_sweep_writes_every_output(smoke_run):
 
 
 def test_results_table_has_a_row_per_config_and_per_seed(smoke_run):
-    text = (smoke_run / "results/results.md").read_text()
-    runs = pd.read_parquet(smoke_run / "results/runs.parquet")
+    text = (smoke_run / "results/smoke/results.md").read_text()
+    runs = pd.read_parquet(smoke_run / "results/smoke/runs.parquet")
     rows = [line for line in text.splitlines() if line.startswith("|") and "---" not in line]
     assert len(rows) == runs["config_id"].nunique() + 1  # header + one per config
     # one seed per config: one number per metric, no median beside a mean, no interval
@@ -107,12 +107,12 @@ def test_results_table_has_a_row_per_config_and_per_seed(smoke_run):
         cells = [c.strip() for c in row.strip("|").split("|")]
         assert (cells[0] == "1") == (cells[-1] == "n/a: one hidden layer"), row
     assert "## smoke" in text and "[results_seeds.md](results_seeds.md)" in text
-    seeds = (smoke_run / "results/results_seeds.md").read_text()
+    seeds = (smoke_run / "results/smoke/results_seeds.md").read_text()
     rows = [line for line in seeds.splitlines() if line.startswith("|") and "---" not in line]
     assert len(rows) == len(runs) + 1  # header + one per run
     # the verdicts each run should get from its own probe traces (the oracle below)
     probe = pd.read_parquet(
-        smoke_run / "results/traces.parquet",
+        smoke_run / "results/smoke/traces.parquet",
         filters=[("source", "==", "probe"), ("param", "==", "bias")],
     )
     for _, run in runs.iterrows():
@@ -153,18 +153,18 @@ def _verdicts(probe: pd.DataFrame, depth: int) -> tuple[str, str, float, str | N
 
 
 def test_figures_are_real_pngs(smoke_run):
-    figures = sorted((smoke_run / "results/figures").rglob("*.png"))
+    figures = sorted((smoke_run / "results/smoke/figures").rglob("*.png"))
     assert len(figures) >= 5
     # every per-experiment page, the learning curves too (issue 24)
     for name in ("gradients", "steps", "updates", "learning_curves", "diagnostics"):
-        assert (smoke_run / f"results/figures/smoke/{name}.png") in figures, name
+        assert (smoke_run / f"results/smoke/figures/smoke/{name}.png") in figures, name
     for png in figures:
         height, width, _ = imread(png).shape
         assert height > 300 and width > 300, png
 
 
 def test_deep_sigmoid_gradient_vanishes_and_relu_he_does_not(smoke_run):
-    runs = pd.read_parquet(smoke_run / "results/runs.parquet").set_index("run")
+    runs = pd.read_parquet(smoke_run / "results/smoke/runs.parquet").set_index("run")
     sigmoid = runs.loc["d4-w16-sigmoid-scaled_normal-s0", "grad_ratio_init"]
     relu = runs.loc["d4-w16-relu-he_normal-s0", "grad_ratio_init"]
     assert sigmoid > 10 * relu
@@ -177,9 +177,9 @@ def test_plan_before_the_jobs_and_summary_at_the_end(smoke_log):
     plan = "Plan for smoke: 8 to train, 0 from the cache, 0 done (8 runs, 4 train jobs)"
     assert plan in output.splitlines()
     assert output.index(plan) < output.index("Building DAG of jobs")
-    summary = (workdir / "results/summary.md").read_text()
+    summary = (workdir / "results/smoke/summary.md").read_text()
     assert summary in output  # printed at the end too
-    runs = pd.read_parquet(workdir / "results/runs.parquet")
+    runs = pd.read_parquet(workdir / "results/smoke/runs.parquet")
     diverged = int((runs["status"] == "diverged").sum())
     stuck = int(((runs["best_val_acc"] < 0.2) & (runs["status"] != "diverged")).sum())
     counts = (
@@ -189,10 +189,10 @@ def test_plan_before_the_jobs_and_summary_at_the_end(smoke_log):
     assert len(runs) == 8 and counts in summary.splitlines()
     assert "every job completed." in summary and "## What failed" not in summary
     for where in (
-        "`results/results.md`",
-        "`results/figures/`",
-        "`snakemake --report results/report.html --configfile config/smoke2.yaml`",
-        "`tensorboard --logdir results/tensorboard`",
+        "`results/smoke/results.md`",
+        "`results/smoke/figures/`",
+        "`snakemake --report results/smoke/report.html --configfile config/smoke2.yaml`",
+        "`tensorboard --logdir results/smoke/tensorboard`",
     ):
         assert where in summary, where
     # one verdict line: first the config whose gradient ratio at init is farthest from 1
@@ -211,59 +211,3 @@ def test_unchanged_sweep_has_nothing_to_do(smoke_run):
     output = result.stdout + result.stderr
     assert "Nothing to be done" in output
     assert "Plan for smoke: 0 to train, 0 from the cache, 8 done (8 runs)" in output
-
-
-# --------------------------------------------------------------------------- edge_of_chaos
-
-
-def _gauss(f) -> float:
-    """E[f(z)], z ~ N(0, 1), by scipy's adaptive quadrature (not gradsweep.meanfield's rule)."""
-    pdf = lambda z: math.exp(-z * z / 2) / math.sqrt(2 * math.pi)  # noqa: E731
-    return scipy.integrate.quad(lambda z: f(z) * pdf(z), -12, 12, limit=200)[0]
-
-
-def tanh_slope(sigma_w2: float, sigma_b2: float) -> float:
-    """ln χ₁ / 2 of tanh: q* by a root finder on the variance map, χ₁ = σ_w² E[sech⁴(√q* z)]."""
-    q = scipy.optimize.brentq(
-        lambda q: sigma_w2 * _gauss(lambda z: math.tanh(math.sqrt(q) * z) ** 2) + sigma_b2 - q,
-        1e-6, 100,
-    )  # fmt: skip
-    return math.log(sigma_w2 * _gauss(lambda z: math.cosh(math.sqrt(q) * z) ** -4)) / 2
-
-
-# How far a config's measured slope (the mean of its 2 seeds) may be from ln χ₁ / 2. Measured
-# with the same nets (tanh, 12 × 128, σ_b² = 0.05, digits probe of 500 images) over 10 seeds
-# each at σ_w² = 1, 1.761, 3: the seeds' deviations had a mean of −0.007, +0.005 and +0.014
-# (finite width and the first layers, whose variance is still on its way to q*) and a standard
-# deviation of 0.009, 0.009 and 0.008 (0.024 at width 64 and up to 0.037 at width 32: it
-# shrinks with the width, as the O(1/√N) per-layer fluctuations of docs/meanfield.md do).
-# Largest mean deviation + 4 standard errors of a 2-seed mean: 0.014 + 4 · 0.009/√2 = 0.039.
-SLOPE_TOLERANCE = 0.04
-
-
-@pytest.fixture(scope="module")
-def edge_digits(tmp_path_factory):
-    """config/edge_of_chaos_digits.yaml through results.md and the two edge_of_chaos figures."""
-    workdir = copy_workflow(tmp_path_factory.mktemp("edge"))
-    figures = "results/figures/edge_of_chaos"
-    targets = ["results/results.md", f"{figures}/trainability.png", f"{figures}/slopes.png"]
-    # targets first: --configfile takes every word after it
-    snakemake(workdir, *targets, "--cores", "2", "--configfile", "config/edge_of_chaos_digits.yaml")
-    return workdir
-
-
-@pytest.mark.slow
-def test_edge_of_chaos_digits_slopes_match_mean_field(edge_digits):
-    runs = pd.read_parquet(edge_digits / "results/runs.parquet")
-    assert len(runs) == 6 and set(runs["weight_variance"]) == {1.0, 1.761, 3.0}
-    for w, group in runs.groupby("weight_variance"):
-        predicted = tanh_slope(w, 0.05)
-        np.testing.assert_allclose(group["grad_slope_predicted"], predicted, atol=1e-6)
-        measured = group["grad_slope_init"].mean()
-        assert abs(measured - predicted) <= SLOPE_TOLERANCE, (w, measured, predicted)
-    # the sign alone already tells the phases apart: vanishing, flat, exploding
-    assert tanh_slope(1.0, 0.05) < -0.1 and tanh_slope(3.0, 0.05) > 0.08
-    for name in ("trainability", "slopes"):
-        imread(edge_digits / f"results/figures/edge_of_chaos/{name}.png")
-    text = (edge_digits / "results/results.md").read_text()
-    assert "**Trainable where L ≲ 6 ξ_c:" in text

@@ -7,9 +7,24 @@ import re
 import shutil
 import subprocess
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+DEFAULT_CONFIGFILE = "config/config.yaml"
+
+
+def sweep_folder(configfile: str | None = None, config: Mapping[str, Any] | None = None) -> str:
+    """``results/<sweep>``, relative to the working directory, of the sweep run with
+    ``--configfile configfile`` (None: none): the ``sweep`` key of its ``config`` if given and
+    set, else the file's name without ``.yaml``, ``default`` for config/config.yaml (README's
+    rule, written out here apart from gradsweep.config.sweep_name)."""
+    if config and config.get("sweep"):
+        return f"results/{config['sweep']}"
+    if configfile in (None, DEFAULT_CONFIGFILE):
+        return "results/default"
+    return f"results/{Path(configfile).stem}"
 
 
 def copy_workflow(dest: Path) -> Path:
@@ -50,8 +65,9 @@ def copy_checkout(dest: Path) -> Path:
 
 def copy_finished(src: Path, dest: Path) -> Path:
     """A copy of a finished working directory (results, logs, ``.snakemake/`` metadata) that
-    keeps every file's mtime, so Snakemake sees the same state as in ``src``."""
-    shutil.copytree(src, dest, symlinks=True, copy_function=shutil.copy2)
+    keeps every file's mtime, so Snakemake sees the same state as in ``src``, and the hard
+    links between a sweep's run files and the run cache (``cp -a``)."""
+    subprocess.run(["cp", "-a", str(src), str(dest)], check=True)
     return dest
 
 

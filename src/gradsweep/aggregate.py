@@ -1,4 +1,5 @@
-"""Gather every run's files into ``results/``: one row per run, all traces, all metrics."""
+"""Gather every run's files into the sweep's folder, ``results/<sweep>/``: one row per run, all
+traces, all metrics."""
 
 from __future__ import annotations
 

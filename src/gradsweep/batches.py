@@ -6,10 +6,11 @@ training, or of exactly ``runs_per_job`` runs when the config sets it. A run tha
 longer than the target gets a job of its own. Sorted order keeps runs of one net shape (those
 that differ only in init or seed) together, so a batch reuses their compiled functions.
 
-Each finished run goes to the run cache, ``results/cache/<experiment>/<key>/``, keyed by a
-hash of its config (``TRAINER_VERSION`` included, the run's name left out); a batch job
-trains only members the cache lacks, and a small local job copies each run's files from the
-cache to ``results/runs/<experiment>/<run>/``. See docs/batches.md.
+Each finished run goes to the run cache, ``results/cache/<experiment>/<key>/`` (:data:`RUN_CACHE`,
+shared by every sweep), keyed by a hash of its config (``TRAINER_VERSION`` included, the run's
+name left out); a batch job trains only members the cache lacks, and a small local job copies
+each run's files from the cache to ``results/<sweep>/runs/<experiment>/<run>/``. See
+docs/batches.md.
 """
 
 from __future__ import annotations
@@ -56,6 +57,9 @@ INPUT_SIZES = {"mnist": 784, "fashion_mnist": 784, "digits": 64}
 ALL_IMAGES = {"mnist": 70_000, "fashion_mnist": 70_000, "digits": 1_797}  # train + val + test
 
 CACHE_FILES = ("traces.parquet", "metrics.parquet", "run.json")  # run.json is written last
+# the run cache: one for every sweep (each sweep's own outputs are under results/<sweep>/), so a
+# sweep restores the runs an earlier sweep trained
+RUN_CACHE = "results/cache"
 
 
 def cache_key(cfg: Mapping[str, Any]) -> str:
@@ -143,18 +147,29 @@ def members_digest(configs: Iterable[Mapping[str, Any]]) -> str:
     return digest([dict(cfg) for cfg in configs])
 
 
+def _linked(source: Path, target: Path) -> bool:
+    """Hard-link ``target`` to ``source``; False where the file system refuses (another one)."""
+    try:
+        os.link(source, target)
+    except OSError:
+        return False
+    return True
+
+
 def publish(entry: Path, run_id: str, out_dir: Path) -> None:
     """Put a cached run's files into ``out_dir`` under the run's current name.
 
     Files of the same name are hard-linked (copied across file systems) and given a fresh
     mtime, so Snakemake sees them as new outputs; a run cached under another name (renamed,
-    not retrained) gets its ``run_id`` rewritten.
+    not retrained) gets its ``run_id`` rewritten. An entry another folder already links (a run
+    another sweep shares) is copied instead: a hard link shares its mtime, and the fresh one
+    would make that sweep's aggregates look out of date.
     """
     if not is_cached(entry):
         raise FileNotFoundError(
             f"{run_id}: its run cache entry {entry} is missing or incomplete, although its "
             f"batch's manifest exists. Fix: delete the manifest named in the job's input "
-            "(results/batches/...) and rerun; that batch then trains the run again"
+            "(results/<sweep>/batches/...) and rerun; that batch then trains the run again"
         )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -163,9 +178,7 @@ def publish(entry: Path, run_id: str, out_dir: Path) -> None:
         for name in CACHE_FILES:
             target = out_dir / name
             target.unlink(missing_ok=True)
-            try:
-                os.link(entry / name, target)
-            except OSError:
+            if (entry / name).stat().st_nlink > 1 or not _linked(entry / name, target):
                 shutil.copyfile(entry / name, target)
             os.utime(target)
         return

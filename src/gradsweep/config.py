@@ -2,8 +2,9 @@
 
 Snakemake validates the config's shape against ``workflow/schemas/config.schema.yaml``;
 this module checks what a JSON schema cannot (width lists against depth, duplicate runs,
-sizes against the dataset) and expands each experiment's grid. It imports no TensorFlow,
-so the Snakefile stays fast to parse.
+sizes against the dataset) and expands each experiment's grid; it names the sweep, whose
+outputs go under ``results/<sweep>/`` (:func:`sweep_name`). It imports no TensorFlow, so the
+Snakefile stays fast to parse.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import difflib
 import itertools
 import math
 import os
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from gradsweep.data import SourceError, source_files, spec
@@ -263,6 +266,43 @@ def expand_runs(config: Mapping[str, Any]) -> list[dict]:
     return [run for name, exp in experiments.items() for run in expand_experiment(name, exp, base)]
 
 
+# A sweep's outputs go under results/<sweep>/ (docs/outputs.md); results/cache/ is the run cache
+# every sweep shares, so no sweep may be called "cache".
+DEFAULT_CONFIGFILE = "config/config.yaml"
+DEFAULT_SWEEP = "default"
+SWEEP_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+RESERVED_SWEEPS = ("cache",)
+
+
+def sweep_name(
+    config: Mapping[str, Any],
+    configfiles: Sequence[str | os.PathLike] = (),
+    default_configfile: str | os.PathLike = DEFAULT_CONFIGFILE,
+) -> str:
+    """The sweep's name, its folder under ``results/`` and ``logs/``: the config's ``sweep`` key
+    if set; else the stem of the last of ``configfiles`` (Snakemake's ``--configfile``), with
+    characters a name may not hold made ``_``; ``default`` for the default config (none given,
+    or ``default_configfile`` itself, relative paths against the working directory).
+
+    Snakemake gives cluster jobs the same ``--configfile`` and ``--config`` arguments, so a job
+    finds the same name as the main process.
+    """
+    if config.get("sweep") is not None:
+        name = str(config["sweep"])
+        if not SWEEP_NAME.match(name):
+            raise ConfigError(f"sweep = {name!r} is not allowed; allowed: letters, digits, _ and -")
+    elif not configfiles or Path(configfiles[-1]).resolve() == Path(default_configfile).resolve():
+        name = DEFAULT_SWEEP
+    else:
+        name = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(configfiles[-1]).stem)
+    if name in RESERVED_SWEEPS:
+        raise ConfigError(
+            f"sweep = {name!r} is not allowed (results/{name}/ is the run cache every sweep "
+            "shares); allowed: any other name, set with the config's `sweep:` key"
+        )
+    return name
+
+
 def check_sources(config: Mapping[str, Any]) -> None:
     """A dataset's local ``source`` (if set, and the dataset is used) holds an accepted form.
 
@@ -311,7 +351,7 @@ _KINDS = {
 
 def _allowed_kind(schema: Mapping[str, Any]) -> str:
     """What a schema accepts, in words; numbers may be written as YAML strings like 1e-3."""
-    if "pattern" in schema and "string" in (schema.get("type") or []):
+    if "pattern" in schema and "number" in (schema.get("type") or []):  # numbers as strings too
         return "a number"
     kinds = schema.get("type", [])
     return " or ".join(_KINDS.get(k, k) for k in ([kinds] if isinstance(kinds, str) else kinds))

@@ -8,9 +8,9 @@ The Snakefile calls :func:`plan_sweep` when it is parsed (dry run or real) and p
 
 It reads what Snakemake's own decision rests on, cheaply (no TensorFlow, one ``stat`` per cache
 file, one small JSON per run and per batch manifest): a run is *done* when its
-``results/runs/<experiment>/<run>/run.json`` holds its current config, it was placed from the
-batch it is in now (no other batch's manifest lists it: a grid change can shift runs into
-other batches, and Snakemake places a moved run again), and its batch job does not rerun. A
+``results/<sweep>/runs/<experiment>/<run>/run.json`` holds its current config, it was placed
+from the batch it is in now (no other batch's manifest lists it: a grid change can shift runs
+into other batches, and Snakemake places a moved run again), and its batch job does not rerun. A
 batch job reruns when its manifest lists other members than the config now plans (its params
 changed: a member was added, removed, renamed or changed), or when the manifest is missing and
 one of its runs is not done. Every member of a rerunning batch, and every run that is not done,
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gradsweep.batches import cache_entry, is_cached
+from gradsweep.batches import RUN_CACHE, cache_entry, is_cached
 from gradsweep.settings import digest
 
 OUTCOMES = ("train", "cache", "done")
@@ -64,7 +64,7 @@ def _read_json(path: Path) -> Any:
 
 
 def run_is_current(path: str | Path, cfg: Mapping[str, Any]) -> bool:
-    """A run's results/runs/…/run.json exists and holds the run's current config."""
+    """A run's results/<sweep>/runs/…/run.json exists and holds the run's current config."""
     info = _read_json(Path(path))
     return isinstance(info, dict) and digest(info.get("config")) == digest(dict(cfg))
 
@@ -125,11 +125,12 @@ def plan_batch(
 def plan_sweep(
     runs: Mapping[tuple[str, str], Mapping[str, Any]],
     batches: Mapping[tuple[str, str], Sequence[str]],
-    results: str | Path = "results",
-    cache: str | Path = "results/cache",
+    results: str | Path,
+    cache: str | Path = RUN_CACHE,
 ) -> dict[str, ExperimentPlan]:
     """{experiment: its plan} for the runs ``{(experiment, run): config}`` in their batches
-    ``{(experiment, batch id): [run names]}`` (gradsweep.batches.plan_batches)."""
+    ``{(experiment, batch id): [run names]}`` (gradsweep.batches.plan_batches), whose outputs
+    are in the sweep's folder ``results`` (``results/<sweep>``)."""
     plans: dict[str, ExperimentPlan] = {}
     manifests: dict[str, dict[str, list[tuple[str, str]]]] = {}
     for (experiment, batch), names in sorted(batches.items()):

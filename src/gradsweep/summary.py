@@ -1,20 +1,22 @@
 """The end-of-run summary: what a sweep run did, where its results are, what they say and,
 after a failure, which job failed and how to resume. The Snakefile's ``onsuccess`` and
-``onerror`` handlers call :func:`write_summary`, which writes ``results/summary.md``, and print
-what it returns.
+``onerror`` handlers call :func:`write_summary`, which writes ``results/<sweep>/summary.md``,
+and print what it returns. Paths below are in the sweep's folder ``results/<sweep>/`` and
+``logs/<sweep>/``; the run cache, ``results/cache/``, is every sweep's.
 
 What each run of the sweep went through in this invocation (:func:`run_outcomes`) is read from
 the files, by their mtimes against the time the workflow was parsed:
 
-- *trained*: its per-run training log (``logs/train/<experiment>/<run>.log``, written only when
-  a run trains) is new and its run cache entry is complete;
+- *trained*: its per-run training log (``logs/<sweep>/train/<experiment>/<run>.log``, written
+  only when a run trains) is new and its run cache entry is complete;
 - *failed*: its training log is new but its cache entry is not (it raised, or was killed);
-- *from the run cache*: its ``results/runs/…/run.json`` was put in place anew, untrained;
+- *from the run cache*: its ``results/<sweep>/runs/…/run.json`` was put in place anew,
+  untrained;
 - *unchanged*: its run.json holds its current config and is older (nothing to do);
 - *not finished*: none of these (its job failed before it, or never started).
 
-Diverged and never-learned runs, and the verdicts, come from ``results/runs.parquet`` when it is
-up to date with the runs' files (gradsweep.verdicts has the definitions).
+Diverged and never-learned runs, and the verdicts, come from ``results/<sweep>/runs.parquet``
+when it is up to date with the runs' files (gradsweep.verdicts has the definitions).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gradsweep.batches import cache_entry, is_cached
+from gradsweep.batches import RUN_CACHE, cache_entry, is_cached
 from gradsweep.facets import axis_text, varying_axes, widths_label, with_axes
 from gradsweep.formatting import format_percent
 from gradsweep.plan import run_is_current, run_json
@@ -52,12 +54,13 @@ def _mtime(path: Path) -> float | None:
 def run_outcomes(
     runs: Mapping[tuple[str, str], Mapping[str, Any]],
     since: float,
-    results: str | Path = "results",
-    cache: str | Path = "results/cache",
-    logs: str | Path = "logs/train",
+    results: str | Path,
+    cache: str | Path,
+    logs: str | Path,
 ) -> dict[str, str]:
     """{run_id: one of OUTCOMES} for the sweep's runs ``{(experiment, run): config}`` in the
-    invocation that started at ``since`` (module docstring)."""
+    invocation that started at ``since`` (module docstring): ``results`` is the sweep's folder,
+    ``cache`` the run cache, ``logs`` the runs' training logs (``logs/<sweep>/train``)."""
     outcomes = {}
     for (experiment, run), cfg in sorted(runs.items()):
         log = _mtime(Path(logs) / experiment / f"{run}.log")
@@ -236,10 +239,11 @@ def resume_command(argv: Sequence[str], incomplete: bool) -> str:
 
 
 def configfile_words(argv: Sequence[str]) -> list[str]:
-    """The ``--configfile`` options of a command line (the report needs the same sweep)."""
+    """The ``--configfile`` and ``--config`` options of a command line (the report needs the
+    same sweep, whose name either may set)."""
     words, keep = [], False
     for word in argv[1:]:
-        if word.startswith("--configfile"):
+        if word.startswith("--config") or word == "-C":
             keep = "=" not in word
             words.append(word)
         elif keep and not word.startswith("-"):
@@ -271,13 +275,14 @@ def _where(results: Path, argv: Sequence[str]) -> list[str]:
     return lines
 
 
-# per-experiment folders of results/ (sweep-wide files are rewritten by every sweep)
+# per-experiment folders of a sweep's folder (its sweep-wide files are rewritten by each run)
 EXPERIMENT_FOLDERS = ("runs", "experiments", "figures", "tensorboard", "batches")
 
 
 def stale_experiments(results: str | Path, experiments: Iterable[str]) -> dict[str, list[str]]:
-    """Experiments that have folders in ``results`` but are not in this sweep's config (left
-    by an earlier config, or removed from this one): {experiment: its folders}."""
+    """Experiments that have folders in the sweep's folder ``results`` but are not in its config
+    (removed from it, or left by an earlier config of the same name): {experiment: its
+    folders}. Other sweeps' folders are their own, never stale."""
     results, current = Path(results), set(experiments)
     stale: dict[str, list[str]] = {}
     for kind in EXPERIMENT_FOLDERS:
@@ -298,21 +303,23 @@ def _stale_lines(results: Path, experiments: Iterable[str]) -> list[str]:
         return []
     lines = ["", "## Not in this config", ""]
     lines += [
-        f"- `{name}`: {', '.join(f'`{p}/`' for p in folders)} (from an earlier config: delete "
-        "them, or run that config again to bring them up to date)"
+        f"- `{name}`: {', '.join(f'`{p}/`' for p in folders)} (removed from this sweep's "
+        "config: delete them, or put the experiment back to bring them up to date)"
         for name, folders in stale.items()
     ]
     return lines
 
 
-def _runs_line(outcomes: Mapping[str, str], table: pd.DataFrame) -> str:
+def _runs_line(outcomes: Mapping[str, str], table: pd.DataFrame, results: Path) -> str:
     counts = Counter(outcomes.values())
     runs = f"{len(outcomes)} run{'' if len(outcomes) == 1 else 's'}"
     done = ", ".join(f"{counts[o]} {o}" for o in OUTCOMES if o != "not finished")
     if counts["not finished"]:
         done += f", {counts['not finished']} not finished"
     if table.empty:
-        unknown = "diverged and never learned: not known before results/runs.parquet is rebuilt"
+        unknown = (
+            f"diverged and never learned: not known before {results / 'runs.parquet'} is rebuilt"
+        )
         return f"{runs}: {done}; {unknown}"
     stuck = int(is_stuck(table).sum())
     diverged = int((table["status"] == "diverged").sum())
@@ -359,14 +366,16 @@ def summary_text(
     snakemake_log: str | None = None,
     argv: Sequence[str] = (),
     incomplete: bool = False,
-    results: str | Path = "results",
-    cache: str | Path = "results/cache",
-    logs: str | Path = "logs/train",
+    results: str | Path,
+    cache: str | Path = RUN_CACHE,
+    logs: str | Path,
     now: float | None = None,
     quote_job_logs: bool = True,
 ) -> str:
-    """The summary as Markdown (module docstring); ``quote_job_logs`` off leaves out the failed
-    jobs' last log lines (for a terminal that has shown those logs already)."""
+    """The summary as Markdown (module docstring) of the sweep whose folder is ``results``
+    (``results/<sweep>``) and whose runs' training logs are in ``logs``; ``quote_job_logs`` off
+    leaves out the failed jobs' last log lines (for a terminal that has shown those logs
+    already)."""
     results = Path(results)
     now = time.time() if now is None else now
     outcomes = run_outcomes(runs, since, results, cache, logs)
@@ -378,7 +387,7 @@ def summary_text(
         "",
         f"{ended}, after {_duration(now - since)}: {state}.",
         "",
-        f"{_runs_line(outcomes, table)}.",
+        f"{_runs_line(outcomes, table, results)}.",
     ]
     if failed:
         failed_runs = [run_id for run_id, outcome in outcomes.items() if outcome == "failed"]
@@ -427,9 +436,12 @@ def write_summary(
     logs_on_terminal: bool = False,
     **options: Any,
 ) -> str:
-    """:func:`summary_text` (same options), written to ``path`` (results/summary.md); returns
-    the text for the terminal, without the failed jobs' log lines where Snakemake printed
-    those logs already (``logs_on_terminal``: its show-failed-logs), so a message shows once."""
+    """:func:`summary_text` (same options), written to ``path`` (results/<sweep>/summary.md);
+    returns the text for the terminal, without the failed jobs' log lines where Snakemake
+    printed those logs already (``logs_on_terminal``: its show-failed-logs), so a message shows
+    once."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
+    if options.get("now") is None:  # one end time, so the file and the terminal agree
+        options["now"] = time.time()
     Path(path).write_text(summary_text(runs, since, **options))
     return summary_text(runs, since, quote_job_logs=not logs_on_terminal, **options)

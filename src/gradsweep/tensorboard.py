@@ -1,6 +1,7 @@
 """TensorBoard event files of a sweep: per-epoch scalars and HParams records of every run.
 
-Layout under ``results/tensorboard/`` (``tensorboard --logdir results/tensorboard``):
+Layout under ``results/<sweep>/tensorboard/``
+(``tensorboard --logdir results/<sweep>/tensorboard``):
 
 - ``<experiment>/<run>/``: one TensorBoard run per trained run. Its scalars per epoch
   (step = epoch, 0 = at initialisation), the run's HParams session (every setting of its
@@ -217,7 +218,7 @@ def write_experiment(
     out_dir: str | Path,
 ) -> list[str]:
     """Write ``out_dir/<run>/`` for every run of one experiment from its aggregates
-    (results/experiments/<experiment>/) and its runs' run.json files; return the run names.
+    (results/<sweep>/experiments/<experiment>/) and its runs' run.json files; return the run names.
 
     Wall times: a run starts at its run.json's modification time minus its wall_s, and each
     epoch at that start plus the epoch's wall_s, so TensorBoard's "relative" axis shows the
@@ -252,7 +253,7 @@ def write_experiment(
 
 
 def write_sweep_config(infos: Sequence[str | Path], out_dir: str | Path) -> None:
-    """Write ``out_dir`` (``results/tensorboard/hparams-config``): the sweep's HParams
+    """Write ``out_dir`` (``results/<sweep>/tensorboard/hparams-config``): the sweep's HParams
     experiment summary, from every run's run.json."""
     out_dir = Path(out_dir)
     configs = [read_run_info(path, TensorBoardError)["config"] for path in infos]

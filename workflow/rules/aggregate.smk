@@ -5,11 +5,11 @@ rule aggregate_experiment:
         metrics=lambda wildcards: run_outputs("metrics.parquet", wildcards.experiment),
         code=script_code("aggregate.py"),
     output:
-        runs="results/experiments/{experiment}/runs.parquet",
-        traces="results/experiments/{experiment}/traces.parquet",
-        metrics="results/experiments/{experiment}/metrics.parquet",
+        runs=f"{OUT}/experiments/{{experiment}}/runs.parquet",
+        traces=f"{OUT}/experiments/{{experiment}}/traces.parquet",
+        metrics=f"{OUT}/experiments/{{experiment}}/metrics.parquet",
     log:
-        "logs/aggregate/{experiment}.log",
+        f"{LOGS}/aggregate/{{experiment}}.log",
     conda:
         "../envs/gradsweep.yaml"
     script:
@@ -25,10 +25,10 @@ rule aggregate:
         metrics=sweep_tables("metrics"),
         code=script_code("concatenate.py"),
     output:
-        runs="results/runs.parquet",
-        metrics="results/metrics.parquet",
+        runs=f"{OUT}/runs.parquet",
+        metrics=f"{OUT}/metrics.parquet",
     log:
-        "logs/aggregate/all.log",
+        f"{LOGS}/aggregate/all.log",
     conda:
         "../envs/gradsweep.yaml"
     script:
@@ -40,9 +40,9 @@ rule aggregate_traces:
         traces=sweep_tables("traces"),
         code=script_code("concatenate.py"),
     output:
-        traces="results/traces.parquet",
+        traces=f"{OUT}/traces.parquet",
     log:
-        "logs/aggregate/traces.log",
+        f"{LOGS}/aggregate/traces.log",
     conda:
         "../envs/gradsweep.yaml"
     script:

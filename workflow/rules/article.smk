@@ -14,13 +14,13 @@ rule plot_activations:
         code=script_code("plot_article.py"),
     output:
         report(
-            "results/figures/activations.png",
+            f"{OUT}/figures/activations.png",
             caption="../report/activations.rst",
             category="Article",
             subcategory="Activation functions",
         ),
     log:
-        "logs/plot_article/activations.log",
+        f"{LOGS}/plot_article/activations.log",
     conda:
         "../envs/gradsweep.yaml"
     script:
@@ -33,13 +33,13 @@ rule plot_one_path:
         code=script_code("plot_article.py"),
     output:
         layers=report(
-            "results/figures/one_path/layers.png",
+            f"{OUT}/figures/one_path/layers.png",
             caption="../report/one_path_layers.rst",
             category="Experiments",
             subcategory="one_path",
         ),
     log:
-        "logs/plot_article/one_path.log",
+        f"{LOGS}/plot_article/one_path.log",
     conda:
         "../envs/gradsweep.yaml"
     params:
@@ -54,13 +54,13 @@ rule plot_nndl_demo:
         code=script_code("plot_article.py"),
     output:
         speed=report(
-            "results/figures/nndl_demo/speed.png",
+            f"{OUT}/figures/nndl_demo/speed.png",
             caption="../report/nndl_demo_speed.rst",
             category="Experiments",
             subcategory="nndl_demo",
         ),
     log:
-        "logs/plot_article/nndl_demo.log",
+        f"{LOGS}/plot_article/nndl_demo.log",
     conda:
         "../envs/gradsweep.yaml"
     params:
@@ -75,19 +75,19 @@ rule plot_nielsen_init:
         code=script_code("plot_article.py"),
     output:
         init_norms=report(
-            "results/figures/nielsen_init/init_norms.png",
+            f"{OUT}/figures/nielsen_init/init_norms.png",
             caption="../report/nielsen_init_norms.rst",
             category="Experiments",
             subcategory="nielsen_init",
         ),
         speed=report(
-            "results/figures/nielsen_init/speed.png",
+            f"{OUT}/figures/nielsen_init/speed.png",
             caption="../report/nielsen_init_speed.rst",
             category="Experiments",
             subcategory="nielsen_init",
         ),
     log:
-        "logs/plot_article/nielsen_init.log",
+        f"{LOGS}/plot_article/nielsen_init.log",
     conda:
         "../envs/gradsweep.yaml"
     params:
@@ -106,13 +106,13 @@ rule plot_remedies:
         code=script_code("plot_article.py"),
     output:
         remedies=report(
-            "results/figures/remedies/remedies.png",
+            f"{OUT}/figures/remedies/remedies.png",
             caption="../report/remedies.rst",
             category="Experiments",
             subcategory="remedies",
         ),
     log:
-        "logs/plot_article/remedies.log",
+        f"{LOGS}/plot_article/remedies.log",
     conda:
         "../envs/gradsweep.yaml"
     params:
@@ -127,13 +127,13 @@ rule plot_batch_norm_sigmoid:
         code=script_code("plot_article.py"),
     output:
         bn_distribution=report(
-            "results/figures/batch_norm_sigmoid/bn_distribution.png",
+            f"{OUT}/figures/batch_norm_sigmoid/bn_distribution.png",
             caption="../report/bn_distribution.rst",
             category="Experiments",
             subcategory="batch_norm_sigmoid",
         ),
     log:
-        "logs/plot_article/batch_norm_sigmoid.log",
+        f"{LOGS}/plot_article/batch_norm_sigmoid.log",
     conda:
         "../envs/gradsweep.yaml"
     params:
@@ -148,19 +148,19 @@ rule plot_edge_of_chaos:
         code=script_code("plot_article.py"),
     output:
         trainability=report(
-            "results/figures/edge_of_chaos/trainability.png",
+            f"{OUT}/figures/edge_of_chaos/trainability.png",
             caption="../report/edge_of_chaos_trainability.rst",
             category="Experiments",
             subcategory="edge_of_chaos",
         ),
         slopes=report(
-            "results/figures/edge_of_chaos/slopes.png",
+            f"{OUT}/figures/edge_of_chaos/slopes.png",
             caption="../report/edge_of_chaos_slopes.rst",
             category="Experiments",
             subcategory="edge_of_chaos",
         ),
     log:
-        "logs/plot_article/edge_of_chaos.log",
+        f"{LOGS}/plot_article/edge_of_chaos.log",
     conda:
         "../envs/gradsweep.yaml"
     params:
@@ -175,13 +175,13 @@ rule plot_diagnostics:
         code=script_code("plot_article.py"),
     output:
         diagnostics=report(
-            "results/figures/{experiment}/diagnostics.png",
+            f"{OUT}/figures/{{experiment}}/diagnostics.png",
             caption="../report/diagnostics.rst",
             category="Experiments",
             subcategory="{experiment}",
         ),
     log:
-        "logs/plot_article/diagnostics/{experiment}.log",
+        f"{LOGS}/plot_article/diagnostics/{{experiment}}.log",
     conda:
         "../envs/gradsweep.yaml"
     params:

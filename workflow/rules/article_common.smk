@@ -20,22 +20,24 @@ ARTICLE_FIGURES = {
 def article_outputs():
     """The article's figures for the experiments of this config."""
     special = [
-        f"results/figures/{experiment}/{name}.png"
+        f"{OUT}/figures/{experiment}/{name}.png"
         for experiment, names in ARTICLE_FIGURES.items()
         if experiment in EXPERIMENTS
         for name in names
     ]
     return [
-        "results/figures/activations.png",
+        f"{OUT}/figures/activations.png",
         *special,
-        *expand("results/figures/{experiment}/diagnostics.png", experiment=EXPERIMENTS),
+        *expand(
+            f"{OUT}/figures/{{experiment}}/diagnostics.png", experiment=EXPERIMENTS
+        ),
     ]
 
 
 def experiment_tables(experiment):
     """The per-experiment aggregates a figure reads."""
     return {
-        table: f"results/experiments/{experiment}/{table}.parquet"
+        table: f"{OUT}/experiments/{experiment}/{table}.parquet"
         for table in ("runs", "traces", "metrics")
     }
 
@@ -49,7 +51,7 @@ def experiment_figures():
     """Every page of every experiment's gradients, steps, updates and learning-curve
     figures."""
     return [
-        f"results/figures/{experiment}/{name}{page}.png"
+        f"{OUT}/figures/{experiment}/{name}{page}.png"
         for experiment in EXPERIMENTS
         for page in figure_pages(experiment)
         for name in ("gradients", "steps", "updates", "learning_curves")

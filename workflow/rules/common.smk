@@ -22,6 +22,7 @@ from gradsweep.config import (
     available_cpus,
     check_sources,
     explain,
+    sweep_name,
 )
 from gradsweep.data import download_targets, raw_files
 from gradsweep.plan import plan_lines, plan_sweep
@@ -37,6 +38,9 @@ try:
     run_list, BATCHES = sweep_batches(config)
     RUNS = {(run["experiment"], run["run"]): run for run in run_list}
     check_sources(config)
+    # the sweep's name (the config's `sweep:`, else its file's name): Snakemake gives cluster
+    # jobs the same --configfile and --config, so they find the same folder
+    SWEEP = sweep_name(config, workflow.overwrite_configfiles)
 except WorkflowError as error:  # the schema said no
     if not isinstance(error.__context__, ValidationError):
         raise
@@ -59,8 +63,12 @@ BATCH_OF = {
     for (experiment, batch), runs in BATCHES.items()
     for run in runs
 }
+# Every output of the sweep goes under OUT (paths such as f"{OUT}/figures/..."), its jobs'
+# logs under LOGS; the run cache is every sweep's: a second sweep restores the runs it shares.
+OUT = f"results/{SWEEP}"
+LOGS = f"logs/{SWEEP}"
 RUN_CACHE = "results/cache"
-TRAIN_LOGS = "logs/train"
+TRAIN_LOGS = f"{LOGS}/train"
 
 # the run_files command: this Python, so the package is the one Snakemake imported
 PUBLISH = f"{shlex.quote(sys.executable)} -m gradsweep.batches publish"
@@ -68,7 +76,7 @@ PUBLISH = f"{shlex.quote(sys.executable)} -m gradsweep.batches publish"
 # The plan, before any job (dry run or real): per experiment, runs to train, from the run
 # cache, already done (gradsweep.plan). Not in the jobs a cluster starts (they parse this too).
 if workflow.is_main_process:
-    for line in plan_lines(plan_sweep(RUNS, BATCHES, "results", RUN_CACHE)):
+    for line in plan_lines(plan_sweep(RUNS, BATCHES, OUT, RUN_CACHE)):
         logger.info(line)
 
 # `--cores` counts what Snakemake may hand out, not what the machine has: `--cores 8` on a
@@ -124,7 +132,7 @@ def batch_runtime(wildcards):
 def run_batch(wildcards):
     """The manifest of the batch that trains the run."""
     batch = BATCH_OF[(wildcards.experiment, wildcards.run)]
-    return f"results/batches/{wildcards.experiment}/{batch}.json"
+    return f"{OUT}/batches/{wildcards.experiment}/{batch}.json"
 
 
 def run_cache_entry(wildcards):
@@ -147,14 +155,14 @@ def download_target(wildcards):
 def sweep_tables(name):
     """One per-experiment aggregate (runs, traces or metrics) of every experiment, to stack."""
     return expand(
-        f"results/experiments/{{experiment}}/{name}.parquet", experiment=EXPERIMENTS
+        f"{OUT}/experiments/{{experiment}}/{name}.parquet", experiment=EXPERIMENTS
     )
 
 
 def run_outputs(name, experiment=None):
     """One file of every run (of one experiment, if given), in a stable order."""
     return [
-        f"results/runs/{exp}/{run}/{name}"
+        f"{OUT}/runs/{exp}/{run}/{name}"
         for exp, run in sorted(RUNS)
         if experiment in (None, exp)
     ]
@@ -162,15 +170,15 @@ def run_outputs(name, experiment=None):
 
 def final_outputs():
     return [
-        "results/results.md",
-        "results/results_seeds.md",
-        "results/traces.parquet",
-        "results/figures/activation_init.png",
-        "results/figures/accuracy_depth.png",
-        "results/figures/ratio_heatmap.png",
+        f"{OUT}/results.md",
+        f"{OUT}/results_seeds.md",
+        f"{OUT}/traces.parquet",
+        f"{OUT}/figures/activation_init.png",
+        f"{OUT}/figures/accuracy_depth.png",
+        f"{OUT}/figures/ratio_heatmap.png",
         *experiment_figures(),
         *article_outputs(),
-        *expand("results/tensorboard/{name}", name=["hparams-config", *EXPERIMENTS]),
+        *expand(f"{OUT}/tensorboard/{{name}}", name=["hparams-config", *EXPERIMENTS]),
         # every run's own files too: a deleted run is retrained even when the figures exist
         *run_outputs("run.json"),
         *run_outputs("traces.parquet"),
@@ -193,18 +201,18 @@ def script_code(script):
 
 
 def end_of_run(log, failed):
-    """The summary at the end (gradsweep.summary): printed, and in results/summary.md."""
+    """The summary at the end (gradsweep.summary): printed, and in results/<sweep>/summary.md."""
     text = write_summary(
-        "results/summary.md",
+        f"{OUT}/summary.md",
         RUNS,
         START,
         failed=failed,
         snakemake_log=log[0] if log else None,
         argv=sys.argv,
         incomplete=incomplete_outputs(),
-        results="results",
+        results=OUT,
         cache=RUN_CACHE,
         logs=TRAIN_LOGS,
         logs_on_terminal=workflow.output_settings.show_failed_logs,
     )
-    logger.info(f"\n{text}(also in results/summary.md)")
+    logger.info(f"\n{text}(also in {OUT}/summary.md)")

@@ -1,21 +1,21 @@
 rule results_table:
     input:
-        runs="results/runs.parquet",
-        metrics="results/metrics.parquet",
+        runs=f"{OUT}/runs.parquet",
+        metrics=f"{OUT}/metrics.parquet",
         code=script_code("results_table.py"),
     output:
         table=report(
-            "results/results.md",
+            f"{OUT}/results.md",
             caption="../report/results_table.rst",
             category="Results table",
         ),
         seeds=report(
-            "results/results_seeds.md",
+            f"{OUT}/results_seeds.md",
             caption="../report/results_seeds.rst",
             category="Results table",
         ),
     log:
-        "logs/results_table.log",
+        f"{LOGS}/results_table.log",
     conda:
         "../envs/gradsweep.yaml"
     params:
@@ -29,27 +29,27 @@ rule results_table:
 
 rule plot_figures:
     input:
-        runs="results/runs.parquet",
+        runs=f"{OUT}/runs.parquet",
         traces=sweep_tables("traces"),
         code=script_code("plot_figures.py"),
     output:
         activation_init=report(
-            "results/figures/activation_init.png",
+            f"{OUT}/figures/activation_init.png",
             caption="../report/activation_init.rst",
             category="Sweep",
         ),
         accuracy_depth=report(
-            "results/figures/accuracy_depth.png",
+            f"{OUT}/figures/accuracy_depth.png",
             caption="../report/accuracy_depth.rst",
             category="Sweep",
         ),
         ratio_heatmap=report(
-            "results/figures/ratio_heatmap.png",
+            f"{OUT}/figures/ratio_heatmap.png",
             caption="../report/ratio_heatmap.rst",
             category="Sweep",
         ),
     log:
-        "logs/plot_figures.log",
+        f"{LOGS}/plot_figures.log",
     conda:
         "../envs/gradsweep.yaml"
     script:
@@ -62,41 +62,41 @@ rule plot_figures:
 # parsed, figure_pages()).
 rule plot_experiment:
     input:
-        runs="results/experiments/{experiment}/runs.parquet",
-        traces="results/experiments/{experiment}/traces.parquet",
-        metrics="results/experiments/{experiment}/metrics.parquet",
+        runs=f"{OUT}/experiments/{{experiment}}/runs.parquet",
+        traces=f"{OUT}/experiments/{{experiment}}/traces.parquet",
+        metrics=f"{OUT}/experiments/{{experiment}}/metrics.parquet",
         code=script_code("plot_experiment.py"),
     output:
         gradients=report(
-            "results/figures/{experiment}/gradients{page}.png",
+            f"{OUT}/figures/{{experiment}}/gradients{{page}}.png",
             caption="../report/gradients.rst",
             category="Experiments",
             subcategory="{experiment}",
             labels={"figure": "gradients per epoch", "page": "{page}"},
         ),
         steps=report(
-            "results/figures/{experiment}/steps{page}.png",
+            f"{OUT}/figures/{{experiment}}/steps{{page}}.png",
             caption="../report/steps.rst",
             category="Experiments",
             subcategory="{experiment}",
             labels={"figure": "gradients per step", "page": "{page}"},
         ),
         updates=report(
-            "results/figures/{experiment}/updates{page}.png",
+            f"{OUT}/figures/{{experiment}}/updates{{page}}.png",
             caption="../report/updates.rst",
             category="Experiments",
             subcategory="{experiment}",
             labels={"figure": "update sizes per epoch", "page": "{page}"},
         ),
         learning_curves=report(
-            "results/figures/{experiment}/learning_curves{page}.png",
+            f"{OUT}/figures/{{experiment}}/learning_curves{{page}}.png",
             caption="../report/learning_curves.rst",
             category="Experiments",
             subcategory="{experiment}",
             labels={"figure": "learning curves", "page": "{page}"},
         ),
     log:
-        "logs/plot_experiment/{experiment}{page}.log",
+        f"{LOGS}/plot_experiment/{{experiment}}{{page}}.log",
     wildcard_constraints:
         page=r"(-[A-Za-z0-9_.+-]+)?",
     conda:

@@ -1,4 +1,4 @@
-# TensorBoard event files (gradsweep.tensorboard): `tensorboard --logdir results/tensorboard`.
+# TensorBoard event files (gradsweep.tensorboard): `tensorboard --logdir results/<sweep>/tensorboard`.
 # Directory outputs: Snakemake deletes a folder before its job reruns, so a retrained run's
 # events replace the old ones instead of piling up beside them.
 
@@ -6,14 +6,14 @@
 rule tensorboard_experiment:
     input:
         infos=lambda wildcards: run_outputs("run.json", wildcards.experiment),
-        runs="results/experiments/{experiment}/runs.parquet",
-        traces="results/experiments/{experiment}/traces.parquet",
-        metrics="results/experiments/{experiment}/metrics.parquet",
+        runs=f"{OUT}/experiments/{{experiment}}/runs.parquet",
+        traces=f"{OUT}/experiments/{{experiment}}/traces.parquet",
+        metrics=f"{OUT}/experiments/{{experiment}}/metrics.parquet",
         code=script_code("tensorboard.py"),
     output:
-        directory("results/tensorboard/{experiment}"),
+        directory(f"{OUT}/tensorboard/{{experiment}}"),
     log:
-        "logs/tensorboard/{experiment}.log",
+        f"{LOGS}/tensorboard/{{experiment}}.log",
     conda:
         "../envs/gradsweep.yaml"
     script:
@@ -27,9 +27,9 @@ rule tensorboard_hparams_config:
         infos=run_outputs("run.json"),
         code=script_code("tensorboard.py"),
     output:
-        directory("results/tensorboard/hparams-config"),
+        directory(f"{OUT}/tensorboard/hparams-config"),
     log:
-        "logs/tensorboard/hparams-config.log",
+        f"{LOGS}/tensorboard/hparams-config.log",
     conda:
         "../envs/gradsweep.yaml"
     script:

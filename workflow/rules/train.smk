@@ -8,9 +8,9 @@ rule train:
     input:
         data=batch_data,
     output:
-        manifest="results/batches/{experiment}/{batch}.json",
+        manifest=f"{OUT}/batches/{{experiment}}/{{batch}}.json",
     log:
-        "logs/train/{experiment}/{batch}.log",
+        f"{LOGS}/train/{{experiment}}/{{batch}}.log",
     priority: batch_priority
     conda:
         "../envs/gradsweep.yaml"
@@ -23,7 +23,7 @@ rule train:
     params:
         members=batch_digest,
         cache=RUN_CACHE,
-        checkpoints="results/checkpoints",
+        checkpoints=f"{OUT}/checkpoints",
         logs=TRAIN_LOGS,
     script:
         "../scripts/train.py"
@@ -41,11 +41,11 @@ rule run_files:
     input:
         run_batch,
     output:
-        traces="results/runs/{experiment}/{run}/traces.parquet",
-        metrics="results/runs/{experiment}/{run}/metrics.parquet",
-        info="results/runs/{experiment}/{run}/run.json",
+        traces=f"{OUT}/runs/{{experiment}}/{{run}}/traces.parquet",
+        metrics=f"{OUT}/runs/{{experiment}}/{{run}}/metrics.parquet",
+        info=f"{OUT}/runs/{{experiment}}/{{run}}/run.json",
     log:
-        "logs/run_files/{experiment}/{run}.log",
+        f"{LOGS}/run_files/{{experiment}}/{{run}}.log",
     conda:
         "../envs/gradsweep.yaml"
     params:

@@ -1,5 +1,5 @@
-"""Sweep-wide figures from ``results/runs.parquet`` and the probe traces: the per-layer norms
-by activation and init, accuracy vs depth (every seed a dot) and the ratio heatmap at
+"""Sweep-wide figures from ``results/<sweep>/runs.parquet`` and the probe traces: the per-layer
+norms by activation and init, accuracy vs depth (every seed a dot) and the ratio heatmap at
 initialisation and at the end."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The Markdown results pages built from ``results/runs.parquet`` (see docs/outputs.md).
+"""The Markdown results pages built from ``results/<sweep>/runs.parquet`` (see docs/outputs.md).
 
 - :mod:`~gradsweep.table.results`: results.md, one row per config, and :func:`write_results`;
 - :mod:`~gradsweep.table.configs`: the per-config table of an experiment;
