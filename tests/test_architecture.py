@@ -28,7 +28,7 @@ LAYERS = {
         "reference",
         "claims",
     ],
-    "presentation": ["table", "plotting", "tensorboard", "summary"],
+    "presentation": ["table", "plotting", "tensorboard", "costs", "summary"],
 }
 RANK = {top: rank for rank, tops in enumerate(LAYERS.values()) for top in tops}
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
+from snakemake.benchmark import BenchmarkRecord, write_benchmark_records
 from synthetic import RunFiles, aggregate_runs, cached_run
 
 from gradsweep.batches import (
@@ -24,6 +26,8 @@ from gradsweep.batches import (
     publish,
     sweep_batches,
 )
+from gradsweep.costs import costliest, main, read_benchmark, read_costs
+from gradsweep.formatting import duration_text, megabytes_text
 from gradsweep.io import write_json
 from gradsweep.plan import ExperimentPlan, plan_lines, plan_sweep
 from gradsweep.summary import (
@@ -427,3 +431,117 @@ def test_experiments_not_in_the_config_are_named(tmp_path):
     assert len(section) == 1 and section[0].startswith("- `old`: ")
     assert "removed from this sweep's config: delete them, or put the experiment back" in section[0]
     assert stale_experiments(results, ["a", "old"]) == {}
+
+
+# --------------------------------------------------------------------------- job costs
+
+# (rule/wildcards, [(wall s, max_rss MB, cpu s) per repetition]; None: Snakemake took no sample)
+BENCHMARKS = {
+    "train/a/b000": [(95.31, 1520.44, 90.12)],
+    "train/a/b001": [(120.0, 800.0, 110.5)],
+    "plot_figures": [(12.25, 2100.73, 10.0)],
+    "run_files/a/d1-w16-relu-he_normal-s0": [None],
+    "plot_experiment/a-initglorot_uniform-width16": [(30.5, 300.0, 20.0)],
+    "download_raw/mnist/train-images-idx3-ubyte.gz": [(3.0, 90.0, 0.5), (5.5, 80.0, 0.75)],
+}
+
+
+def write_benchmarks(results: Path) -> None:
+    """Benchmark files as Snakemake writes them (its own BenchmarkRecord and writer), plus an
+    empty one (a job killed while writing it) and a file that is no benchmark."""
+    for name, repetitions in BENCHMARKS.items():
+        records = []
+        for cost in repetitions:
+            record = BenchmarkRecord()
+            record.running_time = 0.42 if cost is None else cost[0]
+            if cost is not None:
+                record.data_collected = True
+                record.max_rss, record.max_vms, record.max_uss, record.max_pss = cost[1], 1, 1, 1
+                record.io_in = record.io_out = 0.0
+                record.cpu_time = cost[2]
+            records.append(record)
+        path = results / "benchmarks" / f"{name}.tsv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_benchmark_records(records, str(path), extended_fmt=False)
+    (results / "benchmarks/results_table.tsv").write_text("")
+    (results / "benchmarks/notes.txt").write_text("s\tmax_rss\tcpu_time\n1\t2\t3\n")
+
+
+def test_read_costs_from_snakemake_benchmark_files(tmp_path):
+    results = tmp_path / "results/s"
+    write_benchmarks(results)
+    na = (results / "benchmarks/run_files/a/d1-w16-relu-he_normal-s0.tsv").read_text()
+    assert na.splitlines()[1].split("\t")[:3] == ["0.42", "0:00:00", "NA"]  # the format read
+    costs = read_costs(results)
+    assert list(costs.columns) == ["rule", "wildcards", "wall_s", "peak_rss_mb", "cpu_s", "path"]
+    got = {
+        f"{r.rule}/{r.wildcards}".rstrip("/"): (r.wall_s, r.peak_rss_mb, r.cpu_s)
+        for r in costs.itertuples()
+    }
+    expected = {
+        name: tuple(max(c[i] for c in reps) for i in range(3))  # the largest repetition
+        for name, reps in BENCHMARKS.items()
+        if reps != [None]
+    }
+    assert set(got) == set(BENCHMARKS)  # the empty file and the .txt are left out
+    for name, values in expected.items():
+        np.testing.assert_allclose(got[name], values, atol=0.005)
+    wall, rss, cpu = got["run_files/a/d1-w16-relu-he_normal-s0"]
+    assert wall == 0.42 and np.isnan(rss) and np.isnan(cpu)
+    row = costs[costs["rule"] == "download_raw"].iloc[0]
+    assert row["wildcards"] == "mnist/train-images-idx3-ubyte.gz"  # a dot in a wildcard stays
+    assert read_benchmark(results / "benchmarks/results_table.tsv") is None
+    assert read_costs(tmp_path / "nothing").empty
+
+
+def test_costliest_jobs_in_the_summary_and_the_command(tmp_path, capsys):
+    runs = summary_sweep(tmp_path)
+    results = tmp_path / "results/s"
+    assert "Costliest" not in summary_text(runs, SINCE, **options(tmp_path))  # no benchmarks
+    write_benchmarks(results)
+    costs = read_costs(results)
+    by_wall = sorted(costs.itertuples(), key=lambda r: -r.wall_s)
+    by_rss = sorted((r for r in costs.itertuples() if r.peak_rss_mb == r.peak_rss_mb),
+                    key=lambda r: -r.peak_rss_mb)  # fmt: skip
+    assert list(costliest(costs, "wall_s", 3)["wildcards"]) == [r.wildcards for r in by_wall[:3]]
+    assert list(costliest(costs, "peak_rss_mb", 9)["path"]) == [r.path for r in by_rss]  # no NA
+
+    text = summary_text(runs, SINCE, **options(tmp_path))
+    headings = re.findall(r"^#+ .*$", text, flags=re.M)
+    assert headings[-1] == "## Costliest jobs"
+    section = text.split("## Costliest jobs\n\n")[1]
+    assert section.startswith(f"6 jobs with a benchmark file in `{results}/benchmarks/`")
+    wall_list = section.split("By wall time:\n\n")[1].split("\n\n")[0].splitlines()
+    rss_list = section.split("By peak RSS:\n\n")[1].split("\n\n")[0].splitlines()
+    assert wall_list == [
+        "- `train` (a/b001): 2 min 0 s wall, 800 MB peak RSS, 1 min 50 s CPU",
+        "- `train` (a/b000): 1 min 35 s wall, 1,520 MB peak RSS, 1 min 30 s CPU",
+        "- `plot_experiment` (a-initglorot_uniform-width16): 30.5 s wall, 300 MB peak RSS, "
+        "20.0 s CPU",
+    ]
+    assert [line.split(":")[0] for line in rss_list] == [
+        "- `plot_figures`", "- `train` (a/b000)", "- `train` (a/b001)",
+    ]  # fmt: skip
+    assert f"Every job: `python -m gradsweep.costs --all {results}`" in section
+
+    main(["--all", str(results)])
+    table = capsys.readouterr().out.splitlines()
+    assert len(table) == 2 + 6  # header, rule, a row per job
+    assert table[2] == "| train | a/b001 | 2 min 0 s | 800 MB | 1 min 50 s |"  # longest first
+    assert "| run_files | a/d1-w16-relu-he_normal-s0 | 0.4 s | — | — |" in table
+    main(["--top", "1", str(results)])
+    out = capsys.readouterr().out
+    assert out.count("\n- ") == 2 and "Every job" not in out
+    with pytest.raises(SystemExit, match="no benchmark files"):
+        main([str(tmp_path / "results/none")])
+
+
+def test_duration_and_megabytes_text():
+    assert [duration_text(s) for s in (0.4, 18.5, 72, 3600 * 2 + 301)] == [
+        "0 s", "18 s", "1 min 12 s", "2 h 5 min",
+    ]  # fmt: skip
+    assert [duration_text(s, tenths=True) for s in (0.42, 18.46, 59.96, 72.0)] == [
+        "0.4 s", "18.5 s", "1 min 0 s", "1 min 12 s",
+    ]  # fmt: skip
+    assert duration_text(float("nan")) == "—" and megabytes_text(float("nan")) == "—"
+    assert megabytes_text(933.52) == "934 MB" and megabytes_text(1520.44) == "1,520 MB"

@@ -76,6 +76,25 @@ def step_text(x: float) -> str:
     return "never" if x is None or not np.isfinite(x) else f"{int(x):,}"
 
 
+def duration_text(seconds: float, tenths: bool = False) -> str:
+    """Wall or CPU time to the second: ``18 s``, ``1 min 12 s``, ``2 h 5 min``; with
+    ``tenths``, below a minute to the tenth: ``0.4 s``, ``18.5 s``; — where missing."""
+    if seconds is None or not np.isfinite(seconds):
+        return MISSING
+    if tenths and round(seconds, 1) < 60:
+        return f"{max(0.0, seconds):.1f} s"
+    minutes, secs = divmod(max(0, round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min {secs} s" if minutes else f"{secs} s"
+
+
+def megabytes_text(mb: Any) -> str:
+    """A memory size in MB: ``934 MB``, ``1,520 MB``; — where not measured."""
+    return MISSING if mb is None or not np.isfinite(mb) else f"{round(mb):,} MB"
+
+
 def interval_cell(mean: Any, lo: Any, hi: Any, fmt: Callable[[Any], str]) -> str:
     """``95.87 [95.21, 96.53]``; a single value says it has no interval."""
     if mean is None or pd.isna(mean):

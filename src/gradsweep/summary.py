@@ -16,7 +16,9 @@ the files, by their mtimes against the time the workflow was parsed:
 - *not finished*: none of these (its job failed before it, or never started).
 
 Diverged and never-learned runs, and the verdicts, come from ``results/<sweep>/runs.parquet``
-when it is up to date with the runs' files (gradsweep.verdicts has the definitions).
+when it is up to date with the runs' files (gradsweep.verdicts has the definitions); the
+costliest jobs, by wall time and by peak memory, from the jobs' benchmark files in
+``results/<sweep>/benchmarks/`` (gradsweep.costs).
 """
 
 from __future__ import annotations
@@ -34,8 +36,9 @@ import numpy as np
 import pandas as pd
 
 from gradsweep.batches import RUN_CACHE, cache_entry, is_cached
+from gradsweep.costs import cost_lines
 from gradsweep.facets import axis_text, varying_axes, widths_label, with_axes
-from gradsweep.formatting import format_percent
+from gradsweep.formatting import duration_text, format_percent
 from gradsweep.plan import run_is_current, run_json
 from gradsweep.verdicts import never_learned
 
@@ -385,7 +388,7 @@ def summary_text(
     lines = [
         "# Sweep summary",
         "",
-        f"{ended}, after {_duration(now - since)}: {state}.",
+        f"{ended}, after {duration_text(now - since)}: {state}.",
         "",
         f"{_runs_line(outcomes, table, results)}.",
     ]
@@ -403,6 +406,8 @@ def summary_text(
     lines += _stale_lines(results, {experiment for experiment, _ in runs})
     if not table.empty:
         lines += ["", "## Verdicts", "", *(f"- {line}" for line in verdict_lines(table))]
+    if costs := cost_lines(results):
+        lines += ["", "## Costliest jobs", "", *costs]
     return "\n".join(lines) + "\n"
 
 
@@ -411,14 +416,6 @@ def _read(path: str | None) -> str:
         return Path(path).read_text(errors="replace") if path else ""
     except OSError:
         return ""
-
-
-def _duration(seconds: float) -> str:
-    minutes, secs = divmod(max(0, round(seconds)), 60)
-    hours, minutes = divmod(minutes, 60)
-    if hours:
-        return f"{hours} h {minutes} min"
-    return f"{minutes} min {secs} s" if minutes else f"{secs} s"
 
 
 def incomplete_outputs(metadata: str | Path = ".snakemake") -> bool:

@@ -10,6 +10,8 @@ rule aggregate_experiment:
         metrics=f"{OUT}/experiments/{{experiment}}/metrics.parquet",
     log:
         f"{LOGS}/aggregate/{{experiment}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/aggregate_experiment/{{experiment}}.tsv"
     conda:
         "../envs/gradsweep.yaml"
     script:
@@ -29,6 +31,8 @@ rule aggregate:
         metrics=f"{OUT}/metrics.parquet",
     log:
         f"{LOGS}/aggregate/all.log",
+    benchmark:
+        f"{OUT}/benchmarks/aggregate.tsv"
     conda:
         "../envs/gradsweep.yaml"
     script:
@@ -43,6 +47,8 @@ rule aggregate_traces:
         traces=f"{OUT}/traces.parquet",
     log:
         f"{LOGS}/aggregate/traces.log",
+    benchmark:
+        f"{OUT}/benchmarks/aggregate_traces.tsv"
     conda:
         "../envs/gradsweep.yaml"
     script:

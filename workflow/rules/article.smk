@@ -21,6 +21,8 @@ rule plot_activations:
         ),
     log:
         f"{LOGS}/plot_article/activations.log",
+    benchmark:
+        f"{OUT}/benchmarks/plot_activations.tsv"
     conda:
         "../envs/gradsweep.yaml"
     script:
@@ -40,6 +42,8 @@ rule plot_one_path:
         ),
     log:
         f"{LOGS}/plot_article/one_path.log",
+    benchmark:
+        f"{OUT}/benchmarks/plot_one_path.tsv"
     conda:
         "../envs/gradsweep.yaml"
     params:
@@ -61,6 +65,8 @@ rule plot_nndl_demo:
         ),
     log:
         f"{LOGS}/plot_article/nndl_demo.log",
+    benchmark:
+        f"{OUT}/benchmarks/plot_nndl_demo.tsv"
     conda:
         "../envs/gradsweep.yaml"
     params:
@@ -88,6 +94,8 @@ rule plot_nielsen_init:
         ),
     log:
         f"{LOGS}/plot_article/nielsen_init.log",
+    benchmark:
+        f"{OUT}/benchmarks/plot_nielsen_init.tsv"
     conda:
         "../envs/gradsweep.yaml"
     params:
@@ -113,6 +121,8 @@ rule plot_remedies:
         ),
     log:
         f"{LOGS}/plot_article/remedies.log",
+    benchmark:
+        f"{OUT}/benchmarks/plot_remedies.tsv"
     conda:
         "../envs/gradsweep.yaml"
     params:
@@ -134,6 +144,8 @@ rule plot_batch_norm_sigmoid:
         ),
     log:
         f"{LOGS}/plot_article/batch_norm_sigmoid.log",
+    benchmark:
+        f"{OUT}/benchmarks/plot_batch_norm_sigmoid.tsv"
     conda:
         "../envs/gradsweep.yaml"
     params:
@@ -161,6 +173,8 @@ rule plot_edge_of_chaos:
         ),
     log:
         f"{LOGS}/plot_article/edge_of_chaos.log",
+    benchmark:
+        f"{OUT}/benchmarks/plot_edge_of_chaos.tsv"
     conda:
         "../envs/gradsweep.yaml"
     params:
@@ -182,6 +196,8 @@ rule plot_diagnostics:
         ),
     log:
         f"{LOGS}/plot_article/diagnostics/{{experiment}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/plot_diagnostics/{{experiment}}.tsv"
     conda:
         "../envs/gradsweep.yaml"
     params:

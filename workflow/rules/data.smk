@@ -6,6 +6,8 @@ rule download_raw:
         "resources/raw/{dataset}/{filename}",
     log:
         "logs/download/{dataset}/{filename}.log",
+    benchmark:
+        f"{OUT}/benchmarks/download_raw/{{dataset}}/{{filename}}.tsv"
     retries: 0
     conda:
         "../envs/gradsweep.yaml"
@@ -23,6 +25,8 @@ rule prepare_data:
         "resources/data/{dataset}.npz",
     log:
         "logs/prepare_data/{dataset}.log",
+    benchmark:
+        f"{OUT}/benchmarks/prepare_data/{{dataset}}.tsv"
     conda:
         "../envs/gradsweep.yaml"
     params:

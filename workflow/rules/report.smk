@@ -16,6 +16,8 @@ rule results_table:
         ),
     log:
         f"{LOGS}/results_table.log",
+    benchmark:
+        f"{OUT}/benchmarks/results_table.tsv"
     conda:
         "../envs/gradsweep.yaml"
     params:
@@ -50,6 +52,8 @@ rule plot_figures:
         ),
     log:
         f"{LOGS}/plot_figures.log",
+    benchmark:
+        f"{OUT}/benchmarks/plot_figures.tsv"
     conda:
         "../envs/gradsweep.yaml"
     script:
@@ -97,6 +101,8 @@ rule plot_experiment:
         ),
     log:
         f"{LOGS}/plot_experiment/{{experiment}}{{page}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/plot_experiment/{{experiment}}{{page}}.tsv"
     wildcard_constraints:
         page=r"(-[A-Za-z0-9_.+-]+)?",
     conda:

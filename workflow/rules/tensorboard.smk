@@ -14,6 +14,8 @@ rule tensorboard_experiment:
         directory(f"{OUT}/tensorboard/{{experiment}}"),
     log:
         f"{LOGS}/tensorboard/{{experiment}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/tensorboard_experiment/{{experiment}}.tsv"
     conda:
         "../envs/gradsweep.yaml"
     script:
@@ -30,6 +32,8 @@ rule tensorboard_hparams_config:
         directory(f"{OUT}/tensorboard/hparams-config"),
     log:
         f"{LOGS}/tensorboard/hparams-config.log",
+    benchmark:
+        f"{OUT}/benchmarks/tensorboard_hparams_config.tsv"
     conda:
         "../envs/gradsweep.yaml"
     script:

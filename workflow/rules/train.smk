@@ -11,6 +11,8 @@ rule train:
         manifest=f"{OUT}/batches/{{experiment}}/{{batch}}.json",
     log:
         f"{LOGS}/train/{{experiment}}/{{batch}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/train/{{experiment}}/{{batch}}.tsv"
     priority: batch_priority
     conda:
         "../envs/gradsweep.yaml"
@@ -46,6 +48,8 @@ rule run_files:
         info=f"{OUT}/runs/{{experiment}}/{{run}}/run.json",
     log:
         f"{LOGS}/run_files/{{experiment}}/{{run}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/run_files/{{experiment}}/{{run}}.tsv"
     conda:
         "../envs/gradsweep.yaml"
     params:
