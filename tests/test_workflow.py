@@ -10,9 +10,10 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 from matplotlib.image import imread
-from workflow_helpers import copy_workflow, most_at_once, snakemake
+from workflow_helpers import copy_workflow, job_stats, most_at_once, snakemake
 
 from gradsweep.config import available_cpus
+from gradsweep.costs import read_costs
 from gradsweep.io import METRICS_SCHEMA, TRACES_SCHEMA
 
 # The README's command: --cores 8 whatever the machine has. The smoke sweep's 8 runs would be
@@ -204,6 +205,17 @@ def test_plan_before_the_jobs_and_summary_at_the_end(smoke_log):
     assert dict(reversed(t.split(" ", 1)) for t in tally.split(", ")) == {
         v: str(n) for v, n in runs["verdict_final"].value_counts().items()
     }
+    # every job left its benchmark file (`all` has none: it runs nothing), and the summary
+    # names the costliest: by peak RSS a train job (TensorFlow), its RSS the file's
+    jobs = job_stats(output)
+    costs = read_costs(workdir / "results/smoke")
+    assert costs["rule"].value_counts().to_dict() == {r: n for r, n in jobs.items() if r != "all"}
+    scripts = costs[costs["rule"] != "run_files"]  # a shell job may end before its first sample
+    assert costs["wall_s"].gt(0).all() and scripts["peak_rss_mb"].notna().all()
+    by_rss = summary.split("By peak RSS:\n\n- ")[1].splitlines()[0]
+    top = costs.loc[costs["peak_rss_mb"].idxmax()]
+    assert top["rule"] == "train" and by_rss.startswith(f"`train` ({top['wildcards']}): ")
+    assert f"{round(top['peak_rss_mb']):,} MB peak RSS" in by_rss
 
 
 def test_unchanged_sweep_has_nothing_to_do(smoke_run):

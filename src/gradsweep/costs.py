@@ -3,7 +3,7 @@
 Every rule has a ``benchmark:`` file, ``results/<sweep>/benchmarks/<rule>/<wildcards>.tsv``
 (``<rule>.tsv`` for a rule without wildcards; the wildcards' values joined by ``/`` as in the
 job's log path). Snakemake samples the job's processes (its shell and everything below it)
-once a second for the first 30 s, then every 30 s, and writes one row per run of the job:
+every half second for about 15 s, then every 30 s, and writes one row per run of the job:
 ``s`` (wall seconds), ``max_rss`` (peak resident memory in MB, summed over the processes),
 ``cpu_time`` (user + system CPU seconds) and more (docs/outputs.md). A rerun overwrites its
 job's file, so each file is the job's last run.
