@@ -114,7 +114,8 @@ def test_nndl_speed_sigmoid_vs_relu(tmp_path: Path) -> None:
     steps = _bias(traces[traces["source"] == "step"]).merge(runs[["run_id", "activation"]])
     for act, d in steps.groupby("activation"):
         wide = d.pivot_table(index="step", columns="layer", values="grad_norm")
-        assert ratio[act] == pytest.approx((wide[3] / wide[1]).median(), rel=1e-9)
+        # the norms are float32 (issue 25): equal to float32's precision, not float64's
+        assert ratio[act] == pytest.approx((wide[3] / wide[1]).median(), rel=1e-6)
     assert ratio["sigmoid"] == pytest.approx(25, rel=0.2)  # 5 per layer, step noise aside
     assert ratio["relu"] == pytest.approx(1, rel=0.3)
     assert summary.columns[-1] == "median_ratio"
