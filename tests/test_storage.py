@@ -27,7 +27,7 @@ from gradsweep import data
 from gradsweep.aggregate import aggregate
 from gradsweep.batches import publish
 from gradsweep.config import expand_runs
-from gradsweep.io import METRICS_SCHEMA, TRACES_SCHEMA, trace_path
+from gradsweep.io import METRICS_SCHEMA, TRACES_SCHEMA, trace_path, write_parquet
 from gradsweep.run import _TraceFile, norms_frame
 
 OLD = Path(__file__).parent / "data/float64_run"
@@ -106,7 +106,7 @@ def test_a_float64_run_stacks_with_a_new_one_and_publishes_renamed(trained, tmp_
     info.update(experiment="new", run_id=f"new/{info['run']}")
     (new / "run.json").write_text(json.dumps(info))
     traces = pd.read_parquet(new / "traces.parquet").assign(run_id=info["run_id"])
-    traces.to_parquet(new / "traces.parquet")
+    write_parquet(traces, new / "traces.parquet", TRACES_SCHEMA)  # as the trainer writes it
     metrics = pd.read_parquet(new / "metrics.parquet").assign(run_id=info["run_id"])
     metrics.to_parquet(new / "metrics.parquet")
     out = tmp_path / "out"

@@ -334,10 +334,14 @@ def test_bad_inputs_name_the_file(sweep: Path, tmp_path: Path) -> None:
     broken = tmp_path / "run.json"
     broken.write_text("{}")
     with pytest.raises(TensorBoardError, match=f"{broken}.*rerun its job"):
-        write_experiment(**{**files, "infos": [str(broken)]}, out_dir=tmp_path / "out")
-    other = _aggregates(sweep, "rates")["infos"][:1]
+        write_experiment(**{**files, "infos": [str(broken)], "traces": files["traces"][:1]},
+                         out_dir=tmp_path / "out")  # fmt: skip
+    rates = _aggregates(sweep, "rates")
+    other = {"infos": rates["infos"][:1], "traces": rates["traces"][:1]}
     with pytest.raises(TensorBoardError, match="no row for run 'rates/"):
-        write_experiment(**{**files, "infos": other}, out_dir=tmp_path / "out")
+        write_experiment(**{**files, **other}, out_dir=tmp_path / "out")
+    with pytest.raises(TensorBoardError, match="the same runs"):
+        write_experiment(**{**files, "traces": files["traces"][1:]}, out_dir=tmp_path / "out")
     assert not (tmp_path / "out").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["run.json"]  # no temporary folder left
 
