@@ -56,14 +56,15 @@ job, args = sys.argv[1], json.loads(sys.argv[2])
 if job == "aggregate_experiment":
     from gradsweep.aggregate import aggregate
     aggregate(args["infos"], args["traces"], args["metrics"], *args["out"])
-elif job == "aggregate_traces":
-    from gradsweep.aggregate import concatenate
-    concatenate([args["traces"]], args["out"])
 else:
-    names = lambda d: types.SimpleNamespace(**d)
+    class Names(types.SimpleNamespace):  # Snakemake's named lists: by name, and in order
+        def __getitem__(self, key):
+            return list(vars(self).values())[key] if isinstance(key, int) else getattr(self, key)
+        def __iter__(self): return iter(vars(self).values())
     smk = types.SimpleNamespace(
-        input=names(args["input"]), output=names(args["output"]), log=[args["log"]],
-        wildcards=names(args.get("wildcards", {})), params=names(args.get("params", {})),
+        input=Names(**args["input"]), output=Names(**args["output"]), log=[args["log"]],
+        wildcards=Names(**args.get("wildcards", {})), params=Names(**args.get("params", {})),
+        rule=args.get("rule", job),
     )
     runpy.run_path(args["script"], init_globals={"snakemake": smk}, run_name="__main__")
 """
@@ -94,7 +95,7 @@ def make_runs(n: int, out: Path) -> list:
             data.traces[column] = data.traces[column].astype(np.float32).astype(np.float64)
         step_rows = steps.assign(run_id=data.info["run_id"])
         data.traces = pd.concat([data.traces, step_rows], ignore_index=True)
-        files.append(write_run(data, out / "runs"))
+        files.append(write_run(data, out / "runs", out))  # traces: out/traces/experiment=scale/
     return files
 
 
@@ -144,15 +145,16 @@ def jobs(files: list, out: Path) -> list[tuple[str, dict]]:
     """The experiment's post-training jobs and their paths, in the workflow's order."""
     import pandas as pd
 
-    agg = {k: out / "experiments/scale" / f"{k}.parquet" for k in ("runs", "traces", "metrics")}
+    agg = {k: out / "experiments/scale" / f"{k}.parquet" for k in ("runs", "metrics")}
+    traces = [str(f.traces) for f in files]
     aggregate = {
         "infos": [str(f.info) for f in files],
-        "traces": [str(f.traces) for f in files],
+        "traces": traces,
         "metrics": [str(f.metrics) for f in files],
-        "out": [str(agg[k]) for k in ("runs", "traces", "metrics")],
+        "out": [str(agg[k]) for k in ("runs", "metrics")],
     }
     yield "aggregate_experiment", aggregate
-    yield "aggregate_traces", {"traces": str(agg["traces"]), "out": str(out / "traces.parquet")}
+    tables = {"runs": str(agg["runs"]), "traces": traces, "metrics": str(agg["metrics"])}
     from gradsweep.plotting.data import page_suffixes
 
     runs = pd.read_parquet(agg["runs"])
@@ -162,7 +164,7 @@ def jobs(files: list, out: Path) -> list[tuple[str, dict]]:
             f"plot_experiment{page}",
             {
                 "script": str(ROOT / "workflow/scripts/plot_experiment.py"),
-                "input": {k: str(v) for k, v in agg.items()},
+                "input": tables,
                 "output": {
                     k: str(figures / f"{k}{page}.png")
                     for k in ("gradients", "steps", "updates", "learning_curves")
@@ -175,12 +177,31 @@ def jobs(files: list, out: Path) -> list[tuple[str, dict]]:
         "plot_figures",
         {
             "script": str(ROOT / "workflow/scripts/plot_figures.py"),
-            "input": {"runs": str(agg["runs"]), "traces": str(out / "traces.parquet")},
+            "input": {"runs": str(agg["runs"]), "traces": traces},
             "output": {
                 k: str(figures / f"{k}.png")
                 for k in ("activation_init", "accuracy_depth", "ratio_heatmap")
             },  # fmt: skip
             "log": str(out / "plot_figures.log"),
+        },
+    )
+    yield (
+        "plot_diagnostics",
+        {
+            "script": str(ROOT / "workflow/scripts/plot_article.py"),
+            "input": tables,
+            "output": {"diagnostics": str(figures / "diagnostics.png")},
+            "log": str(out / "plot_diagnostics.log"),
+            "params": {"experiment": "scale"},
+        },
+    )
+    yield (
+        "tensorboard_experiment",
+        {
+            "script": str(ROOT / "workflow/scripts/tensorboard.py"),
+            "input": {"infos": [str(f.info) for f in files], **tables},
+            "output": {"events": str(out / "tensorboard/scale")},
+            "log": str(out / "tensorboard.log"),
         },
     )
     yield (
@@ -208,9 +229,12 @@ def bench(n: int, code: Path, out: Path, cap_gb: float) -> None:
         result = run_job(_kind(job), args, env, int(cap_gb * 2**20))
         peak = f"> {cap_gb * 1024:.0f} (killed)" if result["over_cap"] else result["peak_mb"]
         print(f"| {job} | {peak} | {result['wall_s']} |", flush=True)
-        if job == "aggregate_experiment":
-            agg = out / "experiments/scale/traces.parquet"
-            print(f"| (experiment traces: {agg.stat().st_size / rows:.2f} bytes per row) | | |")
+    # the folder as the workflow leaves it: the traces once (here written in place; in a sweep,
+    # the run cache's files hard-linked), beside runs/, experiments/, figures/, tensorboard/
+    du = int(subprocess.run(["du", "-sb", str(out)], capture_output=True, text=True,
+                            check=True).stdout.split()[0])  # fmt: skip
+    print(f"du of the results: {du / 2**20:,.0f} MB = {du / trace_bytes:.3f} x the traces' "
+          f"{trace_bytes / 2**20:,.0f} MB; {du / rows:.2f} bytes per trace row")  # fmt: skip
 
 
 def _kind(job: str) -> str:

@@ -35,11 +35,21 @@ from typing import Any
 import matplotlib.image as mpimg
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from gradsweep.aggregate import RUNS_SCHEMA, aggregate
 from gradsweep.batches import cache_entry
 from gradsweep.config import OPTIONAL_DEFAULTS, TRAINER_VERSION, TRAINING_DEFAULTS, run_name
-from gradsweep.io import DIAGNOSTICS, METRICS_SCHEMA, TRACES_SCHEMA, write_json, write_parquet
+from gradsweep.io import (
+    DIAGNOSTICS,
+    METRICS_SCHEMA,
+    TRACES_SCHEMA,
+    trace_path,
+    trace_run_id,
+    write_json,
+    write_parquet,
+)
 from gradsweep.settings import config_id, run_settings, widths_string
 
 __all__ = [
@@ -142,7 +152,7 @@ class Sweep:
     runs: pd.DataFrame
     traces: pd.DataFrame
     metrics: pd.DataFrame
-    paths: dict[str, Path]  # runs, traces, metrics
+    paths: dict[str, Any]  # runs, metrics (files), traces (their folder, or the run files)
     files: list[RunFiles]
 
 
@@ -255,10 +265,15 @@ def _accuracy(run: Run, last: int) -> np.ndarray:
     return acc
 
 
-def write_run(data: RunData, root: str | Path) -> RunFiles:
-    """The three files of a run under ``root/<run_id>/``, written as the trainer writes them."""
+def write_run(data: RunData, root: str | Path, sweep: str | Path | None = None) -> RunFiles:
+    """The three files of a run under ``root/<run_id>/``, written as the trainer writes them;
+    with ``sweep``, its traces where the workflow puts them instead, in the sweep folder's
+    ``traces/experiment=<experiment>/<run>.parquet`` (gradsweep.io.trace_path)."""
     d = Path(root) / data.info["run_id"]
-    files = RunFiles(d / "run.json", d / "traces.parquet", d / "metrics.parquet")
+    traces = d / "traces.parquet"
+    if sweep is not None:
+        traces = trace_path(sweep, data.info["experiment"], data.info["run"])
+    files = RunFiles(d / "run.json", traces, d / "metrics.parquet")
     write_json(data.info, files.info)
     write_parquet(data.traces, files.traces, TRACES_SCHEMA)
     write_parquet(data.metrics, files.metrics, METRICS_SCHEMA)
@@ -283,14 +298,23 @@ def cached_run(cfg: Mapping[str, Any], cache: str | Path, **behaviour: Any) -> P
 
 
 def aggregate_runs(files: Sequence[RunFiles], out: str | Path) -> Sweep:
-    """gradsweep.aggregate.aggregate over the runs' files: ``out``/{runs,traces,metrics}.parquet."""
+    """gradsweep.aggregate.aggregate over the runs' files: ``out``/{runs,metrics}.parquet;
+    ``paths["traces"]``: the run's trace files' folder (``out/traces`` for :func:`sweep`'s),
+    and ``Sweep.traces`` every run's traces stacked in order, with their ``experiment``."""
     out = Path(out)
-    paths = {name: out / f"{name}.parquet" for name in ("runs", "traces", "metrics")}
+    paths = {name: out / f"{name}.parquet" for name in ("runs", "metrics")}
     aggregate([str(f.info) for f in files], [str(f.traces) for f in files],
-              [str(f.metrics) for f in files], paths["runs"], paths["traces"],
-              paths["metrics"])  # fmt: skip
+              [str(f.metrics) for f in files], paths["runs"], paths["metrics"])  # fmt: skip
     tables = {name: pd.read_parquet(path) for name, path in paths.items()}
-    return Sweep(tables["runs"], tables["traces"], tables["metrics"], paths, list(files))
+    stacked = []
+    for f in files:
+        table = pq.read_table(f.traces)
+        experiment = trace_run_id(f.traces).split("/")[0]
+        stacked.append(table.append_column("experiment", pa.array([experiment] * len(table))))
+    traces = pa.concat_tables(stacked).to_pandas() if stacked else pd.DataFrame()
+    folders = {f.traces.parent.parent for f in files}
+    paths["traces"] = folders.pop() if len(folders) == 1 else [f.traces for f in files]
+    return Sweep(tables["runs"], traces, tables["metrics"], paths, list(files))
 
 
 def sweep(runs: Iterable[Run], out: str | Path | None = None, *, rng_seed: int = 0) -> Sweep:
@@ -300,7 +324,7 @@ def sweep(runs: Iterable[Run], out: str | Path | None = None, *, rng_seed: int =
     if out is None:
         with tempfile.TemporaryDirectory() as tmp:
             return sweep(runs, tmp, rng_seed=rng_seed)
-    files = [write_run(make_run(run, rng), Path(out) / "runs") for run in runs]
+    files = [write_run(make_run(run, rng), Path(out) / "runs", out) for run in runs]
     return aggregate_runs(files, out)
 
 

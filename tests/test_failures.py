@@ -30,7 +30,14 @@ from gradsweep import data
 from gradsweep.aggregate import AggregationError, aggregate
 from gradsweep.batches import cache_entry, is_cached
 from gradsweep.config import expand_runs
-from gradsweep.io import DIAGNOSTICS, METRICS_SCHEMA, TRACES_SCHEMA, write_json, write_parquet
+from gradsweep.io import (
+    DIAGNOSTICS,
+    METRICS_SCHEMA,
+    TRACES_SCHEMA,
+    trace_path,
+    write_json,
+    write_parquet,
+)
 from gradsweep.run import _Checkpoint
 
 RUN = "d2-w32-sigmoid-scaled_normal-s0"
@@ -55,7 +62,6 @@ OUT = sweep_folder("sweep.yaml")  # results/sweep: the config file's name
 LOGS = f"logs/{Path(OUT).name}"
 SWEEP_TARGETS = (
     f"{OUT}/results.md",
-    f"{OUT}/traces.parquet",
     f"{OUT}/figures/accuracy_depth.png",
     f"{OUT}/figures/diverge/gradients.png",
 )
@@ -96,7 +102,7 @@ def thread_sample(pid: int) -> tuple[Counter, int] | None:
 def run_files(workdir: Path, run_id: str) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     folder = workdir / f"{OUT}/runs" / run_id
     return (
-        pd.read_parquet(folder / "traces.parquet"),
+        pd.read_parquet(trace_path(workdir / OUT, *run_id.split("/"))),
         pd.read_parquet(folder / "metrics.parquet"),
         json.loads((folder / "run.json").read_text()),
     )
@@ -161,7 +167,7 @@ def test_diverged_run_is_a_result_and_the_sweep_completes(sweep):
     # the accuracy of a net with non-finite weights is no result: shown as missing
     assert runs.loc[DIVERGED, ["best_val_acc", "test_acc", "final_test_acc"]].isna().all()
     assert runs.loc[f"resume/{RUN}", "best_val_acc"] > 0.5
-    all_traces = pd.read_parquet(workdir / f"{OUT}/traces.parquet", columns=["run_id"])
+    all_traces = pd.read_parquet(workdir / f"{OUT}/traces", columns=["run_id"])
     assert set(all_traces["run_id"]) == set(runs.index)
 
     table = (workdir / f"{OUT}/results.md").read_text()
@@ -247,8 +253,9 @@ def test_killed_job_resumes_from_its_checkpoint_with_identical_results(sweep, tm
 
     # nothing under its final name that could read as complete; the checkpoint is there
     out = workdir / f"{OUT}/runs/resume/{RUN}"
-    for name in ("traces.parquet", "metrics.parquet", "run.json"):
+    for name in ("metrics.parquet", "run.json"):
         assert not (out / name).exists(), name
+    assert not trace_path(workdir / OUT, "resume", RUN).exists()
     assert not (workdir / f"{OUT}/batches/resume/b000.json").exists()
     # FIRST, finished before the kill, is in the run cache
     first = {**expand_runs(yaml.safe_load((workdir / "sweep.yaml").read_text()))[0]}
@@ -378,7 +385,6 @@ def run_aggregate(tmp_path: Path, runs: list[dict[str, Path]]) -> pd.DataFrame:
         [str(r["traces"]) for r in runs],
         [str(r["metrics"]) for r in runs],
         out / "runs.parquet",
-        out / "traces.parquet",
         out / "metrics.parquet",
     )
 

@@ -43,6 +43,7 @@ from workflow_helpers import (
 
 from gradsweep.batches import cache_entry, is_cached
 from gradsweep.config import REMEDY_DEFAULTS, TRAINING_DEFAULTS, expand_runs
+from gradsweep.io import trace_path
 
 pytestmark = pytest.mark.slow
 
@@ -105,6 +106,13 @@ def sweep(finished: Path) -> Path:
     work = finished.parent / "work"
     shutil.rmtree(work, ignore_errors=True)
     return copy_finished(finished, work)
+
+
+def run_file(sweep_dir: Path, run_id: str, name: str) -> Path:
+    """A run's ``traces.parquet`` (in the sweep's traces/ folder) or other file (its runs/)."""
+    if name == "traces.parquet":
+        return trace_path(sweep_dir, *run_id.split("/"))
+    return sweep_dir / "runs" / run_id / name
 
 
 def plan(workdir: Path, *targets: str) -> tuple[Counter, list[dict], str]:
@@ -341,8 +349,9 @@ def test_removed_run_output_is_restored_from_the_run_cache_alone(sweep):
 
 def test_removed_run_output_is_rebuilt_alone_on_request(sweep):
     run = f"{OUT}/runs/smoke/d4-w16-relu-he_normal-s0"
-    (sweep / run / "traces.parquet").unlink()
-    counts, jobs, _ = plan(sweep, f"{run}/traces.parquet", f"{run}/run.json")
+    traces = trace_path(OUT, "smoke", "d4-w16-relu-he_normal-s0")
+    (sweep / traces).unlink()
+    counts, jobs, _ = plan(sweep, str(traces), f"{run}/run.json")
     assert counts == Counter(run_files=1)
     assert placed(jobs) == {("smoke", "d4-w16-relu-he_normal-s0")}
 
@@ -434,8 +443,8 @@ def test_changed_batch_mate_trains_alone_and_added_runs_train_alone(sweep, finis
     same = [f"smoke/{r}" for r in ("d1-w16-relu-he_normal-s0", "d4-w16-relu-he_normal-s0")]
     for old, new in [(r, r) for r in same] + [(f"tiny/{kept}", f"tiny/{kept}-learning_rate0.1")]:
         for name in ("traces.parquet", "metrics.parquet"):
-            a = pd.read_parquet(finished / f"{OUT}/runs" / old / name)
-            b = pd.read_parquet(sweep / f"{OUT}/runs" / new / name)
+            a = pd.read_parquet(run_file(finished / OUT, old, name))
+            b = pd.read_parquet(run_file(sweep / OUT, new, name))
             assert set(b["run_id"]) == {new}
             pd.testing.assert_frame_equal(a.drop(columns="run_id"), b.drop(columns="run_id"))
     runs = pd.read_parquet(sweep / f"{OUT}/runs.parquet")
@@ -532,7 +541,7 @@ def test_a_second_sweep_leaves_the_first_intact_and_restores_shared_runs(sweep):
     for run in TINY_RUNS:
         assert not (sweep / logs / "train/tiny" / f"{run}.log").exists()
         for name in ("traces.parquet", "metrics.parquet"):
-            a, b = (pd.read_parquet(sweep / o / "runs/tiny" / run / name) for o in (OUT, out))
+            a, b = (pd.read_parquet(run_file(sweep / o, f"tiny/{run}", name)) for o in (OUT, out))
             pd.testing.assert_frame_equal(a, b)
     # the second sweep's own outputs, in its folder
     experiments = sorted(second["experiments"])

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
@@ -26,7 +27,7 @@ from gradsweep import data
 from gradsweep.aggregate import aggregate
 from gradsweep.batches import publish
 from gradsweep.config import expand_runs
-from gradsweep.io import METRICS_SCHEMA, TRACES_SCHEMA
+from gradsweep.io import METRICS_SCHEMA, TRACES_SCHEMA, trace_path, write_parquet
 from gradsweep.run import _TraceFile, norms_frame
 
 OLD = Path(__file__).parent / "data/float64_run"
@@ -105,7 +106,7 @@ def test_a_float64_run_stacks_with_a_new_one_and_publishes_renamed(trained, tmp_
     info.update(experiment="new", run_id=f"new/{info['run']}")
     (new / "run.json").write_text(json.dumps(info))
     traces = pd.read_parquet(new / "traces.parquet").assign(run_id=info["run_id"])
-    traces.to_parquet(new / "traces.parquet")
+    write_parquet(traces, new / "traces.parquet", TRACES_SCHEMA)  # as the trainer writes it
     metrics = pd.read_parquet(new / "metrics.parquet").assign(run_id=info["run_id"])
     metrics.to_parquet(new / "metrics.parquet")
     out = tmp_path / "out"
@@ -116,16 +117,25 @@ def test_a_float64_run_stacks_with_a_new_one_and_publishes_renamed(trained, tmp_
         files["traces"],
         files["metrics"],
         out / "runs.parquet",
-        out / "traces.parquet",
         out / "metrics.parquet",
     )
     assert list(runs["experiment"]) == ["old", "new"]
     assert runs["grad_ratio_init"].iloc[0] == runs["grad_ratio_init"].iloc[1]  # same training
-    stacked = pq.read_table(out / "traces.parquet")
+    # published into a sweep's traces folder, the old file is rewritten in the new types (not
+    # linked: the folder reads as one table), the new one linked; they read as one table
+    for folder in folders:
+        run_id = json.loads((folder / "run.json").read_text())["run_id"]
+        target = trace_path(out, *run_id.split("/"))
+        publish(folder, run_id, out / "runs" / run_id, target)
+        linked = target.stat().st_ino == (folder / "traces.parquet").stat().st_ino
+        assert linked == (folder == new), folder
+    stacked = ds.dataset(out / "traces", partitioning="hive").to_table()
     assert stacked.schema.remove_metadata() == TRACES_SCHEMA.append(
         pa.field("experiment", pa.string())
     )
-    halves = stacked.to_pandas().drop(columns=["experiment", "run_id"])
+    halves = stacked.to_pandas()
+    halves = pd.concat([halves[halves["experiment"] == e] for e in ("old", "new")])
+    halves = halves.drop(columns=["experiment", "run_id"])
     first, second = halves.iloc[: len(halves) // 2], halves.iloc[len(halves) // 2 :]
     # a column added after the old run was written (example_grad_rms) reads as null there
     later = [c for c in halves.columns if c not in pq.read_schema(OLD / "traces.parquet").names]

@@ -29,7 +29,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
 from workflow_helpers import copy_workflow, job_stats, snakemake
 
@@ -76,10 +75,11 @@ METRICS = ["best_val_acc", "test_acc", "grad_ratio_init", "grad_ratio_final"]
 
 def _aggregates(results: Path, experiment: str) -> dict[str, Any]:
     folder = results / "experiments" / experiment
+    infos = sorted(str(p) for p in (results / "runs" / experiment).glob("*/run.json"))
     return {
-        "infos": sorted(str(p) for p in (results / "runs" / experiment).glob("*/run.json")),
+        "infos": infos,
         "runs": folder / "runs.parquet",
-        "traces": folder / "traces.parquet",
+        "traces": [p.replace("run.json", "traces.parquet") for p in infos],
         "metrics": folder / "metrics.parquet",
     }
 
@@ -104,10 +104,9 @@ def sweep(tmp_path_factory) -> Path:
         files = _aggregates(results, experiment)
         aggregate(
             files["infos"],
-            [p.replace("run.json", "traces.parquet") for p in files["infos"]],
+            files["traces"],
             [p.replace("run.json", "metrics.parquet") for p in files["infos"]],
             files["runs"],
-            files["traces"],
             files["metrics"],
         )
         write_experiment(**files, out_dir=results / "tensorboard" / experiment)
@@ -255,7 +254,7 @@ def test_scalars_per_epoch_match_the_aggregates(sweep: Path, board: Board) -> No
     runs = _runs(sweep)
     for experiment in CONFIG["experiments"]:
         metrics = pd.read_parquet(sweep / "experiments" / experiment / "metrics.parquet")
-        traces = pq.read_table(sweep / "experiments" / experiment / "traces.parquet").to_pandas()
+        traces = pd.concat(pd.read_parquet(p) for p in _aggregates(sweep, experiment)["traces"])
         probe = traces[traces["source"] == "probe"]
         for run_id, rows in metrics.groupby("run_id"):
             depth = int(runs.loc[run_id, "depth"])
@@ -335,10 +334,14 @@ def test_bad_inputs_name_the_file(sweep: Path, tmp_path: Path) -> None:
     broken = tmp_path / "run.json"
     broken.write_text("{}")
     with pytest.raises(TensorBoardError, match=f"{broken}.*rerun its job"):
-        write_experiment(**{**files, "infos": [str(broken)]}, out_dir=tmp_path / "out")
-    other = _aggregates(sweep, "rates")["infos"][:1]
+        write_experiment(**{**files, "infos": [str(broken)], "traces": files["traces"][:1]},
+                         out_dir=tmp_path / "out")  # fmt: skip
+    rates = _aggregates(sweep, "rates")
+    other = {"infos": rates["infos"][:1], "traces": rates["traces"][:1]}
     with pytest.raises(TensorBoardError, match="no row for run 'rates/"):
-        write_experiment(**{**files, "infos": other}, out_dir=tmp_path / "out")
+        write_experiment(**{**files, **other}, out_dir=tmp_path / "out")
+    with pytest.raises(TensorBoardError, match="the same runs"):
+        write_experiment(**{**files, "traces": files["traces"][1:]}, out_dir=tmp_path / "out")
     assert not (tmp_path / "out").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["run.json"]  # no temporary folder left
 

@@ -6,6 +6,8 @@ import json
 
 import numpy as np
 import pandas as pd
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 import yaml
@@ -64,11 +66,12 @@ def test_smoke_sweep_writes_every_output(smoke_run):
         assert col in runs
     assert runs["best_val_acc"].between(0, 1).all()
 
-    traces = pq.read_table(smoke_run / "results/smoke/traces.parquet")
+    # the sweep's traces: one file per run, read as one table (docs/outputs.md)
+    traces = ds.dataset(smoke_run / "results/smoke/traces", partitioning="hive").to_table()
     for field in TRACES_SCHEMA:
         assert traces.schema.field(field.name).type == field.type
     traces = traces.to_pandas()
-    assert set(traces["source"]) == {"step", "probe"}
+    assert set(traces["source"]) == {"step", "probe"} and set(traces["experiment"]) == {"smoke"}
     assert set(traces["run_id"]) == set(runs["run_id"])
     one = traces[traces["run_id"] == "smoke/d4-w16-relu-he_normal-s0"]
     # 1077 digits / batch 10 = 107 steps per epoch, 3 epochs, 5 layers x (kernel, bias)
@@ -96,6 +99,34 @@ def test_smoke_sweep_writes_every_output(smoke_run):
     assert info["config"]["widths"] == [16] and info["versions"]["tensorflow"].startswith("2.")
 
 
+def test_every_trace_is_stored_once(smoke_run):
+    """A fresh sweep's run files are hard links to the run cache (issue 25): results/ holds no
+    second copy of a trace, neither per experiment nor sweep-wide, and the one folder reads
+    with filter push-down in pandas and pyarrow."""
+    sweep = smoke_run / "results/smoke"
+    assert not (sweep / "traces.parquet").exists()
+    assert not list((sweep / "experiments").glob("*/traces.parquet"))
+    files = sorted((sweep / "traces/experiment=smoke").glob("*.parquet"))
+    assert len(files) == 8 and not list((sweep / "runs").rglob("traces.parquet"))
+    cached = {p.stat().st_ino: p for p in (smoke_run / "results/cache").rglob("traces.parquet")}
+    for file in files:
+        assert file.stat().st_ino in cached and file.stat().st_nlink == 2, file
+        run_id = pq.read_table(file, columns=["run_id"])["run_id"].unique().to_pylist()
+        assert run_id == [f"smoke/{file.stem}"]
+    # the sweep's traces in bytes: the files above, once (du counts a hard link once)
+    one = "smoke/d4-w16-relu-he_normal-s0"
+    filters = [("experiment", "==", "smoke"), ("run_id", "==", one), ("source", "==", "probe")]
+    by_pandas = pd.read_parquet(sweep / "traces", filters=filters)
+    table = ds.dataset(sweep / "traces", partitioning="hive").to_table(
+        filter=(ds.field("run_id") == one) & (ds.field("source") == "probe")
+    )
+    direct = pq.read_table(sweep / f"traces/experiment=smoke/{one.split('/')[1]}.parquet")
+    direct = direct.filter(pc.equal(direct["source"], "probe"))
+    assert len(by_pandas) == table.num_rows == direct.num_rows == 4 * 10
+    np.testing.assert_array_equal(by_pandas["grad_norm"], direct["grad_norm"].to_numpy())
+    assert pd.read_parquet(sweep / "traces", filters=[("experiment", "==", "other")]).empty
+
+
 def test_results_table_has_a_row_per_config_and_per_seed(smoke_run):
     text = (smoke_run / "results/smoke/results.md").read_text()
     runs = pd.read_parquet(smoke_run / "results/smoke/runs.parquet")
@@ -113,8 +144,8 @@ def test_results_table_has_a_row_per_config_and_per_seed(smoke_run):
     assert len(rows) == len(runs) + 1  # header + one per run
     # the verdicts each run should get from its own probe traces (the oracle below)
     probe = pd.read_parquet(
-        smoke_run / "results/smoke/traces.parquet",
-        filters=[("source", "==", "probe"), ("param", "==", "bias")],
+        smoke_run / "results/smoke/traces",
+        filters=[("source", "==", "probe"), ("param", "==", "bias"), ("experiment", "==", "smoke")],
     )
     for _, run in runs.iterrows():
         if run["depth"] == 1:  # one hidden layer: no ratio, no verdict, anywhere (issue 24)

@@ -1,5 +1,5 @@
-"""Gather every run's files into the sweep's folder, ``results/<sweep>/``: one row per run, all
-traces, all metrics."""
+"""Gather every run's files into the sweep's folder, ``results/<sweep>/``: one row per run and
+all metrics (the traces stay in the run files, their only copy)."""
 
 from __future__ import annotations
 
@@ -11,15 +11,17 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from gradsweep.io import (
     METRICS_SCHEMA,
-    TRACES_SCHEMA,
     RunFileError,
     atomic_path,
+    is_in,
     parquet_options,
     read_run_info,
+    read_run_traces,
     write_parquet,
 )
 from gradsweep.settings import IDENTITY_FIELDS, SETTING_FIELDS, config_id, run_settings
@@ -258,14 +260,26 @@ def _with_experiment(table: pa.Table, experiment: str) -> pa.Table:
     return table.append_column("experiment", pa.array([experiment] * table.num_rows, pa.string()))
 
 
-def _update_steps(traces: pa.Table, metrics: pa.Table) -> pa.Table:
-    """The kernel step rows of epoch 1 and of the last epoch: what the update ratios read."""
-    last = pc.max(metrics["epoch"]).as_py() or 1
-    keep = pc.and_(
-        pc.and_(pc.equal(traces["source"], "step"), pc.equal(traces["param"], "kernel")),
-        pc.is_in(traces["epoch"], pa.array(sorted({1, last}), traces.schema.field("epoch").type)),
+# what run_summary reads of the step rows: the kernels' relative updates (update ratios)
+UPDATE_COLUMNS = ("run_id", "epoch", "step", "layer", "param", "relative_update", "source")
+
+
+def _run_traces(path: str | Path, run_id: str, last_epoch: int) -> tuple[pa.Table, pa.Table]:
+    """A run's probe rows (every column) and the kernel step rows of epoch 1 and of the last
+    epoch (what the update ratios read), read row group by row group: a run's step rows can be
+    millions, and nothing else of them is needed."""
+    probe = read_run_traces(path, where=ds.field("source") == "probe", error=AggregationError)
+    epochs = sorted({1, last_epoch})
+    steps = read_run_traces(
+        path,
+        UPDATE_COLUMNS,
+        (ds.field("source") == "step") & (ds.field("param") == "kernel") & is_in("epoch", epochs),
+        AggregationError,
     )
-    return traces.filter(keep)
+    _check_run_id(path, probe, run_id)
+    if steps.num_rows:
+        _check_run_id(path, steps, run_id)
+    return probe, steps
 
 
 def aggregate(
@@ -273,29 +287,24 @@ def aggregate(
     traces: Sequence[str],
     metrics: Sequence[str],
     out_runs: str | Path,
-    out_traces: str | Path,
     out_metrics: str | Path,
 ) -> pd.DataFrame:
-    """Write the three aggregate tables; traces are streamed run by run (they can be large)."""
+    """Write runs.parquet (one row per run) and the stacked metrics from every run's files,
+    run by run; of the traces only the rows the summaries need are read (they stay where they
+    are: the run files are their only copy, docs/outputs.md)."""
     if not (len(infos) == len(traces) == len(metrics)):
         raise AggregationError("infos, traces and metrics must list the same runs")
     rows, metric_tables = [], []
-    schema = TRACES_SCHEMA.append(pa.field("experiment", pa.string()))
-    options = parquet_options(schema)
-    with atomic_path(out_traces) as tmp, pq.ParquetWriter(tmp, schema, **options) as writer:
-        for info_path, trace_path, metric_path in zip(infos, traces, metrics, strict=True):
-            info = read_run_info(info_path, AggregationError)
-            trace_table = _read_table(trace_path, TRACES_SCHEMA)
-            metric_table = _read_table(metric_path, METRICS_SCHEMA)
-            _check_run_id(trace_path, trace_table, info["run_id"])
-            _check_run_id(metric_path, metric_table, info["run_id"])
-            writer.write_table(_with_experiment(trace_table, info["experiment"]))
-            metric_tables.append(_with_experiment(metric_table, info["experiment"]))
-            probe = trace_table.filter(pc.equal(trace_table["source"], "probe"))
-            steps = _update_steps(trace_table, metric_table)
-            rows.append(
-                run_summary(info, probe.to_pandas(), metric_table.to_pandas(), steps.to_pandas())
-            )
+    for info_path, trace_path, metric_path in zip(infos, traces, metrics, strict=True):
+        info = read_run_info(info_path, AggregationError)
+        metric_table = _read_table(metric_path, METRICS_SCHEMA)
+        _check_run_id(metric_path, metric_table, info["run_id"])
+        metric_tables.append(_with_experiment(metric_table, info["experiment"]))
+        last = pc.max(metric_table["epoch"]).as_py() or 1
+        probe, steps = _run_traces(trace_path, info["run_id"], last)
+        rows.append(
+            run_summary(info, probe.to_pandas(), metric_table.to_pandas(), steps.to_pandas())
+        )
     with atomic_path(out_metrics) as tmp:
         table = pa.concat_tables(metric_tables)
         pq.write_table(table, tmp, **parquet_options(table.schema))

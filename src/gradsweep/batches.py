@@ -8,8 +8,9 @@ that differ only in init or seed) together, so a batch reuses their compiled fun
 
 Each finished run goes to the run cache, ``results/cache/<experiment>/<key>/`` (:data:`RUN_CACHE`,
 shared by every sweep), keyed by a hash of its config (``TRAINER_VERSION`` included, the run's
-name left out); a batch job trains only members the cache lacks, and a small local job copies
-each run's files from the cache to ``results/<sweep>/runs/<experiment>/<run>/``. See
+name left out); a batch job trains only members the cache lacks, and a small local job links
+each run's files from the cache into ``results/<sweep>/runs/<experiment>/<run>/`` and its
+traces to ``results/<sweep>/traces/experiment=<experiment>/<run>.parquet``. See
 docs/batches.md.
 """
 
@@ -24,10 +25,21 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from gradsweep.config import expand_runs, setting
 from gradsweep.data import spec
-from gradsweep.io import METRICS_SCHEMA, TRACES_SCHEMA, read_run_info, write_json, write_parquet
+from gradsweep.io import (
+    METRICS_SCHEMA,
+    TRACES_SCHEMA,
+    atomic_path,
+    conform_traces,
+    parquet_options,
+    read_run_info,
+    write_json,
+    write_parquet,
+)
 from gradsweep.settings import digest
 
 # Target estimated seconds of training per job when the config sets neither train.runs_per_job
@@ -156,14 +168,39 @@ def _linked(source: Path, target: Path) -> bool:
     return True
 
 
-def publish(entry: Path, run_id: str, out_dir: Path) -> None:
-    """Put a cached run's files into ``out_dir`` under the run's current name.
+def _link_or_copy(source: Path, target: Path) -> None:
+    """``target`` as a hard link to ``source`` (a copy where ``source`` is linked elsewhere
+    already, or across file systems), with a fresh mtime."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.unlink(missing_ok=True)
+    if source.stat().st_nlink > 1 or not _linked(source, target):
+        shutil.copyfile(source, target)
+    os.utime(target)
+
+
+def _write_traces(source: Path, target: Path, run_id: str) -> None:
+    """``source``'s traces as ``run_id``'s in TRACES_SCHEMA (columns added since: null; older
+    types cast), row group by row group."""
+    file = pq.ParquetFile(source)
+    options = parquet_options(TRACES_SCHEMA)
+    with atomic_path(target) as tmp, pq.ParquetWriter(tmp, TRACES_SCHEMA, **options) as writer:
+        for index in range(file.num_row_groups):
+            table = conform_traces(file.read_row_group(index), path=source)
+            ids = pa.array([run_id] * table.num_rows, pa.string())
+            writer.write_table(table.set_column(0, "run_id", ids))
+
+
+def publish(entry: Path, run_id: str, out_dir: Path, traces: Path | None = None) -> None:
+    """Put a cached run's files into ``out_dir`` under the run's current name, its traces at
+    ``traces`` (default ``out_dir/traces.parquet``; the workflow's: ``io.trace_path``).
 
     Files of the same name are hard-linked (copied across file systems) and given a fresh
     mtime, so Snakemake sees them as new outputs; a run cached under another name (renamed,
     not retrained) gets its ``run_id`` rewritten. An entry another folder already links (a run
     another sweep shares) is copied instead: a hard link shares its mtime, and the fresh one
-    would make that sweep's aggregates look out of date.
+    would make that sweep's aggregates look out of date. Traces written before the current
+    schema (float64, columns missing) are rewritten in it, so that a sweep's traces read as one
+    table (docs/outputs.md).
     """
     if not is_cached(entry):
         raise FileNotFoundError(
@@ -173,21 +210,21 @@ def publish(entry: Path, run_id: str, out_dir: Path) -> None:
         )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    traces = Path(traces) if traces is not None else out_dir / "traces.parquet"
     info = read_run_info(entry / "run.json")
-    if info["run_id"] == run_id:
-        for name in CACHE_FILES:
-            target = out_dir / name
-            target.unlink(missing_ok=True)
-            if (entry / name).stat().st_nlink > 1 or not _linked(entry / name, target):
-                shutil.copyfile(entry / name, target)
-            os.utime(target)
+    renamed = info["run_id"] != run_id
+    if renamed or pq.read_schema(entry / "traces.parquet") != TRACES_SCHEMA:
+        _write_traces(entry / "traces.parquet", traces, run_id)
+    else:
+        _link_or_copy(entry / "traces.parquet", traces)
+    if not renamed:
+        for name in ("metrics.parquet", "run.json"):
+            _link_or_copy(entry / name, out_dir / name)
         return
-    for name, schema in (("traces.parquet", TRACES_SCHEMA), ("metrics.parquet", METRICS_SCHEMA)):
-        frame = pd.read_parquet(entry / name)
-        frame["run_id"] = run_id
-        # an entry trained before the trace columns of issue 15 or 24 gets them empty (NaN)
-        frame = frame.reindex(columns=schema.names)
-        write_parquet(frame, out_dir / name, schema)
+    frame = pd.read_parquet(entry / "metrics.parquet")
+    frame["run_id"] = run_id
+    write_parquet(frame.reindex(columns=METRICS_SCHEMA.names), out_dir / "metrics.parquet",
+                  METRICS_SCHEMA)  # fmt: skip
     experiment, run = run_id.split("/", 1)
     info.update(run_id=run_id, run=run, config={**info["config"], "run": run})
     write_json(info, out_dir / "run.json")
@@ -202,9 +239,10 @@ def main(argv: list[str] | None = None) -> None:
     cmd.add_argument("entry", type=Path)
     cmd.add_argument("run_id")
     cmd.add_argument("out_dir", type=Path)
+    cmd.add_argument("--traces", type=Path, help="where the traces go (default: in out_dir)")
     args = parser.parse_args(argv)
     try:
-        publish(args.entry, args.run_id, args.out_dir)
+        publish(args.entry, args.run_id, args.out_dir, args.traces)
     except FileNotFoundError as error:
         raise SystemExit(f"error: {error}") from None
 

@@ -8,13 +8,14 @@ import logging
 import os
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 DIAGNOSTICS = (
@@ -167,3 +168,67 @@ def read_run_info(path: str | Path, error: type[Exception] = RunFileError) -> di
 def write_json(obj: Any, path: str | Path) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+# Where a sweep keeps its runs' traces (issue 25): one file per run, in a hive-partitioned
+# folder, ``results/<sweep>/traces/experiment=<experiment>/<run>.parquet``: the run cache's
+# file, hard-linked (the only copy of a trace); the folder reads as one table with an
+# ``experiment`` column (docs/outputs.md shows the one call in pandas, pyarrow, DuckDB, polars).
+TRACES_DIR = "traces"
+
+
+def trace_path(out: str | Path, experiment: str, run: str) -> Path:
+    """A run's traces in the sweep folder ``out``."""
+    return Path(out) / TRACES_DIR / f"experiment={experiment}" / f"{run}.parquet"
+
+
+def trace_run_id(path: str | Path) -> str:
+    """The run_id ``<experiment>/<run>`` of a :func:`trace_path` (a per-run file elsewhere,
+    ``.../<experiment>/<run>/traces.parquet``, as the run cache and tests lay them out)."""
+    path = Path(path)
+    if path.parent.name.startswith("experiment="):
+        return f"{path.parent.name.removeprefix('experiment=')}/{path.stem}"
+    return f"{path.parent.parent.name}/{path.parent.name}"
+
+
+def read_run_traces(
+    path: str | Path,
+    columns: Sequence[str] | None = None,
+    where: ds.Expression | None = None,
+    error: type[Exception] = RunFileError,
+) -> pa.Table:
+    """One run's trace rows matching ``where`` (pyarrow expression; None: all), only
+    ``columns`` (None: all of TRACES_SCHEMA), typed as TRACES_SCHEMA (:func:`conform_traces`):
+    scanned row group by row group, so memory holds the rows kept, not the file; ``error``
+    (naming the file) when it cannot be read."""
+    names = list(columns or TRACES_SCHEMA.names)
+    try:
+        dataset = ds.dataset(str(path), format="parquet")
+        present = [c for c in names if c in dataset.schema.names]
+        table = dataset.to_table(columns=present, filter=where)
+    except (OSError, pa.ArrowException) as err:
+        raise error(f"{path}: cannot be read as Parquet ({err}); rerun its job") from err
+    return conform_traces(table, names, path, error)
+
+
+def conform_traces(
+    table: pa.Table,
+    columns: Sequence[str] | None = None,
+    path: str | Path = "",
+    error: type[Exception] = RunFileError,
+) -> pa.Table:
+    """Trace rows as TRACES_SCHEMA's ``columns`` (None: all): a file written before a column
+    existed reads it as nulls, older types (float64, int64 step) are cast."""
+    names = list(columns or TRACES_SCHEMA.names)
+    schema = pa.schema([TRACES_SCHEMA.field(c) for c in names])
+    for name in [c for c in names if c not in table.column_names]:
+        table = table.append_column(name, pa.nulls(table.num_rows, schema.field(name).type))
+    try:
+        return table.select(names).cast(schema)
+    except (pa.ArrowException, ValueError) as err:
+        raise error(f"{path}: columns of the wrong type ({err}); rerun its job") from err
+
+
+def is_in(column: str, values: Sequence[Any]) -> ds.Expression:
+    """``column`` ∈ ``values``, typed as TRACES_SCHEMA's column (for :func:`read_run_traces`)."""
+    return ds.field(column).isin(pa.array(list(values), TRACES_SCHEMA.field(column).type))

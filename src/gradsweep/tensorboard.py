@@ -28,9 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
+import pyarrow.dataset as ds
 from tensorboard.compat.proto import event_pb2, summary_pb2
 from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
 from tensorboard.plugins.hparams import metadata as hparams_metadata
@@ -40,7 +38,7 @@ from tensorboard.summary.writer.record_writer import RecordWriter
 
 from gradsweep.aggregate import hidden_bias_norms
 from gradsweep.config import OPTIONAL_DEFAULTS
-from gradsweep.io import read_run_info
+from gradsweep.io import read_run_info, read_run_traces
 from gradsweep.verdicts import has_ratio
 
 # HParams metrics: runs.parquet columns, each written once per run as tag "hparams/<column>".
@@ -193,15 +191,13 @@ def run_events(
     return events
 
 
+PROBE_COLUMNS = ("run_id", "epoch", "layer", "param", "grad_norm", "relative_update", "source")
+
+
 def _probe_rows(traces: str | Path) -> pd.DataFrame:
-    """The probe rows of an experiment's traces.parquet, read batch by batch: its step rows
-    can be millions, which pq.read_table(filters=...) would hold in memory all at once."""
-    columns = ["run_id", "epoch", "layer", "param", "grad_norm", "relative_update", "source"]
-    file = pq.ParquetFile(traces)
-    schema = pa.schema([file.schema_arrow.field(column) for column in columns])
-    batches = file.iter_batches(columns=columns)
-    probe = [batch.filter(pc.equal(batch["source"], "probe")) for batch in batches]
-    return pa.Table.from_batches(probe, schema).to_pandas()
+    """One run's probe rows (row group by row group: its step rows can be millions)."""
+    where = ds.field("source") == "probe"
+    return read_run_traces(traces, PROBE_COLUMNS, where, TensorBoardError).to_pandas()
 
 
 def _replace_dir(tmp: Path, out: Path) -> None:
@@ -213,12 +209,14 @@ def _replace_dir(tmp: Path, out: Path) -> None:
 def write_experiment(
     infos: Sequence[str | Path],
     runs: str | Path,
-    traces: str | Path,
+    traces: Sequence[str | Path],
     metrics: str | Path,
     out_dir: str | Path,
 ) -> list[str]:
     """Write ``out_dir/<run>/`` for every run of one experiment from its aggregates
-    (results/<sweep>/experiments/<experiment>/) and its runs' run.json files; return the run names.
+    (results/<sweep>/experiments/<experiment>/), its runs' run.json files and their traces
+    (``traces``: one file per run, in the order of ``infos``), one run at a time; return the
+    run names.
 
     Wall times: a run starts at its run.json's modification time minus its wall_s, and each
     epoch at that start plus the epoch's wall_s, so TensorBoard's "relative" axis shows the
@@ -226,12 +224,13 @@ def write_experiment(
     out_dir = Path(out_dir)
     summaries = pd.read_parquet(runs).set_index("run_id")
     epochs = pd.read_parquet(metrics)
-    probes = _probe_rows(traces)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.", suffix=".tmp"))
     try:
         names = []
-        for path in infos:
+        if len(traces) != len(infos):
+            raise TensorBoardError("infos and traces must list the same runs")
+        for path, trace_path in zip(infos, traces, strict=True):
             info = read_run_info(path, TensorBoardError)
             run_id = info["run_id"]
             if run_id not in summaries.index:
@@ -241,7 +240,7 @@ def write_experiment(
                 info,
                 summaries.loc[run_id],
                 epochs[epochs["run_id"] == run_id].sort_values("epoch"),
-                probes[probes["run_id"] == run_id],
+                _probe_rows(trace_path),
                 start,
             )
             _write_events(tmp / info["run"], events)

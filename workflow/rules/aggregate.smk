@@ -1,12 +1,11 @@
 rule aggregate_experiment:
     input:
         infos=lambda wildcards: run_outputs("run.json", wildcards.experiment),
-        traces=lambda wildcards: run_outputs("traces.parquet", wildcards.experiment),
+        traces=lambda wildcards: run_traces(wildcards.experiment),
         metrics=lambda wildcards: run_outputs("metrics.parquet", wildcards.experiment),
         code=script_code("aggregate.py"),
     output:
         runs=f"{OUT}/experiments/{{experiment}}/runs.parquet",
-        traces=f"{OUT}/experiments/{{experiment}}/traces.parquet",
         metrics=f"{OUT}/experiments/{{experiment}}/metrics.parquet",
     log:
         f"{LOGS}/aggregate/{{experiment}}.log",
@@ -18,9 +17,8 @@ rule aggregate_experiment:
         "../scripts/aggregate.py"
 
 
-# The sweep-wide tables. The small ones feed the table and the sweep figures; the traces,
-# as large as all experiments' together, are stacked by a job of their own that nothing
-# waits for, so it runs beside the figures instead of before them.
+# The sweep-wide tables, which feed the table and the sweep figures. The traces are not
+# stacked: results/<sweep>/traces/ reads as one table already (docs/outputs.md).
 rule aggregate:
     input:
         runs=sweep_tables("runs"),
@@ -33,22 +31,6 @@ rule aggregate:
         f"{LOGS}/aggregate/all.log",
     benchmark:
         f"{OUT}/benchmarks/aggregate.tsv"
-    conda:
-        "../envs/gradsweep.yaml"
-    script:
-        "../scripts/concatenate.py"
-
-
-rule aggregate_traces:
-    input:
-        traces=sweep_tables("traces"),
-        code=script_code("concatenate.py"),
-    output:
-        traces=f"{OUT}/traces.parquet",
-    log:
-        f"{LOGS}/aggregate/traces.log",
-    benchmark:
-        f"{OUT}/benchmarks/aggregate_traces.tsv"
     conda:
         "../envs/gradsweep.yaml"
     script:

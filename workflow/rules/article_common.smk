@@ -35,10 +35,11 @@ def article_outputs():
 
 
 def experiment_tables(experiment):
-    """The per-experiment aggregates a figure reads."""
+    """The per-experiment aggregates a figure reads, and its runs' traces."""
     return {
-        table: f"{OUT}/experiments/{experiment}/{table}.parquet"
-        for table in ("runs", "traces", "metrics")
+        "runs": f"{OUT}/experiments/{experiment}/runs.parquet",
+        "traces": run_traces(experiment),
+        "metrics": f"{OUT}/experiments/{experiment}/metrics.parquet",
     }
 
 

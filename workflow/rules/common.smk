@@ -25,6 +25,7 @@ from gradsweep.config import (
     sweep_name,
 )
 from gradsweep.data import download_targets, raw_files
+from gradsweep.io import trace_path
 from gradsweep.plan import plan_lines, plan_sweep
 from gradsweep.summary import incomplete_outputs, write_summary
 
@@ -153,7 +154,7 @@ def download_target(wildcards):
 
 
 def sweep_tables(name):
-    """One per-experiment aggregate (runs, traces or metrics) of every experiment, to stack."""
+    """One per-experiment aggregate (runs or metrics) of every experiment, to stack."""
     return expand(
         f"{OUT}/experiments/{{experiment}}/{name}.parquet", experiment=EXPERIMENTS
     )
@@ -168,11 +169,20 @@ def run_outputs(name, experiment=None):
     ]
 
 
+def run_traces(experiment=None):
+    """Every run's traces (of one experiment, if given), in the order of run_outputs: the
+    hive-partitioned folder results/<sweep>/traces/ (gradsweep.io.trace_path)."""
+    return [
+        str(trace_path(OUT, exp, run))
+        for exp, run in sorted(RUNS)
+        if experiment in (None, exp)
+    ]
+
+
 def final_outputs():
     return [
         f"{OUT}/results.md",
         f"{OUT}/results_seeds.md",
-        f"{OUT}/traces.parquet",
         f"{OUT}/figures/activation_init.png",
         f"{OUT}/figures/accuracy_depth.png",
         f"{OUT}/figures/ratio_heatmap.png",
@@ -181,7 +191,7 @@ def final_outputs():
         *expand(f"{OUT}/tensorboard/{{name}}", name=["hparams-config", *EXPERIMENTS]),
         # every run's own files too: a deleted run is retrained even when the figures exist
         *run_outputs("run.json"),
-        *run_outputs("traces.parquet"),
+        *run_traces(),
         *run_outputs("metrics.parquet"),
     ]
 

@@ -32,7 +32,7 @@ rule results_table:
 rule plot_figures:
     input:
         runs=f"{OUT}/runs.parquet",
-        traces=sweep_tables("traces"),
+        traces=run_traces(),
         code=script_code("plot_figures.py"),
     output:
         activation_init=report(
@@ -67,7 +67,7 @@ rule plot_figures:
 rule plot_experiment:
     input:
         runs=f"{OUT}/experiments/{{experiment}}/runs.parquet",
-        traces=f"{OUT}/experiments/{{experiment}}/traces.parquet",
+        traces=lambda wildcards: run_traces(wildcards.experiment),
         metrics=f"{OUT}/experiments/{{experiment}}/metrics.parquet",
         code=script_code("plot_experiment.py"),
     output:

@@ -7,7 +7,7 @@ rule tensorboard_experiment:
     input:
         infos=lambda wildcards: run_outputs("run.json", wildcards.experiment),
         runs=f"{OUT}/experiments/{{experiment}}/runs.parquet",
-        traces=f"{OUT}/experiments/{{experiment}}/traces.parquet",
+        traces=lambda wildcards: run_traces(wildcards.experiment),
         metrics=f"{OUT}/experiments/{{experiment}}/metrics.parquet",
         code=script_code("tensorboard.py"),
     output:

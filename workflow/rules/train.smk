@@ -31,8 +31,9 @@ rule train:
         "../scripts/train.py"
 
 
-# A run's own files, from the run cache (hard links, or copies across file systems): a
-# deleted run folder comes back without training, and Snakemake's deleting the outputs of a
+# A run's own files, from the run cache (hard links, or copies across file systems), its
+# traces in the sweep's hive-partitioned traces/ folder (their only copy besides the cache
+# entry they link to, docs/outputs.md): a deleted run folder comes back without training, and Snakemake's deleting the outputs of a
 # failed batch never reaches finished runs. A local shell job: Snakemake runs it at once,
 # where a `run:` job would start a Python that parses the workflow again.
 localrules:
@@ -43,7 +44,7 @@ rule run_files:
     input:
         run_batch,
     output:
-        traces=f"{OUT}/runs/{{experiment}}/{{run}}/traces.parquet",
+        traces=f"{OUT}/traces/experiment={{experiment}}/{{run}}.parquet",
         metrics=f"{OUT}/runs/{{experiment}}/{{run}}/metrics.parquet",
         info=f"{OUT}/runs/{{experiment}}/{{run}}/run.json",
     log:
@@ -58,4 +59,5 @@ rule run_files:
         out_dir=lambda wildcards, output: os.path.dirname(output.info),
     shell:
         PUBLISH
-        + " {params.entry:q} {params.run_id:q} {params.out_dir:q} > {log:q} 2>&1"
+        + " {params.entry:q} {params.run_id:q} {params.out_dir:q}"
+        + " --traces {output.traces:q} > {log:q} 2>&1"

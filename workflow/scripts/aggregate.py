@@ -1,4 +1,4 @@
-"""Snakemake adapter: gather every run's files into results/ (see gradsweep.aggregate)."""
+"""Snakemake adapter: every run's summary and metrics into results/ (see gradsweep.aggregate)."""
 
 import logging
 
@@ -12,6 +12,5 @@ aggregate(
     traces=list(smk.input.traces),
     metrics=list(smk.input.metrics),
     out_runs=smk.output.runs,
-    out_traces=smk.output.traces,
     out_metrics=smk.output.metrics,
 )

@@ -18,7 +18,7 @@ log = logging.getLogger("plot_figures")
 logging.captureWarnings(True)
 
 runs = pd.read_parquet(smk.input.runs)
-# only the probe bias rows: step traces can be huge and are not needed here
+# only the probe bias rows, run by run: step traces can be huge and are not needed here
 traces = plotting.read_traces(smk.input.traces, source="probe", param="bias")
 log.info("%d runs, %d probe bias trace rows", len(runs), len(traces))
 

@@ -13,7 +13,7 @@ else:
     runs = write_experiment(
         infos=list(smk.input.infos),
         runs=smk.input.runs,
-        traces=smk.input.traces,
+        traces=list(smk.input.traces),
         metrics=smk.input.metrics,
         out_dir=smk.output[0],
     )

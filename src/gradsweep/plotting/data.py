@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from gradsweep.facets import (
@@ -27,12 +29,75 @@ from gradsweep.facets import (
     widths_label,
     with_axes,
 )
+from gradsweep.io import TRACES_SCHEMA, read_run_traces, trace_run_id
 
 MAX_PANELS = 24  # per image (issue 13: figures must stay readable at 1,000 runs)
 MAX_HEIGHT_PX = 6000
 TRACE_COLUMNS = ("run_id", "epoch", "step", "layer", "param", "grad_norm", "source")
 
 # --------------------------------------------------------------------------- reading
+
+
+def trace_files(path: str | Path | Sequence[str | Path]) -> list[Path]:
+    """The trace files behind ``path``: a list of files, one file, or a folder of them (a
+    sweep's ``traces/``, one ``experiment=<name>/`` in it), in sorted order."""
+    if isinstance(path, list | tuple):
+        return [Path(p) for p in path]
+    path = Path(path)
+    return sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
+
+
+def iter_traces(
+    path: str | Path | Sequence[str | Path],
+    *,
+    experiment: str | None = None,
+    source: str | None = None,
+    param: str | None = "bias",
+    columns: Sequence[str] = TRACE_COLUMNS,
+    run_ids: Iterable[str] | None = None,
+) -> Iterator[pd.DataFrame]:
+    """The trace rows and columns a figure needs, one file (one run) at a time, so that a
+    figure can reduce each run's lines to what it draws before reading the next: only the
+    files of ``run_ids`` / ``experiment`` (a per-run file's run from its path,
+    ``gradsweep.io.trace_run_id``), only their rows of ``source`` and ``param`` (pyarrow
+    filter push-down, row group by row group). Files without rows yield nothing."""
+    wanted = None if run_ids is None else sorted(set(run_ids))
+    where = None
+    for col, val in (("source", source), ("param", param)):
+        if val is not None:
+            cond = ds.field(col) == val
+            where = cond if where is None else where & cond
+    names = [c for c in columns if c != "experiment"]
+    for file in trace_files(path):
+        if file.parent.name.startswith("experiment="):  # a sweep's per-run file: skip others
+            run_id = trace_run_id(file)
+            if experiment is not None and not run_id.startswith(f"{experiment}/"):
+                continue
+            if wanted is not None and run_id not in wanted:
+                continue
+            table = read_run_traces(file, names, where)
+        else:  # any other file (one run's, or several): its rows of those runs
+            cond = where if wanted is None else _and(where, ds.field("run_id").isin(wanted))
+            table = read_run_traces(file, list(dict.fromkeys([*names, "run_id"])), cond)
+            if experiment is not None:
+                table = table.filter(pc.starts_with(table["run_id"], f"{experiment}/"))
+            table = table.select(names)
+        if table.num_rows:
+            yield _categorical(table).to_pandas()
+
+
+def _and(a: ds.Expression | None, b: ds.Expression) -> ds.Expression:
+    return b if a is None else a & b
+
+
+def _categorical(table: pa.Table) -> pa.Table:
+    """The low-cardinality strings as dictionaries (pandas categoricals): millions of step rows
+    carry a handful of run ids, and comparing or joining on them stays cheap."""
+    for col in ("run_id", "source", "param"):
+        if col in table.column_names:
+            index = table.column_names.index(col)
+            table = table.set_column(index, col, pc.dictionary_encode(table[col]))
+    return table
 
 
 def read_traces(
@@ -44,26 +109,22 @@ def read_traces(
     columns: Sequence[str] = TRACE_COLUMNS,
     run_ids: Iterable[str] | None = None,
 ) -> pd.DataFrame:
-    """Read only the trace rows and columns a figure needs (pyarrow filter push-down)."""
-    paths = [str(p) for p in path] if isinstance(path, list | tuple) else str(path)
-    # low-cardinality strings arrive as dictionaries (pandas categoricals): millions of step
-    # rows carry a handful of run ids, and comparing or joining on them stays cheap
-    read = ds.ParquetReadOptions(dictionary_columns=["run_id", "experiment", "source", "param"])
-    dataset = ds.dataset(paths, format=ds.ParquetFileFormat(read_options=read))
-    names = set(dataset.schema.names)
-    expr = None
-    for col, val in (("experiment", experiment), ("source", source), ("param", param)):
-        if val is not None and col in names:  # per-run files have no experiment column
-            cond = ds.field(col) == val
-            expr = cond if expr is None else expr & cond
-    if run_ids is not None:
-        cond = ds.field("run_id").isin(sorted(set(run_ids)))
-        expr = cond if expr is None else expr & cond
-    table = dataset.to_table(columns=[c for c in columns if c in names], filter=expr)
-    df = table.to_pandas()
-    if experiment is not None and "experiment" not in names and "run_id" in df:
-        df = df[df["run_id"].astype(str).str.startswith(f"{experiment}/")]
+    """:func:`iter_traces`' rows in one table (run_id, source and param as categoricals)."""
+    parts = list(iter_traces(path, experiment=experiment, source=source, param=param,
+                             columns=columns, run_ids=run_ids))  # fmt: skip
+    if not parts:
+        names = [c for c in columns if c != "experiment"]
+        return read_run_traces_empty(names)
+    df = pd.concat(parts, ignore_index=True)
+    for col in ("run_id", "source", "param"):
+        if col in df:
+            df[col] = df[col].astype("category")
     return df
+
+
+def read_run_traces_empty(columns: Sequence[str]) -> pd.DataFrame:
+    """No trace rows, with ``columns`` typed as the trace files'."""
+    return pa.schema([TRACES_SCHEMA.field(c) for c in columns]).empty_table().to_pandas()
 
 
 def isin(s: pd.Series, values: object) -> pd.Series:

@@ -7,6 +7,8 @@ each update's gradient part and weight-decay part apart (issue 24)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -297,8 +299,40 @@ def plot_gradient_norms(
     )  # fmt: skip
 
 
+@dataclass
+class StepLines:
+    """What the step figure draws: each run's and layer's smoothed line (:func:`smooth_steps`
+    of its finite hidden-layer bias rows), the widest smoothing window, and the last traced
+    step of each diverged run. Built run by run (:func:`step_lines`, then
+    :func:`gather_step_lines`), so a figure never holds more than one run's raw step rows."""
+
+    rows: pd.DataFrame
+    window: int = 1
+    diverged_at: dict[str, float] = field(default_factory=dict)
+
+
+def step_lines(
+    traces: pd.DataFrame, runs: pd.DataFrame, max_points: int = MAX_STEP_POINTS
+) -> StepLines:
+    """The step figure's lines of ``runs`` from their step trace rows (whole runs)."""
+    rows = D.hidden_bias(traces, runs, "step")
+    tidy, window = smooth_steps(D.finite_positive(rows, "grad_norm"), max_points)
+    return StepLines(tidy, window, D.divergence_points(rows, runs, "step"))
+
+
+def gather_step_lines(parts: Iterable[StepLines]) -> StepLines | None:
+    """One :class:`StepLines` of several runs' (None without any)."""
+    parts = list(parts)
+    if not parts:
+        return None
+    drawn = [p.rows for p in parts if len(p.rows)]
+    rows = pd.concat(drawn, ignore_index=True) if drawn else parts[0].rows
+    diverged = {k: v for p in parts for k, v in p.diverged_at.items()}
+    return StepLines(rows, max(p.window for p in parts), diverged)
+
+
 def plot_step_traces(
-    traces: pd.DataFrame,
+    traces: pd.DataFrame | StepLines,
     runs: pd.DataFrame,
     out: str | Path,
     experiment: str | None = None,
@@ -306,10 +340,11 @@ def plot_step_traces(
 ) -> pd.DataFrame:
     """One panel per config of the page: mini-batch bias-gradient norm per hidden layer vs
     SGD step (log y), each seed smoothed by a rolling median, then geometric mean and min–max
-    band over seeds. Returns the configs drawn."""
+    band over seeds. ``traces``: the step rows, or their :class:`StepLines` read run by run.
+    Returns the configs drawn."""
     pg, runs = experiment_page(runs, experiment, page)
-    rows = D.hidden_bias(traces, runs, "step")
-    tidy, window = smooth_steps(D.finite_positive(rows, "grad_norm"))
+    lines = traces if isinstance(traces, StepLines) else step_lines(traces, runs)
+    tidy, window = lines.rows, lines.window
     n_untraced = int((~D.isin(runs["run_id"], tidy["run_id"])).sum()) if len(tidy) else len(runs)
     notes = []
     if window > 1:
@@ -320,7 +355,7 @@ def plot_step_traces(
     return _draw(
         tidy, runs, pg, out, x="step", ylabel=STEP_YLABEL,
         xlabel="SGD step (mini-batch updates so far)", title=title, notes=notes,
-        diverged_at=D.divergence_points(rows, runs, "step"),
+        diverged_at=lines.diverged_at,
     )  # fmt: skip
 
 
@@ -391,9 +426,11 @@ def plot_update_sizes(
 
 
 __all__ = [
+    "StepLines",
     "draw_layer_lines",
     "experiment_page",
     "figure_title",
+    "gather_step_lines",
     "page_figure",
     "page_labels",
     "panel_axes",
@@ -402,5 +439,6 @@ __all__ = [
     "plot_update_sizes",
     "seed_bands",
     "smooth_steps",
+    "step_lines",
     "update_parts",
 ]
