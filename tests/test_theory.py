@@ -139,13 +139,16 @@ def test_results_table_shows_the_prediction_beside_the_measurement(tmp_path) -> 
     header = [c.strip() for c in lines[0].strip("|").split("|")]
     at = header.index(PREDICTED.header)
     assert header[at - 1].startswith("grad ratio at init")  # beside the measured one
-    cells = {ln.split("|")[2].strip(): ln.split("|")[at + 1].strip() for ln in lines[2:]}
-    assert cells == {"100-100-100-100": "116", "100": "n/a", "1-1-1-1": "n/a"}
+    # keyed by (hidden layers, widths): equal widths show once, "4", "100" for 4 × 100
+    cells = {tuple(c.strip() for c in ln.split("|")[1:3]): ln.split("|")[at + 1].strip()
+             for ln in lines[2:]}  # fmt: skip
+    assert cells == {("4", "100"): "116", ("1", "100"): "n/a", ("4", "1"): "n/a"}
     # beside it, the measured per-layer slope (mean over the seeds) and the predicted ln χ₁/2:
     # the synthetic sigmoid net shrinks 5-fold per layer, −ln 5 = −1.61; ln(0.04196)/2 = −1.59
     assert header[at + 1] == SLOPE.header
-    slopes = {ln.split("|")[2].strip(): ln.split("|")[at + 2].strip() for ln in lines[2:]}
-    assert slopes == {"100-100-100-100": "-1.61 (-1.59)", "100": "n/a", "1-1-1-1": "-1.61 (n/a)"}
+    slopes = {tuple(c.strip() for c in ln.split("|")[1:3]): ln.split("|")[at + 2].strip()
+              for ln in lines[2:]}  # fmt: skip
+    assert slopes == {("4", "100"): "-1.61 (-1.59)", ("1", "100"): "n/a", ("4", "1"): "-1.61 (n/a)"}
     # an experiment with no prediction anywhere has no such column
     alone = synthetic.sweep([Run("one_path", (1, 1, 1, 1))], tmp_path / "alone").runs
     assert PREDICTED.header not in config_table(alone)

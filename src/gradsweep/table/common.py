@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
+from gradsweep.facets import unit_width
 from gradsweep.formatting import MISSING, format_int, format_number, format_text
 from gradsweep.settings import SETTING_NAMES, Setting, widths_list
 from gradsweep.verdicts import EXPLODING_RATIO, ONE_LAYER, VANISHING_RATIO, has_ratio
@@ -83,9 +84,10 @@ def _varies_alone(rows: pd.DataFrame, name: str) -> bool:
 
 
 # A net's shape and nonlinearity: the first columns of every table, one run or one config.
+# Equal widths show once ("100" beside 50 hidden layers, not 50 hundreds); others in full.
 SHAPE_COLUMNS: list[Column] = [
     Column("hidden layers", field("depth", format_int)),
-    Column("widths", field("widths"), "left"),
+    Column("widths", field("widths", unit_width), "left"),
     Column("activation", field("activation"), "left"),
     Column("init", field("init"), "left"),
 ]
