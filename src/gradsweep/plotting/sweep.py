@@ -327,6 +327,20 @@ def _cell_text(log: float, lo: float, hi: float, n: float, one_layer: bool = Fal
     return text
 
 
+def _mesh(ax: Axes, values: np.ndarray, cmap: object, vmax: float) -> None:
+    """Cells of ``values`` (row 0 on top) as a pcolormesh with white gaps, NaN left blank on a
+    light grey face: what ``sns.heatmap(..., center=0, linewidths=1, linecolor="white")``
+    drew, without its overlap check of the tick labels, which asks a canvas-less Figure for
+    a fresh full-size Agg renderer per label (87 MB each for a 120-row experiment: 4.5 GB)."""
+    ax.pcolormesh(
+        np.ma.masked_invalid(values), cmap=cmap, vmin=-vmax, vmax=vmax,
+        linewidths=1, edgecolor="white",
+    )  # fmt: skip
+    ax.set(xlim=(0, values.shape[1]), ylim=(values.shape[0], 0))
+    ax.spines[:].set_visible(False)
+    ax.set_facecolor("0.96")  # combinations not run
+
+
 def _ratio_heatmap(
     ax: Axes,
     w: pd.DataFrame,
@@ -352,11 +366,9 @@ def _ratio_heatmap(
     hi = stats["hi"].unstack("column").reindex(index=rows, columns=columns)
     n = stats["n"].unstack("column").reindex(index=rows, columns=columns)
     has = stats["ratio"].unstack("column").reindex(index=rows, columns=columns)
-    sns.heatmap(
-        grid.astype(float), ax=ax, cmap=cmap, center=0, vmin=-vmax, vmax=vmax,
-        cbar=False, linewidths=1, linecolor="white",
-    )  # fmt: skip
-    ax.set_facecolor("0.96")  # combinations not run
+    _mesh(ax, grid.to_numpy(dtype=float), cmap, vmax)
+    ax.set_xticks(np.arange(len(columns)) + 0.5, columns)
+    ax.set_yticks(np.arange(len(rows)) + 0.5, rows, va="center")
     cells = []
     for i, r in enumerate(rows):
         for j, c in enumerate(columns):
