@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
-from synthetic import Run, check_png, grid_runs, shrink
+from synthetic import Run, check_png, edge_of_chaos_sweep, grid_runs, shrink
 from synthetic import sweep as build
 
 from gradsweep import facets as F
@@ -428,3 +428,20 @@ def test_ratio_heatmap_rows_follow_the_remedy_axes(remedies, tmp_path: Path) -> 
         for norm in ("no norm.", "batch norm")
         for res in ("no shortcut", "residual")
     ]
+
+
+def test_ratio_heatmap_grid_of_depth_and_weight_variance(tmp_path: Path) -> None:
+    """edge_of_chaos (one activation × init, rows = depth × σ_w²) is drawn as a depths × σ_w²
+    grid, not 12 rows × 1 column; the returned cells stay one per config with its row label."""
+    built = edge_of_chaos_sweep({(d, w): 0.5 for d in (2, 5, 10) for w in (1.0, 1.5, 2.0, 3.0)})
+    runs = built.runs
+    out = tmp_path / "heatmap.png"
+    cells = plotting.plot_ratio_heatmap(runs, out)
+    height, width = check_png(out).shape[:2]
+    assert width > 1.5 * height  # 3 rows × 4 columns per panel, not 12 rows tall
+    at_init = cells[cells["when"] == "at initialisation"]
+    assert len(at_init) == 12 and set(at_init["column"]) == {"tanh\nscaled_normal"}
+    assert at_init["row"].iloc[1] == "2 hidden layers · σ_w² 1.5"
+    gmean = runs.assign(row=sweep_figures.heatmap_rows(runs)).groupby("row")["grad_ratio_init"]
+    expected = gmean.apply(lambda r: float(np.exp(np.log(r).mean())))
+    np.testing.assert_allclose(at_init.set_index("row")["gmean"], expected[at_init["row"]])

@@ -288,6 +288,40 @@ def _row_order(sub: pd.DataFrame) -> list[str]:
     return list(pd.unique(df.sort_values(keys, kind="stable")["row"]))
 
 
+def _grid_axes(sub: pd.DataFrame) -> tuple[str, str] | None:
+    """The two settings to lay an experiment's cells out by (depth rows × the other's columns)
+    when it has one activation × init column and its rows are the product of two settings:
+    edge_of_chaos's 10 depths × 12 σ_w² make a 10 × 12 grid, not 120 rows × 1 column."""
+    if sub["column"].nunique() != 1:
+        return None
+    axes = [a for a in F.varying_axes(sub) if a not in ("activation", "init")]
+    if len(axes) != 2 or "width" in axes or not set(axes) <= set(sub):
+        return None
+    keys = sub[axes].astype(str)
+    if len(keys.drop_duplicates()) != keys.nunique().prod():  # not a full product
+        return None
+    return axes[0], axes[1]
+
+
+def _layout(sub: pd.DataFrame, rows: list[str], columns: list[str]) -> pd.DataFrame:
+    """Where each (row, column) cell of the experiment goes: its drawn row ``y`` and column
+    ``x`` (the row and column themselves, or the two settings of _grid_axes), in order."""
+    cells = sub.drop_duplicates(["row", "column"])
+    axes = _grid_axes(sub)
+    if axes is None:
+        y, x = cells["row"], cells["column"]
+        y_order, x_order = rows, columns
+    else:
+        a, b = axes
+        y = cells[a].map(lambda v: F.axis_text(a, v))
+        x = cells[b].map(lambda v: F.axis_text(b, v))
+        y_order = [F.axis_text(a, v) for v in F.axis_order(a, cells[a])]
+        x_order = [F.axis_text(b, v) for v in F.axis_order(b, cells[b])]
+    out = pd.DataFrame({"row": cells["row"], "column": cells["column"], "y": y, "x": x})
+    out.attrs.update(y_order=y_order, x_order=x_order, title="" if axes is None else columns[0])
+    return out
+
+
 WHENS = {"grad_ratio_init": "at initialisation", "grad_ratio_final": "after the last epoch"}
 
 
@@ -327,11 +361,26 @@ def _cell_text(log: float, lo: float, hi: float, n: float, one_layer: bool = Fal
     return text
 
 
+def _mesh(ax: Axes, values: np.ndarray, cmap: object, vmax: float) -> None:
+    """Cells of ``values`` (row 0 on top) as a pcolormesh with white gaps, NaN left blank on a
+    light grey face: what ``sns.heatmap(..., center=0, linewidths=1, linecolor="white")``
+    drew, without its overlap check of the tick labels, which asks a canvas-less Figure for
+    a fresh full-size Agg renderer per label (87 MB each for a 120-row experiment: 4.5 GB)."""
+    ax.pcolormesh(
+        np.ma.masked_invalid(values), cmap=cmap, vmin=-vmax, vmax=vmax,
+        linewidths=1, edgecolor="white",
+    )  # fmt: skip
+    ax.set(xlim=(0, values.shape[1]), ylim=(values.shape[0], 0))
+    ax.spines[:].set_visible(False)
+    ax.set_facecolor("0.96")  # combinations not run
+
+
 def _ratio_heatmap(
     ax: Axes,
     w: pd.DataFrame,
     rows: list[str],
     columns: list[str],
+    layout: pd.DataFrame,
     cmap: object,
     vmax: float,
     *,
@@ -339,7 +388,7 @@ def _ratio_heatmap(
     when: str,
 ) -> list[dict[str, object]]:
     """One experiment's heatmap at one moment (``w``: its rows of _ratio_frame), every cell
-    labelled; returns the cells."""
+    labelled and placed as ``layout`` says; returns the cells (row by row of ``rows``)."""
     stats = w.groupby(["row", "column"]).agg(
         log=("log_ratio", "mean"),
         lo=("ratio", "min"),
@@ -352,19 +401,25 @@ def _ratio_heatmap(
     hi = stats["hi"].unstack("column").reindex(index=rows, columns=columns)
     n = stats["n"].unstack("column").reindex(index=rows, columns=columns)
     has = stats["ratio"].unstack("column").reindex(index=rows, columns=columns)
-    sns.heatmap(
-        grid.astype(float), ax=ax, cmap=cmap, center=0, vmin=-vmax, vmax=vmax,
-        cbar=False, linewidths=1, linecolor="white",
-    )  # fmt: skip
-    ax.set_facecolor("0.96")  # combinations not run
+    y_order, x_order = layout.attrs["y_order"], layout.attrs["x_order"]
+    place = layout.set_index(["row", "column"])
+    shown = (
+        stats["log"].to_frame().join(place).pivot_table("log", "y", "x", dropna=False)
+        if len(stats)
+        else pd.DataFrame()
+    )
+    _mesh(ax, shown.reindex(index=y_order, columns=x_order).to_numpy(dtype=float), cmap, vmax)
+    ax.set_xticks(np.arange(len(x_order)) + 0.5, x_order)
+    ax.set_yticks(np.arange(len(y_order)) + 0.5, y_order, va="center")
     cells = []
-    for i, r in enumerate(rows):
-        for j, c in enumerate(columns):
+    for r in rows:
+        for c in columns:
             if pd.isna(n.loc[r, c]):
                 continue
             v = grid.loc[r, c]
             one_layer = not bool(has.loc[r, c])
             text = _cell_text(v, lo.loc[r, c], hi.loc[r, c], n.loc[r, c], one_layer)
+            i, j = y_order.index(place.loc[(r, c), "y"]), x_order.index(place.loc[(r, c), "x"])
             ax.text(j + 0.5, i + 0.5, text, ha="center", va="center", fontsize=6.5)
             cells.append(
                 {"experiment": experiment, "row": r, "column": c, "when": when,
@@ -379,10 +434,22 @@ def _ratio_heatmap(
     return cells
 
 
+def _block(
+    sub: pd.DataFrame, column_order: list[str]
+) -> tuple[list[str], list[str], pd.DataFrame] | None:
+    """An experiment's rows, its activation × init columns (those it ran) and _layout."""
+    if sub.empty:
+        return None
+    rows = _row_order(sub)
+    columns = [c for c in column_order if c in set(sub["column"])]
+    return rows, columns, _layout(sub, rows, columns)
+
+
 def plot_ratio_heatmap(runs: pd.DataFrame, out: str | Path) -> pd.DataFrame:
     """log10(grad ratio) at initialisation (left) and after the last epoch (right), rows =
     the experiment's other varying settings (depth, widths, ...), columns = activation × init;
-    one block per experiment.
+    one block per experiment. An experiment of one activation × init whose rows are the
+    product of two settings (edge_of_chaos: depth × σ_w²) is drawn as a 2-D grid of them.
 
     Cells show the geometric mean over seeds and, with several seeds, their min–max. Returns
     one row per cell (experiment, row, column, when, n, gmean, min, max, text).
@@ -396,8 +463,9 @@ def plot_ratio_heatmap(runs: pd.DataFrame, out: str | Path) -> pd.DataFrame:
     finite = df["log_ratio"].dropna() if len(df) else pd.Series(dtype=float)
     vmax = max(float(finite.abs().max()) if len(finite) else 1.0, 0.5)
     cmap = sns.color_palette("vlag", as_cmap=True)
-    n_rows = [max(1, df.loc[df["experiment"] == e, "row"].nunique()) for e in experiments]
-    n_columns = max(1, int(df.groupby("experiment")["column"].nunique().max()) if len(df) else 1)
+    blocks = {e: _block(df[df["experiment"] == e], column_order) for e in experiments}
+    n_rows = [max(1, len(b[2].attrs["y_order"])) if b else 1 for b in blocks.values()]
+    n_columns = max([len(b[2].attrs["x_order"]) for b in blocks.values() if b] or [1])
     cell_w, cell_h = 1.2, 0.5  # inches
     cells = []
 
@@ -409,21 +477,24 @@ def plot_ratio_heatmap(runs: pd.DataFrame, out: str | Path) -> pd.DataFrame:
         axes = fig.subplots(len(experiments), 2, squeeze=False, height_ratios=n_rows)
         for (ax_init, ax_end), exp in zip(axes, experiments, strict=True):
             sub = df[df["experiment"] == exp]
-            if sub.empty:
+            if not blocks[exp]:
                 empty_note(ax_init, "no runs")
                 ax_end.set_visible(False)
                 continue
+            rows, columns, layout = blocks[exp]
             dataset = ", ".join(map(str, sub["dataset"].dropna().unique()))
             name = f"{exp} ({dataset})" if dataset else str(exp)
-            rows = _row_order(sub)
-            columns = [c for c in column_order if c in set(sub["column"])]  # those it ran
             for ax, when in zip((ax_init, ax_end), WHENS.values(), strict=True):
                 w = sub[sub["when"] == when]
-                cells += _ratio_heatmap(ax, w, rows, columns, cmap, vmax, experiment=exp, when=when)
+                cells += _ratio_heatmap(
+                    ax, w, rows, columns, layout, cmap, vmax, experiment=exp, when=when
+                )
                 ax.set_title(f"{name} — {when}")
+                ax.set_xlabel(layout.attrs["title"].replace("\n", " / "))
             ax_end.set_yticklabels([])
         for ax in axes[-1]:
-            ax.set_xlabel("activation / weight init")
+            if not ax.get_xlabel():  # a 2-D grid's axes name its one activation / init
+                ax.set_xlabel("activation / weight init")
         mappable = ScalarMappable(norm=Normalize(-vmax, vmax), cmap=cmap)
         cbar = fig.colorbar(mappable, ax=list(axes.ravel()), shrink=min(1.0, 4 / len(axes) + 0.3))
         cbar.set_label("log₁₀(grad ratio)\n> 0 vanishing · < 0 exploding")
