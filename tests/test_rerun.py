@@ -36,6 +36,7 @@ from workflow_helpers import (
     copy_finished,
     dry_run,
     group_jobs,
+    run_file,
     snakemake,
     sweep_folder,
     without_slurm_settings,
@@ -106,13 +107,6 @@ def sweep(finished: Path) -> Path:
     work = finished.parent / "work"
     shutil.rmtree(work, ignore_errors=True)
     return copy_finished(finished, work)
-
-
-def run_file(sweep_dir: Path, run_id: str, name: str) -> Path:
-    """A run's ``traces.parquet`` (in the sweep's traces/ folder) or other file (its runs/)."""
-    if name == "traces.parquet":
-        return trace_path(sweep_dir, *run_id.split("/"))
-    return sweep_dir / "runs" / run_id / name
 
 
 def plan(workdir: Path, *targets: str) -> tuple[Counter, list[dict], str]:
@@ -460,10 +454,11 @@ def test_changed_batch_mate_trains_alone_and_added_runs_train_alone(sweep, finis
     assert sum(trained) == 5
     summary = (sweep / f"{OUT}/summary.md").read_text()
     assert line in summary.splitlines() and line in output.splitlines()
-    assert [v[2:].split(":")[0] for v in summary.splitlines() if v.startswith("- ")][-2:] == [
+    verdicts = summary.split("## Verdicts\n", 1)[1].split("\n## ", 1)[0]
+    assert [v[2:].split(":")[0] for v in verdicts.splitlines() if v.startswith("- ")] == [
         "smoke",
         "tiny",
-    ]  # one verdict line per experiment, last
+    ]  # one verdict line per experiment
     assert dry_run(sweep, *SWEEP)[0] == Counter()  # and then nothing is left to do
 
 

@@ -27,6 +27,7 @@ import yaml
 from workflow_helpers import (
     copy_checkout,
     copy_finished,
+    run_file,
     snakemake,
     sweep_folder,
     without_slurm_settings,
@@ -41,7 +42,6 @@ OUT = sweep_folder(SMOKE[1])
 # locally only what the comparison reads: every run and the aggregates, no figures
 LOCAL = (
     f"{OUT}/runs.parquet",
-    f"{OUT}/traces.parquet",
     f"{OUT}/metrics.parquet",
     "--cores",
     "2",
@@ -190,7 +190,9 @@ def test_slurm_results_equal_a_local_run(sweeps):
     slurm, local = sweeps["slurm"], sweeps["local"]
     for run in RUNS:
         for name in ("traces.parquet", "metrics.parquet"):
-            a, b = (pd.read_parquet(d / f"{OUT}/runs/smoke" / run / name) for d in (slurm, local))
+            a, b = (
+                pd.read_parquet(run_file(d / OUT, f"smoke/{run}", name)) for d in (slurm, local)
+            )
             pd.testing.assert_frame_equal(
                 a.drop(columns=["wall_s"], errors="ignore"),
                 b.drop(columns=["wall_s"], errors="ignore"),
@@ -202,7 +204,7 @@ def test_slurm_results_equal_a_local_run(sweeps):
         assert {k: v for k, v in a.items() if k not in VARYING} == {
             k: v for k, v in b.items() if k not in VARYING
         }
-    for name in ("runs.parquet", "metrics.parquet", "traces.parquet"):
+    for name in ("runs.parquet", "metrics.parquet"):  # the traces: each run's, above
         a, b = (pd.read_parquet(d / OUT / name) for d in (slurm, local))
         varying = [c for c in a.columns if c in VARYING]
         pd.testing.assert_frame_equal(
@@ -221,6 +223,7 @@ def test_grouped_train_jobs_share_slurm_jobs(sweeps, tmp_path):
     for run in redo:
         shutil.rmtree(cache_entry(workdir / "results/cache", run_info(workdir, run)["config"]))
         shutil.rmtree(workdir / f"{OUT}/runs/smoke" / run)
+        run_file(workdir / OUT, f"smoke/{run}", "traces.parquet").unlink()
     targets = [f"{OUT}/runs/smoke/{run}/run.json" for run in RUNS]
     # targets first: --group-components takes every following word as a group
     group = ("--groups", "train=g", "--group-components", "g=2", "--cores", "1")
@@ -238,7 +241,7 @@ def test_grouped_train_jobs_share_slurm_jobs(sweeps, tmp_path):
     for run in RUNS:  # the same numbers as the ungrouped SLURM sweep
         for name in ("traces.parquet", "metrics.parquet"):
             a, b = (
-                pd.read_parquet(d / f"{OUT}/runs/smoke" / run / name)
+                pd.read_parquet(run_file(d / OUT, f"smoke/{run}", name))
                 for d in (workdir, sweeps["slurm"])
             )
             pd.testing.assert_frame_equal(

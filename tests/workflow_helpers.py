@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from gradsweep.io import trace_path
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIGFILE = "config/config.yaml"
 
@@ -151,3 +153,10 @@ def dry_run(workdir: Path, *args: str, env: dict[str, str] | None = None) -> tup
     result = snakemake(workdir, *args, "--dry-run", env=env)
     output = result.stdout + result.stderr
     return job_stats(output), planned_jobs(output), output
+
+
+def run_file(sweep_dir: Path, run_id: str, name: str) -> Path:
+    """A run's ``traces.parquet`` (in the sweep's traces/ folder) or other file (its runs/)."""
+    if name == "traces.parquet":
+        return trace_path(sweep_dir, *run_id.split("/"))
+    return sweep_dir / "runs" / run_id / name
