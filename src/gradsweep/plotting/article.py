@@ -19,7 +19,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from gradsweep import facets as F
 from gradsweep.facets import ACTIVATION_ORDER
-from gradsweep.plotting.style import thousands
+from gradsweep.plotting.style import thousands, with_datasets
 
 
 def by_activation(runs: pd.DataFrame, experiment: str | None) -> pd.DataFrame:
@@ -38,10 +38,7 @@ def by_activation(runs: pd.DataFrame, experiment: str | None) -> pd.DataFrame:
 
 def figure_title(kind: str, experiment: str | None, runs: pd.DataFrame) -> str:
     """``kind — experiment NAME (datasets)``."""
-    title = f"{kind} — experiment {experiment or 'all runs'}"
-    if len(runs) and "dataset" in runs:
-        title += f" ({', '.join(map(str, runs['dataset'].dropna().unique()))})"
-    return title
+    return with_datasets(f"{kind} — experiment {experiment or 'all runs'}", runs)
 
 
 def reference_source(reference: Mapping[str, Any] | None, width: int = 34) -> str:

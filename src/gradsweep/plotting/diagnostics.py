@@ -34,6 +34,7 @@ from gradsweep.plotting.style import (
     several_seeds,
     style,
     suptitle,
+    with_datasets,
 )
 from gradsweep.verdicts import has_ratio
 
@@ -249,9 +250,9 @@ def _config_column(
 
 
 def _title(runs: pd.DataFrame, experiment: str | None, n_shown: int, why: str) -> str:
-    title = f"Chain-rule diagnostics per hidden layer — {experiment or 'all runs'}"
-    if len(runs) and "dataset" in runs:
-        title += f" ({', '.join(map(str, runs['dataset'].dropna().unique()))})"
+    title = with_datasets(
+        f"Chain-rule diagnostics per hidden layer — {experiment or 'all runs'}", runs
+    )
     n_all = runs["config_id"].nunique() if len(runs) else 0
     if why:
         title += f"\n{n_shown} of {n_all} configs, picked as {why}"

@@ -18,7 +18,14 @@ from matplotlib.lines import Line2D
 from gradsweep import meanfield
 from gradsweep.claims import correlation_depth, trainable_cells
 from gradsweep.facets import configs_of
-from gradsweep.plotting.style import empty_note, layer_colors, save, style, suptitle
+from gradsweep.plotting.style import (
+    empty_note,
+    layer_colors,
+    save,
+    style,
+    suptitle,
+    with_datasets,
+)
 from gradsweep.verdicts import CHANCE, TRAINED_AT
 
 CURVE_POINTS = 48  # σ_w² values the 6 ξ_c curve is computed at (~0.2 s each in the chaos)
@@ -124,13 +131,9 @@ def plot_trainability(
         row = table.iloc[0]
         n = int(table["n"].max())
         seeds = f"mean over {n} seeds" if n > 1 else "one seed per config"
-        dataset = (
-            ", ".join(map(str, runs["dataset"].dropna().unique())) if "dataset" in runs else ""
-        )
         suptitle(
             fig,
-            f"Trainability at the edge of chaos — {experiment or 'all runs'}"
-            + (f" ({dataset})" if dataset else "")
+            with_datasets(f"Trainability at the edge of chaos — {experiment or 'all runs'}", runs)
             + f"\n{row['activation']}, σ_b² = {row['bias_variance']:g}; best training accuracy "
             f"after any epoch, {seeds}; theory: mean field (Schoenholz et al. 2017)",
         )

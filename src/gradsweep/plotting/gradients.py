@@ -38,6 +38,7 @@ from gradsweep.plotting.style import (
     style,
     suptitle,
     thousands,
+    with_datasets,
 )
 from gradsweep.verdicts import ONE_LAYER, has_ratio
 
@@ -262,10 +263,7 @@ def _draw(
 
 def figure_title(kind: str, experiment: str | None, runs: pd.DataFrame) -> str:
     """``<kind> — <experiment> (<datasets>)``."""
-    title = f"{kind} — {experiment or 'all runs'}"
-    if len(runs) and "dataset" in runs:
-        title += f" ({', '.join(map(str, runs['dataset'].dropna().unique()))})"
-    return title
+    return with_datasets(f"{kind} — {experiment or 'all runs'}", runs)
 
 
 def experiment_page(

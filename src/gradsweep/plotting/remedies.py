@@ -32,6 +32,7 @@ from gradsweep.plotting.style import (
     style,
     suptitle,
     thousands,
+    with_datasets,
 )
 
 # --------------------------------------------------------------------------- remedies (issue 15)
@@ -140,13 +141,9 @@ def plot_remedies_heatmap(
         ax_ratio.set_yticklabels(
             [f"{lbl} (n = {k})" for lbl, k in zip(table["label"], table["n"], strict=True)]
         )
-        dataset = (
-            ", ".join(map(str, runs["dataset"].dropna().unique())) if "dataset" in runs else ""
-        )
         suptitle(
             fig,
-            f"Remedies side by side — {experiment or 'all runs'}"
-            + (f" ({dataset})" if dataset else "")
+            with_datasets(f"Remedies side by side — {experiment or 'all runs'}", runs)
             + "\nratios last ÷ first hidden layer: geometric mean over seeds (second line: "
             "min–max); accuracy: mean (min–max)",
         )
@@ -258,10 +255,12 @@ def _bn_legend(fig: Figure, labels: dict, palette: dict) -> None:
 
 
 def _bn_title(runs: pd.DataFrame, experiment: str | None, note: str) -> str:
-    dataset = ", ".join(map(str, runs.get("dataset", pd.Series()).dropna().unique()))
     return (
-        f"Batch normalization after Ioffe & Szegedy (2015), Fig. 1 — {experiment or 'all runs'}"
-        + (f" ({dataset})" if dataset else "")
+        with_datasets(
+            "Batch normalization after Ioffe & Szegedy (2015), Fig. 1 — "
+            f"{experiment or 'all runs'}",
+            runs,
+        )
         + "\n(line: mean over seeds, band: min–max"
         + (f"; {note}" if note else "")
         + ")"

@@ -169,3 +169,10 @@ def thousands(x: float, _pos: object = None) -> str:
     if abs(x) >= 1e3:
         return f"{x / 1e3:g}k"
     return f"{x:g}"
+
+
+def with_datasets(name: str, runs: pd.DataFrame) -> str:
+    """``name (fashion_mnist)``: a title's experiment with its runs' datasets, if recorded."""
+    column = runs["dataset"] if "dataset" in runs else pd.Series(dtype=object)
+    datasets = ", ".join(map(str, column.dropna().unique()))
+    return f"{name} ({datasets})" if datasets else name

@@ -32,6 +32,7 @@ from gradsweep.plotting.style import (
     several_seeds,
     style,
     suptitle,
+    with_datasets,
 )
 from gradsweep.verdicts import has_ratio
 
@@ -173,8 +174,7 @@ def accuracy_panels(runs: pd.DataFrame) -> pd.Series:
     df = F.with_axes(runs)
     labels = pd.Series("", index=runs.index, dtype=object)
     for exp, sub in df.groupby("experiment", dropna=False):
-        datasets = ", ".join(map(str, sub["dataset"].dropna().unique()))
-        head = f"{exp} ({datasets})" if datasets else str(exp)
+        head = with_datasets(str(exp), sub)
         varying = [a for a in F.varying_axes(sub) if a not in IN_PANEL]
         for idx, row in sub.iterrows():
             extra = ", ".join(F.axis_text(a, row[a]) for a in varying)
@@ -482,8 +482,7 @@ def plot_ratio_heatmap(runs: pd.DataFrame, out: str | Path) -> pd.DataFrame:
                 ax_end.set_visible(False)
                 continue
             rows, columns, layout = blocks[exp]
-            dataset = ", ".join(map(str, sub["dataset"].dropna().unique()))
-            name = f"{exp} ({dataset})" if dataset else str(exp)
+            name = with_datasets(str(exp), sub)
             for ax, when in zip((ax_init, ax_end), WHENS.values(), strict=True):
                 w = sub[sub["when"] == when]
                 cells += _ratio_heatmap(
