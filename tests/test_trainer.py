@@ -224,13 +224,16 @@ def test_decay_part_of_each_update_equals_numpy(optimizer, nesterov, every, lr):
                                            grad_at, batches)  # fmt: skip
     want = want[::every]
     tol = {"rtol": 2e-4, "atol": 1e-7}
+    # plain SGD does not record the gradient's part: it is η ‖∂C0/∂θ‖ (docs/outputs.md)
+    assert ("grad_step" in ours) == (optimizer != "sgd")
+    grad_step = ours["grad_step"].numpy() if "grad_step" in ours else lr * ours["grad"].numpy()
     np.testing.assert_allclose(ours["decay"].numpy(), want[..., 0], **tol)
-    np.testing.assert_allclose(ours["grad_step"].numpy(), want[..., 1], **tol)
+    np.testing.assert_allclose(grad_step, want[..., 1], **tol)
     kernels = np.array(trainer.decays) > 0
     assert (ours["decay"].numpy()[:, kernels] > 1e-3).all()
     assert not ours["decay"].numpy()[:, ~kernels].any()
-    np.testing.assert_array_equal(
-        ours["grad_step"].numpy()[:, ~kernels], ours["update"].numpy()[:, ~kernels]
+    np.testing.assert_allclose(
+        grad_step[:, ~kernels], ours["update"].numpy()[:, ~kernels], rtol=1e-6
     )
     # the epoch: momentum and Adam sum their steps' parts, plain SGD needs no sum
     assert int(ours["steps"]) == len(batches)

@@ -73,12 +73,19 @@ METRICS_SCHEMA = pa.schema(
 
 
 def parquet_options(schema: pa.Schema) -> dict[str, Any]:
-    """How every table of the package is written: zstd; the floats byte-stream-split (their
-    exponent bytes, alike from row to row, compress apart from the mantissa bytes), no
-    dictionary for them; a dictionary for the strings (a few distinct values each)."""
+    """How every table of the package is written: zstd at level 6; the floats
+    byte-stream-split (their exponent bytes, alike from row to row, compress apart from the
+    mantissa bytes), no dictionary for them; a dictionary for the strings (a few distinct
+    values each). Level 6 rather than Arrow's 1: 3 % fewer bytes on a real sweep's traces for
+    0.1 s more per million rows written, reading as fast (benchmarks/README.md)."""
     floats = [f.name for f in schema if pa.types.is_floating(f.type)]
     strings = [f.name for f in schema if pa.types.is_string(f.type)]
-    return {"compression": "zstd", "use_byte_stream_split": floats, "use_dictionary": strings}
+    return {
+        "compression": "zstd",
+        "compression_level": 6,
+        "use_byte_stream_split": floats,
+        "use_dictionary": strings,
+    }
 
 
 @contextmanager

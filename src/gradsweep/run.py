@@ -88,12 +88,12 @@ def norms_frame(
     source: str,
     update: np.ndarray | None = None,
     param: np.ndarray | None = None,
-    split: tuple[np.ndarray, np.ndarray] | None = None,
+    split: tuple[np.ndarray, np.ndarray | None] | None = None,
 ) -> pd.DataFrame:
     """Long format: one row per (recorded step, parameter tensor). ``names`` are the
     (layer, param) of the columns of ``grad``, ``update`` (‖Δθ‖), ``param`` (‖θ‖ after the
-    update) and ``split`` (‖Δθ's weight-decay part‖, ‖the rest‖); ``relative_update`` =
-    update / param.
+    update) and ``split`` (‖Δθ's weight-decay part‖, ‖the rest‖: None where it is not stored,
+    plain SGD's step rows, η ‖∂C0/∂θ‖); ``relative_update`` = update / param.
 
     The norms are float32 (TensorFlow's, or NumPy's of float32 arrays), and so is the quotient:
     IEEE division of two float32 numbers is their float64 quotient rounded to float32, bit for
@@ -101,7 +101,11 @@ def norms_frame(
     rows = len(grad)
     nan = np.full(grad.shape, np.nan, dtype=np.float32)
     update = nan if update is None else np.asarray(update, dtype=np.float32)
-    decay, grad_step = (nan, nan) if split is None else (np.asarray(a, np.float64) for a in split)
+    decay, grad_step = (
+        (nan, nan)
+        if split is None
+        else (nan if a is None else np.asarray(a, np.float64) for a in split)
+    )
     with np.errstate(divide="ignore", invalid="ignore"):
         relative = nan if param is None else update / np.asarray(param, dtype=np.float32)
     return pd.DataFrame(
@@ -337,13 +341,14 @@ class _Run:
         return probe.merge(diagnostics, on="layer", how="left")  # output layer: NaN
 
     def _step_traces(self, epoch: int, step_norms: dict[str, np.ndarray]) -> pd.DataFrame:
-        """The norms of the epoch's traced steps, at their step numbers."""
+        """The norms of the epoch's traced steps, at their step numbers (plain SGD: no
+        ``grad_step_norm``, η ``grad_norm``)."""
         first = (epoch - 1) * self.steps_per_epoch + 1
         every = max(self.cfg["trace_every"], 1)
         recorded = first + np.arange(len(step_norms["grad"])) * every
         names = self.net.param_names
         grad, update, param = (step_norms[k] for k in ("grad", "update", "param"))
-        split = (step_norms["decay"], step_norms["grad_step"])
+        split = (step_norms["decay"], step_norms.get("grad_step"))
         return norms_frame(self.run_id, names, grad, epoch, recorded, "step", update, param, split)
 
     def _metrics(self, epoch: int, wall: float) -> pd.DataFrame:

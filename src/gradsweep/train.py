@@ -250,9 +250,10 @@ class TracedEpoch:
     ``trace_every``-th step: the measurement around the chain rule, not part of it.
 
     Three paths: untraced (steps only); plain SGD, whose ‖Δθ‖ and ‖θ‖ come in closed form from
-    ‖θ‖² and ⟨∂C0/∂θ, θ⟩ (:func:`plain_sgd_norms`), and the split of Δθ into the weight decay's
-    part −η d θ and the gradient's −η ∂C0/∂θ from ‖θ‖² and ‖∂C0/∂θ‖²; any other rule, the norms
-    of the gradient, the Δθ applied, θ after it, and Δθ's two parts (:func:`squared_norms`).
+    ‖θ‖² and ⟨∂C0/∂θ, θ⟩ (:func:`plain_sgd_norms`), and the weight decay's part of Δθ, −η d θ,
+    from ‖θ‖² (the gradient's, −η ∂C0/∂θ, is η ‖∂C0/∂θ‖: not recorded twice); any other rule,
+    the norms of the gradient, the Δθ applied, θ after it, and Δθ's two parts
+    (:func:`squared_norms`).
     """
 
     def __init__(self, trainer: Trainer) -> None:
@@ -264,8 +265,9 @@ class TracedEpoch:
         Returns, for every ``trace_every``-th step (rows) and each parameter tensor θ (columns):
         ``grad`` ‖∂C0/∂θ‖, ``update`` ‖Δθ‖ of the step applied, ``param`` ‖θ‖ after it,
         ``decay`` ‖the weight decay's part of Δθ‖ and ``grad_step`` ‖Δθ less that part‖ (0 and
-        ``update`` without weight decay). Each recorded step adds its squared norms to an
-        in-graph TensorArray; the square roots are taken once, when the epoch ends. The epoch
+        ``update`` without weight decay; plain SGD: no ``grad_step``, which is η ``grad``).
+        Each recorded step adds its squared norms to an in-graph TensorArray; the square roots
+        are taken once, when the epoch ends. The epoch
         stops after a recorded step whose gradient is not finite: the rest would only compute
         NaNs; ``steps`` is the number of steps taken (all of them, or up to the end of the block
         of that step). Under momentum and Adam every step, traced or not, adds its decay part
@@ -300,11 +302,13 @@ class TracedEpoch:
                 self._untraced_steps(x, y, batches, first + 1, tf.minimum(first + every, steps))
             block += 1
         keys = ("grad", "update", "param", "decay", "grad_step")
+        if self.sgd.optimizer == "sgd":
+            keys = keys[:4]  # the gradient's part of Δθ is η ‖∂C0/∂θ‖
         taken = {"steps": tf.minimum(block * every, steps)}  # untraced: every > steps
         if not traced:
             empty = tf.zeros((0, len(self.trainer.decays)))
             return {**dict.fromkeys(keys, empty), **taken}
-        norms = tf.sqrt(squares.stack())  # (rows, 5, n_params)
+        norms = tf.sqrt(squares.stack())  # (rows, len(keys), n_params)
         return {**{key: norms[:, i] for i, key in enumerate(keys)}, **taken}
 
     def _traced_step(self, x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
@@ -321,7 +325,8 @@ class TracedEpoch:
 
     def _traced_plain_sgd_step(self, x: tf.Tensor, y: tf.Tensor, p_sq: tf.Tensor) -> tuple:
         """:meth:`_traced_step` for plain SGD, ‖Δθ‖² and ‖θ‖² in closed form from ‖θ‖² before
-        the step; also returns ‖θ‖² after it, for the next step."""
+        the step, without the gradient's part ‖η ∂C0/∂θ‖² (η² ‖∂C0/∂θ‖²: nothing to record);
+        also returns ‖θ‖² after it, for the next step."""
         if self.sgd.trace_every != 1:
             p_sq = tf.stack([squared_norm(p) for p in self.params])
         grads, inner = self.trainer.plain_sgd_step(x, y)
@@ -329,7 +334,7 @@ class TracedEpoch:
         eta, decays = self.sgd.learning_rate, self.trainer.decays
         decay_sq = (eta * tf.constant(decays, tf.float32)) ** 2 * p_sq  # ‖η d θ‖², θ before
         moved, p_sq = plain_sgd_norms(eta, decays, g_sq, inner, p_sq)
-        return tf.stack([g_sq, moved, p_sq, decay_sq, eta**2 * g_sq]), p_sq
+        return tf.stack([g_sq, moved, p_sq, decay_sq]), p_sq
 
     def _untraced_steps(
         self, x: tf.Tensor, y: tf.Tensor, batches: tf.Tensor, start: tf.Tensor, stop: tf.Tensor
