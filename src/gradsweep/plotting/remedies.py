@@ -111,6 +111,14 @@ def plot_remedies_heatmap(
 
     Cells: geometric mean (accuracy: mean) over seeds and, with several seeds, min–max.
     Returns gradsweep.claims.remedies_cells, one row per config."""
+    with style():
+        fig, table = _remedies_figure(runs, experiment)
+        save(fig, out)
+    return table
+
+
+def _remedies_figure(runs: pd.DataFrame, experiment: str | None) -> tuple[Figure, pd.DataFrame]:
+    """plot_remedies_heatmap's figure (drawn inside style(), not saved) and table."""
     if experiment is not None and "experiment" in runs:
         runs = runs[runs["experiment"] == experiment]
     table = remedies_cells(runs) if len(runs) else pd.DataFrame()
@@ -121,34 +129,31 @@ def plot_remedies_heatmap(
     finite_logs = logs.stack().dropna() if len(logs) else pd.Series(dtype=float)
     vmax = max(float(finite_logs.abs().max()) if len(finite_logs) else 1.0, 0.5)
     label_w = max((len(str(x)) for x in table.get("label", [])), default=10) * 0.065
-    with style():
-        fig = Figure(
-            figsize=(label_w + 1.3 * len(REMEDY_RATIOS) + 1.4 + 2.2, 0.55 * n + 2.2),
-            layout="constrained",
-        )
-        ax_ratio, ax_acc = fig.subplots(
-            1, 2, width_ratios=[len(REMEDY_RATIOS), 1.1], sharey=True, squeeze=True
-        )
-        if table.empty:
-            empty_note(ax_ratio, "no runs")
-            ax_acc.set_visible(False)
-            save(fig, out)
-            return table
-        acc_min = _heatmaps(ax_ratio, ax_acc, table, logs, vmax)
-        _label_cells(ax_ratio, ax_acc, table, acc_min)
-        ax_ratio.set_yticks(
-            np.arange(len(table)) + 0.5,
-            [f"{lbl} (n = {k})" for lbl, k in zip(table["label"], table["n"], strict=True)],
-            va="center",
-        )
-        suptitle(
-            fig,
-            with_datasets(f"Remedies side by side — {experiment or 'all runs'}", runs)
-            + "\nratios last ÷ first hidden layer: geometric mean over seeds (second line: "
-            "min–max); accuracy: mean (min–max)",
-        )
-        save(fig, out)
-    return table
+    fig = Figure(
+        figsize=(label_w + 1.3 * len(REMEDY_RATIOS) + 1.4 + 2.2, 0.55 * n + 2.2),
+        layout="constrained",
+    )
+    ax_ratio, ax_acc = fig.subplots(
+        1, 2, width_ratios=[len(REMEDY_RATIOS), 1.1], sharey=True, squeeze=True
+    )
+    if table.empty:
+        empty_note(ax_ratio, "no runs")
+        ax_acc.set_visible(False)
+        return fig, table
+    acc_min = _heatmaps(ax_ratio, ax_acc, table, logs, vmax)
+    _label_cells(ax_ratio, ax_acc, table, acc_min)
+    ax_ratio.set_yticks(
+        np.arange(len(table)) + 0.5,
+        [f"{lbl} (n = {k})" for lbl, k in zip(table["label"], table["n"], strict=True)],
+        va="center",
+    )
+    suptitle(
+        fig,
+        with_datasets(f"Remedies side by side — {experiment or 'all runs'}", runs)
+        + "\nratios last ÷ first hidden layer: geometric mean over seeds (second line: "
+        "min–max); accuracy: mean (min–max)",
+    )
+    return fig, table
 
 
 # --------------------------------------------------------------------------- Ioffe & Szegedy Fig. 1
