@@ -393,6 +393,71 @@ def test_remedies_heatmap_numbers_against_numpy(remedies, tmp_path: Path) -> Non
     assert (sgd["update_ratio_init"] > 2).all()
 
 
+def test_remedies_heatmap_cells_show_the_table(remedies) -> None:
+    """What the remedies heatmap draws is its table's: each colour mesh holds the log10 ratios
+    (accuracies) row by row, row 0 on top, a missing one left blank; every cell's text reads
+    its numbers back (geometric mean, then min–max); each row is labelled with its config."""
+    from gradsweep.plotting import remedies as R
+
+    runs = remedies[0].copy()
+    ids = list(pd.unique(runs["config_id"]))
+    runs.loc[runs["config_id"] == ids[1], "test_acc"] = np.nan
+    runs.loc[runs["config_id"] == ids[2], "grad_ratio_final"] = np.nan
+    with style.style():
+        fig, table = R._remedies_figure(runs, "remedies")
+    ax_ratio, ax_acc = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    ratios = ["grad_ratio_init", "grad_ratio_final", "update_ratio_init", "update_ratio_final"]
+    n = len(table)
+    log_ratios = np.log10(table[ratios].to_numpy(dtype=float))
+    assert n == 9 and np.isnan(log_ratios).sum() == 1 and table["test_acc"].isna().sum() == 1
+    vmax = max(np.nanmax(np.abs(log_ratios)), 0.5)  # symmetric, as the ratio heatmap's
+    acc = table[["test_acc"]].to_numpy(dtype=float)
+    for ax, expected, limits in (
+        (ax_ratio, log_ratios, (-vmax, vmax)),
+        (ax_acc, acc, (min(np.nanmin(acc), 90), 100)),  # greens from the lowest
+    ):
+        (mesh,) = ax.collections
+        drawn = mesh.get_array()
+        assert drawn.shape == expected.shape and ax.get_ylim() == (n, 0)
+        np.testing.assert_array_equal(np.ma.getmaskarray(drawn), np.isnan(expected))
+        np.testing.assert_allclose(drawn.filled(np.nan), expected)
+        assert (mesh.norm.vmin, mesh.norm.vmax) == pytest.approx(limits)
+    assert [t.get_text() for t in ax_ratio.get_xticklabels()] == [
+        "grad ratio\nat init", "grad ratio\nat end", "update ratio\nepoch 1",
+        "update ratio\nlast epoch",
+    ]  # fmt: skip
+    assert [t.get_text() for t in ax_acc.get_xticklabels()] == ["test acc (%)"]
+    np.testing.assert_array_equal(ax_ratio.get_yticks(), np.arange(n) + 0.5)
+    assert [t.get_text() for t in ax_ratio.get_yticklabels()] == [
+        f"{label} (n = 2)" for label in table["label"]
+    ]
+    cbars = [ax.get_ylabel() for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert cbars == ["log₁₀(ratio last ÷ first)\n> 0: first layer slower", "test accuracy (%)"]
+
+    def text(ax: Any, x: float, y: float) -> str:
+        (found,) = [t.get_text() for t in ax.texts if t.get_position() == (x, y)]
+        return found
+
+    def read(ax: Any, x: float, y: float) -> list[list[float]]:  # the numbers of a cell
+        return [[float(v) for v in line.split("–")] for line in text(ax, x, y).split("\n")]
+
+    for i, row in table.iterrows():
+        for j, col in enumerate(ratios):
+            if np.isnan(row[col]):
+                assert text(ax_ratio, j + 0.5, i + 0.5) == "—"
+                continue
+            (mean,), (lo, hi) = read(ax_ratio, j + 0.5, i + 0.5)
+            assert mean == pytest.approx(row[col], rel=5e-3)
+            assert (lo, hi) == pytest.approx((row[f"{col}_min"], row[f"{col}_max"]), rel=5e-3)
+        if np.isnan(row["test_acc"]):
+            assert text(ax_acc, 0.5, i + 0.5) == "—"
+            continue
+        (mean,), (lo, hi) = read(ax_acc, 0.5, i + 0.5)
+        assert mean == pytest.approx(row["test_acc"], abs=0.05)
+        assert (lo, hi) == pytest.approx((row["test_acc_min"], row["test_acc_max"]), abs=0.05)
+    fig.clear()
+
+
 def test_bn_distribution_drift_against_numpy(remedies, tmp_path: Path) -> None:
     runs, traces, metrics = remedies
     bn = runs[runs["optimizer"] == "sgd"]

@@ -28,6 +28,7 @@ from gradsweep.plotting.data import MAX_PANELS
 from gradsweep.plotting.style import (
     BAND_ALPHA,
     empty_note,
+    heatmap_mesh,
     save,
     style,
     suptitle,
@@ -79,28 +80,25 @@ def _label_cells(ax_ratio: Axes, ax_acc: Axes, table: pd.DataFrame, acc_min: flo
 def _heatmaps(
     ax_ratio: Axes, ax_acc: Axes, table: pd.DataFrame, logs: pd.DataFrame, vmax: float
 ) -> float:
-    """log10 ratios in the ratio heatmap's colours, accuracy in greens from min(lowest, 90 %);
-    returns that lower end."""
-    cmap = sns.color_palette("vlag", as_cmap=True)
-    sns.heatmap(
-        logs.set_axis(table["label"]), ax=ax_ratio, cmap=cmap, center=0, vmin=-vmax,
-        vmax=vmax, cbar=True, linewidths=1, linecolor="white",
-        cbar_kws={"label": "log₁₀(ratio last ÷ first)\n> 0: first layer slower"},
-    )  # fmt: skip
-    acc = table[["test_acc"]].set_axis(table["label"]).rename(columns={"test_acc": "test acc (%)"})
+    """log10 ratios in the ratio heatmap's colours, accuracy in greens from min(lowest, 90 %),
+    a colour bar each, headings on top; returns that lower end."""
     lo = max(float(np.nanmin(table["test_acc"])) if table["test_acc"].notna().any() else 0, 0)
-    sns.heatmap(
-        acc, ax=ax_acc, cmap="Greens", vmin=min(lo, 90.0), vmax=100, cbar=True,
-        linewidths=1, linecolor="white", cbar_kws={"label": "test accuracy (%)"},
-    )  # fmt: skip
-    for ax in (ax_ratio, ax_acc):
-        ax.set_facecolor("0.96")  # not recorded
+    acc_min = min(lo, 90.0)
+    acc = table[["test_acc"]].rename(columns={"test_acc": "test acc (%)"})
+    panels = [
+        (ax_ratio, logs, sns.color_palette("vlag", as_cmap=True), -vmax, vmax,
+         "log₁₀(ratio last ÷ first)\n> 0: first layer slower"),
+        (ax_acc, acc, "Greens", acc_min, 100.0, "test accuracy (%)"),
+    ]  # fmt: skip
+    for ax, cells, cmap, lower, upper, label in panels:
+        mesh = heatmap_mesh(ax, cells.to_numpy(dtype=float), cmap, lower, upper)
+        ax.figure.colorbar(mesh, ax=ax, label=label).outline.set_linewidth(0)
+        ax.set_xticks(np.arange(cells.shape[1]) + 0.5, cells.columns)
         ax.grid(False)
-        ax.set_ylabel("")
         ax.tick_params(axis="x", labelrotation=0, labelsize=7)
         ax.tick_params(axis="y", labelrotation=0, labelsize=7)
         ax.xaxis.tick_top()
-    return min(lo, 90.0)
+    return acc_min
 
 
 def plot_remedies_heatmap(
@@ -113,6 +111,14 @@ def plot_remedies_heatmap(
 
     Cells: geometric mean (accuracy: mean) over seeds and, with several seeds, min–max.
     Returns gradsweep.claims.remedies_cells, one row per config."""
+    with style():
+        fig, table = _remedies_figure(runs, experiment)
+        save(fig, out)
+    return table
+
+
+def _remedies_figure(runs: pd.DataFrame, experiment: str | None) -> tuple[Figure, pd.DataFrame]:
+    """plot_remedies_heatmap's figure (drawn inside style(), not saved) and table."""
     if experiment is not None and "experiment" in runs:
         runs = runs[runs["experiment"] == experiment]
     table = remedies_cells(runs) if len(runs) else pd.DataFrame()
@@ -123,32 +129,31 @@ def plot_remedies_heatmap(
     finite_logs = logs.stack().dropna() if len(logs) else pd.Series(dtype=float)
     vmax = max(float(finite_logs.abs().max()) if len(finite_logs) else 1.0, 0.5)
     label_w = max((len(str(x)) for x in table.get("label", [])), default=10) * 0.065
-    with style():
-        fig = Figure(
-            figsize=(label_w + 1.3 * len(REMEDY_RATIOS) + 1.4 + 2.2, 0.55 * n + 2.2),
-            layout="constrained",
-        )
-        ax_ratio, ax_acc = fig.subplots(
-            1, 2, width_ratios=[len(REMEDY_RATIOS), 1.1], sharey=True, squeeze=True
-        )
-        if table.empty:
-            empty_note(ax_ratio, "no runs")
-            ax_acc.set_visible(False)
-            save(fig, out)
-            return table
-        acc_min = _heatmaps(ax_ratio, ax_acc, table, logs, vmax)
-        _label_cells(ax_ratio, ax_acc, table, acc_min)
-        ax_ratio.set_yticklabels(
-            [f"{lbl} (n = {k})" for lbl, k in zip(table["label"], table["n"], strict=True)]
-        )
-        suptitle(
-            fig,
-            with_datasets(f"Remedies side by side — {experiment or 'all runs'}", runs)
-            + "\nratios last ÷ first hidden layer: geometric mean over seeds (second line: "
-            "min–max); accuracy: mean (min–max)",
-        )
-        save(fig, out)
-    return table
+    fig = Figure(
+        figsize=(label_w + 1.3 * len(REMEDY_RATIOS) + 1.4 + 2.2, 0.55 * n + 2.2),
+        layout="constrained",
+    )
+    ax_ratio, ax_acc = fig.subplots(
+        1, 2, width_ratios=[len(REMEDY_RATIOS), 1.1], sharey=True, squeeze=True
+    )
+    if table.empty:
+        empty_note(ax_ratio, "no runs")
+        ax_acc.set_visible(False)
+        return fig, table
+    acc_min = _heatmaps(ax_ratio, ax_acc, table, logs, vmax)
+    _label_cells(ax_ratio, ax_acc, table, acc_min)
+    ax_ratio.set_yticks(
+        np.arange(len(table)) + 0.5,
+        [f"{lbl} (n = {k})" for lbl, k in zip(table["label"], table["n"], strict=True)],
+        va="center",
+    )
+    suptitle(
+        fig,
+        with_datasets(f"Remedies side by side — {experiment or 'all runs'}", runs)
+        + "\nratios last ÷ first hidden layer: geometric mean over seeds (second line: "
+        "min–max); accuracy: mean (min–max)",
+    )
+    return fig, table
 
 
 # --------------------------------------------------------------------------- Ioffe & Szegedy Fig. 1

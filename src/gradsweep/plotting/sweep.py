@@ -28,6 +28,7 @@ from gradsweep.plotting.style import (
     decade_limits,
     empty_note,
     facet_axes,
+    heatmap_mesh,
     save,
     several_seeds,
     style,
@@ -361,20 +362,6 @@ def _cell_text(log: float, lo: float, hi: float, n: float, one_layer: bool = Fal
     return text
 
 
-def _mesh(ax: Axes, values: np.ndarray, cmap: object, vmax: float) -> None:
-    """Cells of ``values`` (row 0 on top) as a pcolormesh with white gaps, NaN left blank on a
-    light grey face: what ``sns.heatmap(..., center=0, linewidths=1, linecolor="white")``
-    drew, without its overlap check of the tick labels, which asks a canvas-less Figure for
-    a fresh full-size Agg renderer per label (87 MB each for a 120-row experiment: 4.5 GB)."""
-    ax.pcolormesh(
-        np.ma.masked_invalid(values), cmap=cmap, vmin=-vmax, vmax=vmax,
-        linewidths=1, edgecolor="white",
-    )  # fmt: skip
-    ax.set(xlim=(0, values.shape[1]), ylim=(values.shape[0], 0))
-    ax.spines[:].set_visible(False)
-    ax.set_facecolor("0.96")  # combinations not run
-
-
 def _ratio_heatmap(
     ax: Axes,
     w: pd.DataFrame,
@@ -408,7 +395,8 @@ def _ratio_heatmap(
         if len(stats)
         else pd.DataFrame()
     )
-    _mesh(ax, shown.reindex(index=y_order, columns=x_order).to_numpy(dtype=float), cmap, vmax)
+    shown = shown.reindex(index=y_order, columns=x_order).to_numpy(dtype=float)
+    heatmap_mesh(ax, shown, cmap, -vmax, vmax)
     ax.set_xticks(np.arange(len(x_order)) + 0.5, x_order)
     ax.set_yticks(np.arange(len(y_order)) + 0.5, y_order, va="center")
     cells = []
