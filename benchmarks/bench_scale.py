@@ -1,9 +1,10 @@
-"""Peak memory, wall time and disk bytes per trace row of the post-training jobs at sweep scale
-(issue 25, item 5).
+"""Peak memory, wall time and disk bytes per trace row of the train job and the post-training
+jobs at sweep scale (issue 25).
 
     python benchmarks/bench_scale.py                          # 25 and 200 runs, this checkout
     python benchmarks/bench_scale.py --runs 25 --code /work/main/src   # another checkout's code
     python benchmarks/bench_scale.py --runs 25 100 --cap-gb 8 --keep /tmp/scale
+    python benchmarks/bench_scale.py --train-only --code OLD/src src   # train job, interleaved
 
 One experiment of N runs (configs of 5 seeds each; widths vary) of 30 epochs × 5,000 traced
 steps × 4 hidden layers: 10 parameter tensors, so 50,000 step rows an epoch and 1.5 M trace
@@ -16,18 +17,27 @@ trained run's are float32 numbers (TensorFlow's norms), so the old float64 files
 real ones do.
 
 Then every job of the experiment runs in its own process, as Snakemake runs it:
-``aggregate_experiment`` (gradsweep.aggregate.aggregate), ``aggregate_traces``
-(gradsweep.aggregate.concatenate), each page of ``plot_experiment``, ``plot_figures`` and
-``results_table`` (the workflow scripts, with the ``snakemake`` object they read). Peak RSS
+``aggregate_experiment`` (gradsweep.aggregate.aggregate), each page of ``plot_experiment``,
+``plot_figures``, ``plot_diagnostics``, ``tensorboard_experiment`` and ``results_table`` (the
+workflow scripts, with the ``snakemake`` object they read). Peak RSS
 (GNU time's maximum resident set size) and wall time per job; a job whose RSS passes
 ``--cap-gb`` is killed and reported as over it (the machine is shared). What drives each
 job's memory:
 
-- the train job and ``aggregate_experiment``: the rows of one run (the trainer's table; the
-  one run's table aggregation casts and writes), so a shorter run is not equivalent;
+- ``aggregate_experiment``: the rows of one run (the one run's table it casts and writes), so
+  a shorter run is not equivalent;
 - ``plot_experiment``: the rows of the runs on its page that it reads (all the steps of the
   bias rows for the step figure), so N and the steps per run both count;
 - ``plot_figures``, ``results_table``: probe rows, runs.parquet and metrics only.
+
+The train job (first; ``--train-only``, ``--no-train``) is workflow/scripts/train.py run the
+same way on real Fashion-MNIST prepared as the workflow prepares it (random images of its shape
+without Debian's copy): 4 hidden layers, batch 10, 5,000 steps an epoch, every step traced,
+weight decay on. It holds one batch of runs, one run at a time, so 200 runs are not one job
+but 200 / (runs a batch) of them, and a job's memory is TensorFlow, the data set, what a batch
+keeps per run (:data:`TRAIN_CASES`: 1 vs 8 runs, each a new net shape) and one run's unwritten
+rows (2 vs 8 epochs: by 8 the ``ROW_GROUP_ROWS`` buffer has filled and been written once, so
+30 epochs hold no more).
 """
 
 from __future__ import annotations
@@ -64,7 +74,7 @@ else:
     smk = types.SimpleNamespace(
         input=Names(**args["input"]), output=Names(**args["output"]), log=[args["log"]],
         wildcards=Names(**args.get("wildcards", {})), params=Names(**args.get("params", {})),
-        rule=args.get("rule", job),
+        rule=args.get("rule", job), config=args.get("config", {}), threads=args.get("threads", 1),
     )
     runpy.run_path(args["script"], init_globals={"snakemake": smk}, run_name="__main__")
 """
@@ -237,6 +247,94 @@ def bench(n: int, code: Path, out: Path, cap_gb: float) -> None:
           f"{trace_bytes / 2**20:,.0f} MB; {du / rows:.2f} bytes per trace row")  # fmt: skip
 
 
+# The train job's cases (module docstring): (runs in the batch, each a new net shape; epochs).
+TRAIN_CASES = ((1, 2), (8, 2), (1, 8))
+
+
+def train_config(runs: int, epochs: int) -> dict:
+    """A sweep config of one batch of ``runs`` Fashion-MNIST runs, each of ``epochs`` epochs of
+    5,000 steps (batch 10), every step traced, weight decay on (the split columns filled), 4
+    hidden layers; each run a new net shape (width 100 + 4 i) and seed, so each traces and
+    compiles its functions anew."""
+    grid = [
+        {"depth": [4], "width": [100 + 4 * i], "activation": ["sigmoid"],
+         "init": ["scaled_normal"], "seed": [i]}
+        for i in range(runs)
+    ]  # fmt: skip
+    training = {"epochs": epochs, "batch_size": 10, "learning_rate": 0.1, "l2": 5.0,
+                "probe_size": 500, "trace_every": 1}  # fmt: skip
+    return {
+        "train": {"threads": 1, "runs_per_job": runs},
+        "training": training,
+        "experiments": {"train": {"dataset": "fashion_mnist", "grid": grid}},
+    }
+
+
+def prepared_fashion(out: Path) -> Path:
+    """The workflow's prepared Fashion-MNIST (``resources/data/fashion_mnist.npz``, written by
+    ``gradsweep.data.prepare`` from Debian's files), or, without those, random images of its
+    shape (60,000 + 10,000 images of 28 x 28) split and scaled the same way."""
+    import numpy as np
+
+    from gradsweep.data import prepare, source_files, spec, split_and_scale
+
+    path = out / "fashion_mnist.npz"
+    files = source_files("fashion_mnist", None)
+    if files:
+        prepare("fashion_mnist", files, path)
+        return path
+    rng, sp = np.random.default_rng(0), spec("fashion_mnist")
+    raw = [rng.integers(0, 256, (n, 28, 28), np.uint8) for n in (sp.n_train_images, 10_000)]
+    labels = [rng.integers(0, 10, len(x)) for x in raw]
+    splits = split_and_scale(raw[0], labels[0], raw[1], labels[1], n_val=sp.n_val,
+                             max_value=sp.max_value)  # fmt: skip
+    with path.open("wb") as fh:
+        np.savez(fh, **splits.arrays())
+    return path
+
+
+def train_job(runs: int, epochs: int, data: Path, folder: Path) -> dict:
+    """The train job of one batch (``b000``) of ``train_config(runs, epochs)`` as Snakemake runs
+    it: workflow/scripts/train.py with its ``snakemake`` object, its outputs under ``folder``
+    (a run cache of its own: every run is trained)."""
+    from gradsweep.batches import batch_members, members_digest
+
+    config = train_config(runs, epochs)
+    return {
+        "script": str(ROOT / "workflow/scripts/train.py"),
+        "config": config,
+        "input": {"data": str(data)},
+        "output": {"manifest": str(folder / "batches/train/b000.json")},
+        "log": str(folder / "train.log"),
+        "wildcards": {"experiment": "train", "batch": "b000"},
+        "params": {
+            "members": members_digest(batch_members(config, "train", "b000")),
+            "cache": str(folder / "cache"),
+            "checkpoints": str(folder / "checkpoints"),
+            "logs": str(folder / "logs"),
+        },
+    }
+
+
+def bench_train(codes: list[Path], out: Path, cap_gb: float) -> None:
+    """Each train case with each checkout's code in turn (interleaved): peak RSS, wall time."""
+    data = prepared_fashion(out)
+    print(f"\ntrain job: {data.stat().st_size / 2**20:.0f} MB of prepared data; "
+          f"load {os.getloadavg()}")  # fmt: skip
+    print("| job | code | trace rows a run | peak RSS (MB) | wall (s) |\n|---|---|---:|---:|---:|")
+    for runs, epochs in TRAIN_CASES:
+        for code in codes:
+            with tempfile.TemporaryDirectory(dir=out) as tmp:
+                args = train_job(runs, epochs, data, Path(tmp))
+                env = {**os.environ, "PYTHONPATH": str(code)}
+                result = run_job("train", args, env, int(cap_gb * 2**20))
+                traces = list(Path(tmp).glob("cache/train/*/traces.parquet"))
+                rows = _rows(traces[0]) if traces else 0
+            peak = f"> {cap_gb * 1024:.0f} (killed)" if result["over_cap"] else result["peak_mb"]
+            job = f"train, {runs} run{'s' * (runs > 1)} x {epochs} epochs"
+            print(f"| {job} | {code} | {rows:,} | {peak} | {result['wall_s']} |", flush=True)
+
+
 def _kind(job: str) -> str:
     return "plot_experiment" if job.startswith("plot_experiment") else job
 
@@ -250,15 +348,31 @@ def _rows(path: Path) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, nargs="+", default=[25, 200])
-    parser.add_argument("--code", type=Path, default=ROOT / "src", help="gradsweep's src/")
+    parser.add_argument(
+        "--code",
+        type=Path,
+        nargs="+",
+        default=[ROOT / "src"],
+        help="gradsweep's src/ (several: each job with each, interleaved)",
+    )
     parser.add_argument("--cap-gb", type=float, default=8.0, help="kill a job above this RSS")
     parser.add_argument("--keep", type=Path, help="write here (default: a temporary folder)")
+    part = parser.add_mutually_exclusive_group()
+    part.add_argument("--train-only", action="store_true", help="only the train job's cases")
+    part.add_argument("--no-train", action="store_true", help="only the post-training jobs")
     args = parser.parse_args()
-    sys.path[:0] = [str(args.code.resolve()), str(ROOT / "tests")]
-    print(f"code: {args.code.resolve()}; load {os.getloadavg()}")
-    for n in args.runs:
+    codes = [code.resolve() for code in args.code]
+    sys.path[:0] = [str(codes[0]), str(ROOT / "tests")]
+    print(f"code: {', '.join(map(str, codes))}; load {os.getloadavg()}")
+    if not args.no_train:
         with tempfile.TemporaryDirectory(dir=args.keep) as tmp:
-            bench(n, args.code.resolve(), Path(tmp), args.cap_gb)
+            bench_train(codes, Path(tmp), args.cap_gb)
+    if args.train_only:
+        return
+    for n in args.runs:
+        for code in codes:
+            with tempfile.TemporaryDirectory(dir=args.keep) as tmp:
+                bench(n, code, Path(tmp), args.cap_gb)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ import tensorflow as tf
 
 from gradsweep.batches import CACHE_FILES, cache_entry, cache_key, is_cached
 from gradsweep.config import setting
-from gradsweep.data import Splits, load_prepared
+from gradsweep.data import ALIGNMENT, Splits, load_prepared
 from gradsweep.device import claim_gpu, cuda_ids, prepare_environment
 from gradsweep.diagnostics import diagnostics_frame, layer_diagnostics
 from gradsweep.io import (
@@ -186,8 +186,9 @@ class _Checkpoint:
         return pq.read_table(self.folder / f"{kind}-{epoch:05d}.parquet").to_pandas()
 
 
-# What one process reuses across the runs it trains: the data (as NumPy and as tensors) and,
-# per net shape and training setting, a net's variables with the functions compiled for them.
+# What one process reuses across the runs it trains: the data (NumPy arrays, and tensors over
+# their memory on the CPU: _tensor) and, per net shape and training setting, a net's variables
+# with the functions compiled for them.
 _DATA: dict[tuple, Any] = {}
 _COMPILED: OrderedDict[tuple, tuple[DenseNet, Trainer, Callable]] = OrderedDict()
 _COMPILED_KEEP = 4  # batches run in sorted order: runs of one shape come one after another
@@ -215,7 +216,23 @@ def _tensors(path: Path, splits: Splits, n: int) -> tuple:
 
 
 def _as_tensors(x: np.ndarray, y: np.ndarray) -> tuple[tf.Tensor, tf.Tensor]:
-    return tf.constant(x, tf.float32), tf.one_hot(y, 10)
+    return _tensor(x), tf.one_hot(y, 10)
+
+
+def _tensor(x: np.ndarray) -> tf.Tensor:
+    """``x`` as a float32 tensor. On the CPU, a float32 array that TensorFlow can use in place
+    (C-contiguous, :data:`~gradsweep.data.ALIGNMENT`-aligned, as ``load_prepared`` returns them)
+    becomes a tensor over its own memory, through DLPack: the process holds the data set once,
+    not as an array and a tensor, and never as tf.constant's three copies at a time (its
+    second copy lasts until the next op). On a GPU, or another array: a copy."""
+    if (
+        _DEVICE[0] == "/device:CPU:0"
+        and x.dtype == np.float32
+        and x.flags.c_contiguous
+        and x.ctypes.data % ALIGNMENT == 0
+    ):
+        return tf.experimental.dlpack.from_dlpack(x.__dlpack__())
+    return tf.constant(x, tf.float32)
 
 
 def _compiled(

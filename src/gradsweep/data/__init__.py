@@ -37,9 +37,17 @@ from gradsweep.data.locate import (
     source_files,
 )
 from gradsweep.data.readers import load_raw, read_idx, read_mnist_npz
-from gradsweep.data.splits import SPLIT_KEYS, Splits, load_prepared, prepare, split_and_scale
+from gradsweep.data.splits import (
+    ALIGNMENT,
+    SPLIT_KEYS,
+    Splits,
+    load_prepared,
+    prepare,
+    split_and_scale,
+)
 
 __all__ = [
+    "ALIGNMENT",
     "DATASETS",
     "DEBIAN_FASHION_DIR",
     "DIGITS_N_TEST",
