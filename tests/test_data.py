@@ -6,11 +6,14 @@ import dataclasses
 import gzip
 import hashlib
 import http.server
+import json
 import logging
 import os
 import re
 import socket
 import struct
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -359,11 +362,44 @@ def test_digits_prepare_round_trip(tmp_path: Path) -> None:
     for k, v in back.arrays().items():
         np.testing.assert_array_equal(v, s.arrays()[k])
         assert v.dtype == (np.float32 if k.startswith("x") else np.int64)
+        assert v.ctypes.data % data.ALIGNMENT == 0 and v.flags.c_contiguous  # run._tensor
     assert back.x_train.shape == (1077, 64)
     assert back.x_train.min() == 0.0 and back.x_train.max() == 1.0
     digits = load_digits()
     np.testing.assert_allclose(back.x_val, digits.data[1077:1437] / 16.0, rtol=1e-6)
     np.testing.assert_array_equal(back.y_test, digits.target[-360:])
+
+
+TENSOR = r"""
+import json, sys
+import numpy as np
+from gradsweep import data, run
+run._setup_tensorflow(1)
+x = data.load_prepared(sys.argv[1]).x_train[:50]  # as run._tensors slices it
+buffer = np.zeros(x.nbytes + 8, np.uint8)
+unaligned = buffer[4 : 4 + x.nbytes].view(np.float32).reshape(x.shape)  # 4 bytes off
+unaligned[...] = x
+original = x.copy()
+tensors = [run._tensor(a) for a in (x, unaligned)]
+equal = [bool(np.array_equal(t.numpy(), original)) for t in tensors]
+x[0, 0] = unaligned[0, 0] = 42.0
+print(json.dumps([float(t[0, 0]) for t in tensors] + equal))
+"""
+
+
+def test_prepared_arrays_become_tensors_over_their_own_memory(tmp_path: Path) -> None:
+    """A training process holds the data set once: load_prepared's aligned arrays become
+    tensors over the same memory (a change to the array shows in the tensor); an array
+    TensorFlow cannot use in place (here 4 bytes off alignment) is copied."""
+    out = tmp_path / "digits.npz"
+    data.prepare("digits", [], out)
+    result = subprocess.run(
+        [sys.executable, "-c", TENSOR, str(out)], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    aliased, copied, *equal = json.loads(result.stdout.splitlines()[-1])
+    assert aliased == 42.0 and copied != 42.0
+    assert equal == [True, True]  # both held the arrays' values before the change
 
 
 def test_load_prepared_missing_key_raises(tmp_path: Path) -> None:
