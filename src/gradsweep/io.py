@@ -198,11 +198,16 @@ def trace_run_id(path: str | Path) -> str:
     return f"{path.parent.parent.name}/{path.parent.name}"
 
 
+# the trace columns of strings: a handful of distinct values in millions of rows
+STRING_COLUMNS = tuple(f.name for f in TRACES_SCHEMA if pa.types.is_string(f.type))
+
+
 def read_run_traces(
     path: str | Path,
     columns: Sequence[str] | None = None,
     where: ds.Expression | None = None,
     error: type[Exception] = RunFileError,
+    dictionary: bool = False,
 ) -> pa.Table:
     """One run's trace rows matching ``where`` (pyarrow expression; None: all), only
     ``columns`` (None: all of TRACES_SCHEMA), typed as TRACES_SCHEMA (:func:`conform_traces`):
@@ -211,17 +216,22 @@ def read_run_traces(
 
     One batch at a time, not Arrow's default read-ahead of 16 batches: the probe rows of a
     60-epoch Fashion-MNIST run (3 M rows) then peak at ~380 MB instead of ~710 MB, and read
-    in half the time on 2 cores (benchmarks/README.md)."""
+    in half the time on 2 cores (benchmarks/README.md).
+
+    ``dictionary``: the string columns (:data:`STRING_COLUMNS`) as dictionaries, decoded as
+    such and never as a string per row (a figure's reader: 1.5 M step rows of one run then take
+    35 MB as Arrow instead of 125 MB, and pandas reads them as categoricals)."""
     names = list(columns or TRACES_SCHEMA.names)
     try:
-        dataset = ds.dataset(str(path), format="parquet")
+        read = ds.ParquetReadOptions(dictionary_columns=STRING_COLUMNS if dictionary else ())
+        dataset = ds.dataset(str(path), format=ds.ParquetFileFormat(read_options=read))
         present = [c for c in names if c in dataset.schema.names]
         table = dataset.to_table(
             columns=present, filter=where, batch_readahead=1, fragment_readahead=1
         )
     except (OSError, pa.ArrowException) as err:
         raise error(f"{path}: cannot be read as Parquet ({err}); rerun its job") from err
-    return conform_traces(table, names, path, error)
+    return conform_traces(table, names, path, error, dictionary)
 
 
 def conform_traces(
@@ -229,11 +239,17 @@ def conform_traces(
     columns: Sequence[str] | None = None,
     path: str | Path = "",
     error: type[Exception] = RunFileError,
+    dictionary: bool = False,
 ) -> pa.Table:
     """Trace rows as TRACES_SCHEMA's ``columns`` (None: all): a file written before a column
-    existed reads it as nulls, older types (float64, int64 step) are cast."""
+    existed reads it as nulls, older types (float64, int64 step) are cast; ``dictionary``:
+    the string columns as dictionaries of strings."""
     names = list(columns or TRACES_SCHEMA.names)
-    schema = pa.schema([TRACES_SCHEMA.field(c) for c in names])
+    fields = [TRACES_SCHEMA.field(c) for c in names]
+    if dictionary:
+        as_dictionary = pa.dictionary(pa.int32(), pa.string())
+        fields = [f.with_type(as_dictionary) if f.name in STRING_COLUMNS else f for f in fields]
+    schema = pa.schema(fields)
     for name in [c for c in names if c not in table.column_names]:
         table = table.append_column(name, pa.nulls(table.num_rows, schema.field(name).type))
     try:

@@ -75,12 +75,14 @@ def iter_traces(
                 continue
             if wanted is not None and run_id not in wanted:
                 continue
-            table = read_run_traces(file, names, where)
+            table = read_run_traces(file, names, where, dictionary=True)
         else:  # any other file (one run's, or several): its rows of those runs
             cond = where if wanted is None else _and(where, ds.field("run_id").isin(wanted))
-            table = read_run_traces(file, list(dict.fromkeys([*names, "run_id"])), cond)
+            table = read_run_traces(file, list(dict.fromkeys([*names, "run_id"])), cond,
+                                    dictionary=True)  # fmt: skip
             if experiment is not None:
-                table = table.filter(pc.starts_with(table["run_id"], f"{experiment}/"))
+                ids = table["run_id"].cast(pa.string())  # starts_with takes no dictionary
+                table = table.filter(pc.starts_with(ids, f"{experiment}/"))
             table = table.select(names)
         if table.num_rows:
             yield _categorical(table).to_pandas()
