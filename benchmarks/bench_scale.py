@@ -5,6 +5,8 @@ jobs at sweep scale (issue 25).
     python benchmarks/bench_scale.py --runs 25 --code /work/main/src   # another checkout's code
     python benchmarks/bench_scale.py --runs 25 100 --cap-gb 8 --keep /tmp/scale
     python benchmarks/bench_scale.py --train-only --code OLD/src src   # train job, interleaved
+    python benchmarks/bench_scale.py --sweep results/S --experiment E --code OLD/src src
+                                      # a real sweep's post-training jobs, old and new code
 
 One experiment of N runs (configs of 5 seeds each; widths vary) of 30 epochs × 5,000 traced
 steps × 4 hidden layers: 10 parameter tensors, so 50,000 step rows an epoch and 1.5 M trace
@@ -151,11 +153,11 @@ def run_job(job: str, args: dict, env: dict, cap_kb: int) -> dict:
     }
 
 
-def jobs(files: list, out: Path) -> list[tuple[str, dict]]:
+def jobs(files: list, out: Path, experiment: str = "scale") -> list[tuple[str, dict]]:
     """The experiment's post-training jobs and their paths, in the workflow's order."""
     import pandas as pd
 
-    agg = {k: out / "experiments/scale" / f"{k}.parquet" for k in ("runs", "metrics")}
+    agg = {k: out / "experiments" / experiment / f"{k}.parquet" for k in ("runs", "metrics")}
     traces = [str(f.traces) for f in files]
     aggregate = {
         "infos": [str(f.info) for f in files],
@@ -180,7 +182,7 @@ def jobs(files: list, out: Path) -> list[tuple[str, dict]]:
                     for k in ("gradients", "steps", "updates", "learning_curves")
                 },  # fmt: skip
                 "log": str(out / f"plot_experiment{page}.log"),
-                "wildcards": {"experiment": "scale", "page": page},
+                "wildcards": {"experiment": experiment, "page": page},
             },
         )
     yield (
@@ -202,7 +204,7 @@ def jobs(files: list, out: Path) -> list[tuple[str, dict]]:
             "input": tables,
             "output": {"diagnostics": str(figures / "diagnostics.png")},
             "log": str(out / "plot_diagnostics.log"),
-            "params": {"experiment": "scale"},
+            "params": {"experiment": experiment},
         },
     )
     yield (
@@ -245,6 +247,31 @@ def bench(n: int, code: Path, out: Path, cap_gb: float) -> None:
                             check=True).stdout.split()[0])  # fmt: skip
     print(f"du of the results: {du / 2**20:,.0f} MB = {du / trace_bytes:.3f} x the traces' "
           f"{trace_bytes / 2**20:,.0f} MB; {du / rows:.2f} bytes per trace row")  # fmt: skip
+
+
+def bench_sweep(folder: Path, experiment: str, codes: list[Path], cap_gb: float,
+                rounds: int = 2) -> None:  # fmt: skip
+    """The post-training jobs of one experiment of a real sweep (``results/<sweep>``: its runs'
+    run.json and metrics under runs/, their traces under traces/), each job with each code,
+    interleaved over ``rounds``, into a temporary folder (the sweep is only read)."""
+    from synthetic import RunFiles
+
+    from gradsweep.io import trace_path
+
+    runs = sorted(p for p in (folder / "runs" / experiment).iterdir() if p.is_dir())
+    files = [RunFiles(r / "run.json", trace_path(folder, experiment, r.name),
+                      r / "metrics.parquet") for r in runs]  # fmt: skip
+    rows = sum(_rows(f.traces) for f in files)
+    print(f"\n{folder} {experiment}: {len(files)} runs, {rows:,} trace rows")
+    print("| round | job | code | peak RSS (MB) | wall (s) |\n|---|---|---|---:|---:|")
+    for i in range(rounds):
+        for code in codes:
+            env = {**os.environ, "PYTHONPATH": f"{code}{os.pathsep}{ROOT / 'tests'}"}
+            with tempfile.TemporaryDirectory() as tmp:
+                for job, args in jobs(files, Path(tmp), experiment):
+                    result = run_job(_kind(job), args, env, int(cap_gb * 2**20))
+                    peak = "killed" if result["over_cap"] else result["peak_mb"]
+                    print(f"| {i} | {job} | {code} | {peak} | {result['wall_s']} |", flush=True)
 
 
 # The train job's cases (module docstring): (runs in the batch, each a new net shape; epochs).
@@ -360,10 +387,17 @@ def main() -> None:
     part = parser.add_mutually_exclusive_group()
     part.add_argument("--train-only", action="store_true", help="only the train job's cases")
     part.add_argument("--no-train", action="store_true", help="only the post-training jobs")
+    part.add_argument("--sweep", type=Path, help="a real sweep's results/<sweep> instead")
+    parser.add_argument("--experiment", help="with --sweep: the experiment whose jobs to run")
     args = parser.parse_args()
     codes = [code.resolve() for code in args.code]
     sys.path[:0] = [str(codes[0]), str(ROOT / "tests")]
     print(f"code: {', '.join(map(str, codes))}; load {os.getloadavg()}")
+    if args.sweep:
+        if not args.experiment:
+            parser.error("--sweep needs --experiment")
+        bench_sweep(args.sweep, args.experiment, codes, args.cap_gb)
+        return
     if not args.no_train:
         with tempfile.TemporaryDirectory(dir=args.keep) as tmp:
             bench_train(codes, Path(tmp), args.cap_gb)
