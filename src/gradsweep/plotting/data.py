@@ -85,21 +85,11 @@ def iter_traces(
                 table = table.filter(pc.starts_with(ids, f"{experiment}/"))
             table = table.select(names)
         if table.num_rows:
-            yield _categorical(table).to_pandas()
+            yield table.to_pandas()  # run_id, source, param: categoricals (dictionary=True)
 
 
 def _and(a: ds.Expression | None, b: ds.Expression) -> ds.Expression:
     return b if a is None else a & b
-
-
-def _categorical(table: pa.Table) -> pa.Table:
-    """The low-cardinality strings as dictionaries (pandas categoricals): millions of step rows
-    carry a handful of run ids, and comparing or joining on them stays cheap."""
-    for col in ("run_id", "source", "param"):
-        if col in table.column_names:
-            index = table.column_names.index(col)
-            table = table.set_column(index, col, pc.dictionary_encode(table[col]))
-    return table
 
 
 def read_traces(
